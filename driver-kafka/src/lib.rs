@@ -1,0 +1,1 @@
+//! Kafka transport for notifications (oslo compatible) and RPC: not yet implemented.

@@ -1,0 +1,1 @@
+//! Brokerless ZeroMQ transport with matchmakers: not yet implemented.
