@@ -1,4 +1,14 @@
 //! The wire formats every driver shares: envelope, RPC request, reply, failure,
-//! notification message.
+//! notification message. Their JSON is oslo.messaging's, key for key.
 
+pub mod context;
+pub mod envelope;
 pub mod failure;
+pub mod notification;
+pub mod reply;
+pub mod request;
+
+pub use context::ContextPacking;
+pub use notification::NotificationMessage;
+pub use reply::Reply;
+pub use request::{ReplyAddress, Request};

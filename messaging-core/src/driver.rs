@@ -1,0 +1,202 @@
+//! The traits a transport driver implements, and what it declares it can do.
+//!
+//! A driver moves already-built messages: the RPC client and server, the notifier and
+//! the listener in this crate build and interpret them, so every driver gets the same
+//! semantics. Drivers are used behind `Arc<dyn Driver>`.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::wire::{NotificationMessage, Request};
+use crate::{RemoteError, Result, Target};
+
+/// What a driver can do; the core refuses the rest at setup with a clear error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `call` and `cast`, and RPC servers.
+    pub rpc: bool,
+    /// Fanout casts.
+    pub fanout: bool,
+    /// Sending notifications and notification listeners.
+    pub notify: bool,
+    /// Listeners may requeue a notification.
+    pub requeue: bool,
+    /// Listener pools (each pool gets its own copy of every notification).
+    pub pools: bool,
+    /// `at_least_once` (the AMQP `mandatory` flag) is honoured.
+    pub mandatory: bool,
+}
+
+impl Capabilities {
+    /// Everything.
+    pub const ALL: Capabilities = Capabilities {
+        rpc: true,
+        fanout: true,
+        notify: true,
+        requeue: true,
+        pools: true,
+        mandatory: true,
+    };
+}
+
+/// Retries for a send: `None`/`-1` forever, `0` never, `N` at most N times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// Retry until it works (oslo's `retry=None` or `-1`).
+    #[default]
+    Forever,
+    /// At most this many retries after the first attempt.
+    Times(u32),
+}
+
+impl Retry {
+    /// oslo's integer form: negative means forever.
+    pub fn from_oslo(retry: Option<i64>) -> Self {
+        match retry {
+            None => Retry::Forever,
+            Some(n) if n < 0 => Retry::Forever,
+            Some(n) => Retry::Times(u32::try_from(n).unwrap_or(u32::MAX)),
+        }
+    }
+}
+
+/// Per-send settings of an RPC request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendOptions {
+    /// Wait for a reply (a call) within this time; `None` for a cast.
+    pub timeout: Option<Duration>,
+    /// Fail a call when neither a reply nor a heartbeat arrives within this time.
+    pub call_monitor_timeout: Option<Duration>,
+    /// Reconnect attempts before giving up with `DeliveryFailure`.
+    pub retry: Retry,
+    /// Publish as mandatory: an unroutable message fails with `Undeliverable`.
+    pub at_least_once: bool,
+}
+
+/// How a notification is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationFormat {
+    /// oslo's `messaging` driver: the message without envelope.
+    V1,
+    /// oslo's `messagingv2` driver: inside the 2.0 envelope.
+    V2,
+}
+
+/// An RPC request handed to a server by a driver.
+pub struct IncomingRequest {
+    /// The decoded request (its context includes `client_timeout`).
+    pub request: Request,
+    /// How to answer; `None` for casts.
+    pub responder: Option<Box<dyn Responder>>,
+}
+
+impl fmt::Debug for IncomingRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingRequest")
+            .field("request", &self.request)
+            .field("expects_reply", &self.responder.is_some())
+            .finish()
+    }
+}
+
+/// Sends the reply (and call-monitor heartbeats) of one call.
+#[async_trait]
+pub trait Responder: Send + Sync {
+    /// Sends the final reply.
+    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()>;
+    /// Sends a heartbeat telling the caller the call is still running.
+    async fn heartbeat(&self) -> Result<()>;
+}
+
+/// Receives messages of type `T` (requests, notifications) for a server or listener.
+#[async_trait]
+pub trait Listener<T: Send>: Send {
+    /// The next message; `None` once stopped and drained.
+    async fn next(&mut self) -> Option<T>;
+    /// Stops consuming new messages; those already received are still returned by `next`.
+    async fn stop(&mut self);
+    /// Releases everything (connections, fanout queues).
+    async fn cleanup(&mut self);
+}
+
+/// Receives RPC requests for one server target.
+pub type RequestListener = dyn Listener<IncomingRequest>;
+
+/// Receives notifications for (target, priority) pairs.
+pub type NotificationListener = dyn Listener<IncomingNotification>;
+
+/// The verdict on a received notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done with it: acknowledge.
+    Ack,
+    /// Put it back for another delivery.
+    Requeue,
+}
+
+/// A notification handed to a listener by a driver.
+pub struct IncomingNotification {
+    /// The decoded notification.
+    pub message: NotificationMessage,
+    /// Settles the message with the broker.
+    pub settle: Box<dyn Settle>,
+}
+
+impl fmt::Debug for IncomingNotification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingNotification").field("message", &self.message).finish()
+    }
+}
+
+/// Acknowledges or requeues one notification.
+#[async_trait]
+pub trait Settle: Send + Sync {
+    /// Acks or requeues.
+    async fn settle(self: Box<Self>, disposition: Disposition) -> Result<()>;
+}
+
+/// A transport driver: moves requests, replies and notifications.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// The driver's name, e.g. `rabbit`.
+    fn name(&self) -> &str;
+
+    /// What this driver can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Sends a request; with `options.timeout` set, waits for the reply and returns
+    /// its result (a remote failure is `Error::Remote`), else returns `Value::Null`
+    /// once the transport accepted the message.
+    async fn send(
+        &self,
+        target: &Target,
+        request: Request,
+        options: &SendOptions,
+    ) -> Result<Value>;
+
+    /// Sends a notification to `target` (whose topic is `<topic>.<priority>`).
+    async fn send_notification(
+        &self,
+        target: &Target,
+        message: NotificationMessage,
+        format: NotificationFormat,
+        retry: Retry,
+    ) -> Result<()>;
+
+    /// Listens for requests on a server target (topic, `topic.server` and fanout).
+    async fn listen(&self, target: &Target) -> Result<Box<RequestListener>>;
+
+    /// Listens for notifications on `(target, priority)` pairs, in `pool` if given.
+    async fn listen_for_notifications(
+        &self,
+        targets_and_priorities: &[(Target, crate::notify::Priority)],
+        pool: Option<&str>,
+    ) -> Result<Box<NotificationListener>>;
+
+    /// Closes connections and releases resources.
+    async fn cleanup(&self) {}
+}
+

@@ -1,0 +1,362 @@
+//! The in-memory transport, `memory://` (alias `fake://`).
+//!
+//! Transports whose URLs name the same virtual host (`memory:///name`; none is the
+//! default broker) share one in-process broker, like processes sharing a RabbitMQ.
+//! Every message is JSON-encoded on send and decoded on receipt, exactly as the real
+//! drivers do, so data that cannot travel fails here too.
+
+mod broker;
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use self::broker::{Body, Broker, Delivery, QueueRef, Route};
+use crate::driver::{
+    Capabilities, Disposition, Driver, IncomingNotification, IncomingRequest, Listener,
+    NotificationFormat, NotificationListener, RequestListener, Responder, Retry, SendOptions, Settle,
+};
+use crate::notify::Priority;
+use crate::registry::{DriverFactory, DriverRegistry};
+use crate::rpc::reply_waiter::ReplyWaiters;
+use crate::wire::request::new_id;
+use crate::wire::{ContextPacking, NotificationMessage, Reply, ReplyAddress, Request, envelope};
+use crate::{Config, Error, RemoteError, Result, Target, TransportUrl};
+
+/// Registers the memory driver under `memory` and `fake`.
+pub fn register(registry: &mut DriverRegistry) {
+    let factory: Arc<dyn DriverFactory> = Arc::new(MemoryFactory);
+    registry.register("memory", factory.clone());
+    registry.register("fake", factory);
+}
+
+struct MemoryFactory;
+
+#[async_trait]
+impl DriverFactory for MemoryFactory {
+    async fn connect(&self, url: &TransportUrl, config: &Config) -> Result<Arc<dyn Driver>> {
+        if !url.hosts.iter().all(|h| h.hostname.is_none()) {
+            return Err(Error::InvalidUrl {
+                url: url.masked(),
+                reason: "the memory transport takes no hosts; name a broker with a virtual host, e.g. memory:///mybroker".into(),
+            });
+        }
+        let name = url.virtual_host.clone().unwrap_or_default();
+        Ok(Arc::new(MemoryDriver::shared(&name, &config.default.control_exchange)))
+    }
+}
+
+/// The in-memory driver.
+pub struct MemoryDriver {
+    broker: Arc<Broker>,
+    default_exchange: String,
+    replies: OnceLock<(String, ReplyWaiters)>,
+}
+
+impl MemoryDriver {
+    /// A driver on the shared broker `name` ("" is the default one).
+    pub fn shared(name: &str, default_exchange: &str) -> Self {
+        MemoryDriver {
+            broker: Broker::shared(name),
+            default_exchange: default_exchange.to_string(),
+            replies: OnceLock::new(),
+        }
+    }
+
+    /// Publishes raw bytes to a topic as if a foreign client had sent them: lets tests
+    /// show how malformed messages are handled.
+    pub fn publish_raw(&self, exchange: Option<&str>, topic: &str, body: &[u8]) {
+        let exchange = exchange.unwrap_or(&self.default_exchange);
+        self.broker.publish(exchange, Route::Topic(topic), Arc::from(body));
+    }
+
+    fn exchange<'a>(&'a self, target: &'a Target) -> &'a str {
+        target.exchange_or(&self.default_exchange)
+    }
+
+    /// The reply queue of this driver, created on the first call with a task that
+    /// hands replies to the waiting calls.
+    fn reply_queue(&self) -> &(String, ReplyWaiters) {
+        self.replies.get_or_init(|| {
+            let name = format!("reply_{}", new_id());
+            let mut rx = self.broker.declare_reply_queue(&name);
+            let waiters = ReplyWaiters::new();
+            let demux = waiters.clone();
+            tokio::spawn(async move {
+                while let Some(body) = rx.recv().await {
+                    match envelope::decode(&body).and_then(Reply::from_map) {
+                        Ok(reply) => demux.deliver(reply),
+                        Err(e) => tracing::warn!(error = %e, "malformed reply dropped"),
+                    }
+                }
+            });
+            (name, waiters)
+        })
+    }
+}
+
+impl Drop for MemoryDriver {
+    fn drop(&mut self) {
+        if let Some((name, _)) = self.replies.get() {
+            self.broker.delete_reply_queue(name);
+        }
+    }
+}
+
+fn topic_of(target: &Target) -> Result<&str> {
+    target
+        .topic
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::invalid_target("a topic is required", target))
+}
+
+#[async_trait]
+impl Driver for MemoryDriver {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    async fn send(&self, target: &Target, mut request: Request, options: &SendOptions) -> Result<Value> {
+        let topic = topic_of(target)?;
+        let exchange = self.exchange(target);
+        let route = match (&target.server, target.fanout) {
+            (_, true) => Route::Fanout(topic),
+            (Some(server), false) => Route::Server(topic, server),
+            (None, false) => Route::Topic(topic),
+        };
+        let Some(timeout) = options.timeout else {
+            let body = envelope::encode(&request.to_map(ContextPacking::Flattened))?;
+            let routed = self.broker.publish(exchange, route, body.into());
+            return check_routed(routed, options, exchange, target).map(|()| Value::Null);
+        };
+        let (reply_q, waiters) = self.reply_queue();
+        let msg_id = new_id();
+        request.reply = Some(ReplyAddress {
+            msg_id: msg_id.clone(),
+            reply_q: reply_q.clone(),
+            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
+        });
+        let body = envelope::encode(&request.to_map(ContextPacking::Flattened))?;
+        let pending = waiters.register(&msg_id);
+        let routed = self.broker.publish(exchange, route, body.into());
+        check_routed(routed, options, exchange, target)?;
+        pending.wait(timeout, options.call_monitor_timeout, topic).await
+    }
+
+    async fn send_notification(
+        &self,
+        target: &Target,
+        message: NotificationMessage,
+        format: NotificationFormat,
+        _retry: Retry,
+    ) -> Result<()> {
+        let topic = topic_of(target)?;
+        let map = message.to_map(ContextPacking::Flattened);
+        let body = match format {
+            NotificationFormat::V1 => envelope::encode_bare(&map)?,
+            NotificationFormat::V2 => envelope::encode(&map)?,
+        };
+        self.broker.publish(self.exchange(target), Route::Topic(topic), body.into());
+        Ok(())
+    }
+
+    async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
+        let topic = topic_of(target)?;
+        let server = target
+            .server
+            .as_deref()
+            .ok_or_else(|| Error::invalid_target("a server target needs a server", target))?;
+        let exchange = self.exchange(target);
+        let queues = vec![
+            self.broker.topic_queue(exchange, topic, None),
+            self.broker.server_queue(exchange, topic, server),
+        ];
+        Ok(Box::new(MemoryRequestListener {
+            consumer: Consumer::start(queues),
+            broker: self.broker.clone(),
+        }))
+    }
+
+    async fn listen_for_notifications(
+        &self,
+        targets_and_priorities: &[(Target, Priority)],
+        pool: Option<&str>,
+    ) -> Result<Box<NotificationListener>> {
+        let mut queues = Vec::new();
+        for (target, priority) in targets_and_priorities {
+            let topic = format!("{}.{}", topic_of(target)?, priority.as_str());
+            queues.push(self.broker.topic_queue(self.exchange(target), &topic, pool));
+        }
+        Ok(Box::new(MemoryNotificationListener { consumer: Consumer::start(queues) }))
+    }
+}
+
+fn check_routed(routed: bool, options: &SendOptions, exchange: &str, target: &Target) -> Result<()> {
+    if routed || !options.at_least_once {
+        return Ok(());
+    }
+    let topic = target.topic.clone().unwrap_or_default();
+    Err(Error::Undeliverable {
+        exchange: exchange.to_string(),
+        routing_key: match &target.server {
+            Some(s) => format!("{topic}.{s}"),
+            None => topic,
+        },
+    })
+}
+
+/// One consumer subscribed to several queues.
+struct Consumer {
+    id: u64,
+    queues: Vec<QueueRef>,
+    rx: mpsc::UnboundedReceiver<Delivery>,
+}
+
+impl Consumer {
+    fn start(queues: Vec<QueueRef>) -> Self {
+        let id = broker::next_consumer_id();
+        let (tx, rx) = mpsc::unbounded_channel();
+        for q in &queues {
+            broker::subscribe(q, id, tx.clone());
+        }
+        Consumer { id, queues, rx }
+    }
+
+    /// Stops new deliveries; those already handed over stay readable.
+    fn stop(&mut self) {
+        for q in self.queues.drain(..) {
+            broker::unsubscribe(&q, self.id);
+        }
+    }
+
+    /// Puts undelivered messages back, as a broker does with a closed consumer's
+    /// unacknowledged messages.
+    fn requeue_rest(&mut self) {
+        self.stop();
+        self.rx.close();
+        while let Ok(d) = self.rx.try_recv() {
+            broker::push(&d.queue, d.body);
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.requeue_rest();
+    }
+}
+
+struct MemoryRequestListener {
+    consumer: Consumer,
+    broker: Arc<Broker>,
+}
+
+#[async_trait]
+impl Listener<IncomingRequest> for MemoryRequestListener {
+    async fn next(&mut self) -> Option<IncomingRequest> {
+        loop {
+            let delivery = self.consumer.rx.recv().await?;
+            match envelope::decode(&delivery.body).and_then(Request::from_map) {
+                Ok(request) => {
+                    let responder = request.reply.as_ref().map(|r| {
+                        Box::new(MemoryResponder {
+                            broker: self.broker.clone(),
+                            reply_q: r.reply_q.clone(),
+                            msg_id: r.msg_id.clone(),
+                        }) as Box<dyn Responder>
+                    });
+                    return Some(IncomingRequest { request, responder });
+                }
+                Err(e) => tracing::warn!(error = %e, "malformed RPC request rejected"),
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.consumer.stop();
+    }
+
+    async fn cleanup(&mut self) {
+        self.consumer.requeue_rest();
+    }
+}
+
+struct MemoryResponder {
+    broker: Arc<Broker>,
+    reply_q: String,
+    msg_id: String,
+}
+
+impl MemoryResponder {
+    fn publish(&self, reply: Reply) -> Result<()> {
+        let body: Body = envelope::encode(&reply.to_map())?.into();
+        if self.broker.publish_reply(&self.reply_q, body) {
+            Ok(())
+        } else {
+            Err(Error::Undeliverable { exchange: String::new(), routing_key: self.reply_q.clone() })
+        }
+    }
+}
+
+#[async_trait]
+impl Responder for MemoryResponder {
+    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
+        self.publish(Reply::new(self.msg_id.clone(), outcome))
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        self.publish(Reply::heartbeat(self.msg_id.clone()))
+    }
+}
+
+struct MemoryNotificationListener {
+    consumer: Consumer,
+}
+
+#[async_trait]
+impl Listener<IncomingNotification> for MemoryNotificationListener {
+    async fn next(&mut self) -> Option<IncomingNotification> {
+        loop {
+            let delivery = self.consumer.rx.recv().await?;
+            match envelope::decode(&delivery.body).and_then(NotificationMessage::from_map) {
+                Ok(message) => {
+                    return Some(IncomingNotification {
+                        message,
+                        settle: Box::new(MemorySettle { body: delivery.body, queue: delivery.queue }),
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "malformed notification rejected"),
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.consumer.stop();
+    }
+
+    async fn cleanup(&mut self) {
+        self.consumer.requeue_rest();
+    }
+}
+
+struct MemorySettle {
+    body: Body,
+    queue: QueueRef,
+}
+
+#[async_trait]
+impl Settle for MemorySettle {
+    async fn settle(self: Box<Self>, disposition: Disposition) -> Result<()> {
+        if disposition == Disposition::Requeue {
+            broker::push(&self.queue, self.body);
+        }
+        Ok(())
+    }
+}

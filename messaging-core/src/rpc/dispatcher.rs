@@ -1,0 +1,137 @@
+//! Picks the endpoint and method for a request, as oslo's `RPCDispatcher` does.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::endpoint::Endpoint;
+use crate::serializer::Serializer;
+use crate::wire::Request;
+use crate::{Context, Error, RemoteError, Result, Version, version_is_compatible};
+
+/// The name of the optional ping method.
+pub const PING_METHOD: &str = "oslo_rpc_server_ping";
+
+/// Which methods callers may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessPolicy {
+    /// Everything except names starting with `_` (oslo's default).
+    #[default]
+    Default,
+    /// Only methods registered with `exposed_method`.
+    Explicit,
+    /// Everything, private names included.
+    Legacy,
+}
+
+impl AccessPolicy {
+    fn allows(self, name: &str, exposed: bool) -> bool {
+        match self {
+            AccessPolicy::Default => !name.starts_with('_'),
+            AccessPolicy::Explicit => exposed,
+            AccessPolicy::Legacy => true,
+        }
+    }
+}
+
+/// Endpoints in order, an access policy and a serializer.
+#[derive(Clone)]
+pub struct Dispatcher {
+    endpoints: Vec<(Endpoint, Version)>,
+    policy: AccessPolicy,
+    serializer: Arc<dyn Serializer>,
+}
+
+impl Dispatcher {
+    /// Checks the endpoints (versions parse, no reserved method names) and builds the
+    /// dispatcher; with `ping`, a last endpoint answers `oslo_rpc_server_ping` with "pong".
+    pub fn new(
+        endpoints: Vec<Endpoint>,
+        policy: AccessPolicy,
+        serializer: Arc<dyn Serializer>,
+        ping: bool,
+    ) -> Result<Self> {
+        let mut checked = Vec::with_capacity(endpoints.len() + 1);
+        for ep in endpoints {
+            if ep.has_method("target") {
+                return Err(Error::Config(
+                    "an endpoint method may not be named \"target\": the name is reserved for the endpoint's target".into(),
+                ));
+            }
+            let version = ep.target.parsed_version()?;
+            checked.push((ep, version));
+        }
+        if ping {
+            if checked.iter().any(|(ep, _)| ep.has_method(PING_METHOD)) {
+                tracing::warn!("an endpoint already defines {PING_METHOD}; the ping endpoint is not added");
+            } else {
+                let ping = Endpoint::new().method(PING_METHOD, |_ctx: Context, _: Map<String, Value>| async {
+                    Ok::<_, RemoteError>("pong")
+                });
+                checked.push((ping, Version::default()));
+            }
+        }
+        Ok(Dispatcher { endpoints: checked, policy, serializer })
+    }
+
+    /// Runs the request on the first endpoint whose namespace and version match and
+    /// that has the method allowed by the policy. `NoSuchMethod` when an endpoint
+    /// matched but none could run the method, else `UnsupportedVersion`; a method's
+    /// failure is `Error::Remote`.
+    pub async fn dispatch(&self, request: &Request) -> Result<Value> {
+        let version_text = request.version.as_deref().unwrap_or("1.0");
+        let unsupported = || Error::UnsupportedVersion {
+            version: version_text.to_string(),
+            method: request.method.clone(),
+        };
+        let version: Version = version_text.parse().map_err(|_| unsupported())?;
+        let namespace = request.namespace.as_deref();
+        let mut compatible = false;
+        for (ep, implemented) in &self.endpoints {
+            if !ep.target.accepted_namespaces().contains(&namespace)
+                || !version_is_compatible(Some(implemented), Some(&version))
+            {
+                continue;
+            }
+            compatible = true;
+            let Some(method) = ep.methods.get(&request.method) else {
+                continue;
+            };
+            if !self.policy.allows(&request.method, method.exposed) {
+                continue;
+            }
+            let ctx = self.serializer.deserialize_context(request.context.clone())?;
+            let mut args = Map::with_capacity(request.args.len());
+            for (k, v) in &request.args {
+                args.insert(k.clone(), self.serializer.deserialize_entity(&ctx, v.clone())?);
+            }
+            let result = (method.handler)(ctx.clone(), args)
+                .await
+                .map_err(|e| Error::Remote(Box::new(e)))?;
+            return self.serializer.serialize_entity(&ctx, result);
+        }
+        if compatible {
+            Err(Error::NoSuchMethod { method: request.method.clone() })
+        } else {
+            Err(unsupported())
+        }
+    }
+}
+
+/// How an error of the server side travels to the caller: dispatcher errors get
+/// oslo's classes in `oslo_messaging.rpc.dispatcher`, so Python callers recognise them.
+pub fn failure_of(error: Error) -> RemoteError {
+    const DISPATCHER: &str = "oslo_messaging.rpc.dispatcher";
+    match error {
+        Error::Remote(failure) => *failure,
+        Error::NoSuchMethod { method } => {
+            RemoteError::new("NoSuchMethod", DISPATCHER, format!("Endpoint does not support RPC method {method}"))
+        }
+        Error::UnsupportedVersion { version, method } => RemoteError::new(
+            "UnsupportedVersion",
+            DISPATCHER,
+            format!("Endpoint does not support RPC version {version}. Attempted method: {method}"),
+        ),
+        other => RemoteError::new("MessagingException", "oslo_messaging.exceptions", other.to_string()),
+    }
+}

@@ -1,0 +1,12 @@
+//! RPC: clients that call and cast, servers that dispatch to endpoints.
+
+pub mod client;
+pub mod dispatcher;
+pub mod endpoint;
+pub mod reply_waiter;
+pub mod server;
+
+pub use client::RpcClient;
+pub use dispatcher::{AccessPolicy, Dispatcher};
+pub use endpoint::{Endpoint, NoArgs};
+pub use server::{RpcServer, RpcServerBuilder};

@@ -1,0 +1,117 @@
+//! Demultiplexes replies arriving on one reply queue to the calls waiting for them,
+//! and applies the call timeout and the call-monitor timeout. Shared by every driver
+//! that has a reply queue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::wire::Reply;
+use crate::{Error, Result};
+
+/// The calls waiting on one reply queue, keyed by `_msg_id`.
+#[derive(Clone, Default)]
+pub struct ReplyWaiters {
+    waiting: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>>,
+}
+
+/// One registered call; unregisters itself when dropped.
+pub struct PendingReply {
+    msg_id: String,
+    rx: mpsc::UnboundedReceiver<Reply>,
+    waiters: ReplyWaiters,
+}
+
+impl ReplyWaiters {
+    /// No calls waiting.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a call before its request is sent.
+    pub fn register(&self, msg_id: &str) -> PendingReply {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().insert(msg_id.to_string(), tx);
+        PendingReply { msg_id: msg_id.to_string(), rx, waiters: self.clone() }
+    }
+
+    /// Hands a received reply to its call; a reply nobody waits for is logged and dropped.
+    pub fn deliver(&self, reply: Reply) {
+        let sender = self.lock().get(&reply.msg_id).cloned();
+        match sender {
+            Some(tx) => {
+                let _ = tx.send(reply);
+            }
+            None => tracing::warn!(msg_id = %reply.msg_id, "no calling task waiting for reply; dropped"),
+        }
+    }
+
+    /// How many calls are waiting.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no call is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Reply>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PendingReply {
+    /// Waits for the final reply. Heartbeats (and, as in oslo's old two-message
+    /// protocol, non-final replies) restart the call-monitor timer; the overall
+    /// `timeout` always applies. A failure becomes `Error::Remote`.
+    pub async fn wait(
+        mut self,
+        timeout: Duration,
+        call_monitor_timeout: Option<Duration>,
+        topic: &str,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut last_result = Value::Null;
+        loop {
+            let next_deadline = match call_monitor_timeout {
+                Some(m) => deadline.min(Instant::now() + m),
+                None => deadline,
+            };
+            let reply = match tokio::time::timeout_at(next_deadline, self.rx.recv()).await {
+                Ok(Some(reply)) => reply,
+                Ok(None) => return Err(Error::Transport("reply queue closed".into())),
+                Err(_) if next_deadline < deadline => {
+                    return Err(Error::Timeout(format!(
+                        "no reply or heartbeat on topic {topic} within the call monitor timeout of {:?}",
+                        call_monitor_timeout.unwrap_or_default()
+                    )));
+                }
+                Err(_) => {
+                    return Err(Error::Timeout(format!(
+                        "no reply on topic {topic} within {timeout:?}"
+                    )));
+                }
+            };
+            if let Some(failure) = reply.failure {
+                return Err(Error::Remote(Box::new(failure)));
+            }
+            if !reply.result.is_null() {
+                last_result = reply.result;
+            }
+            if reply.ending {
+                return Ok(last_result);
+            }
+        }
+    }
+}
+
+impl Drop for PendingReply {
+    fn drop(&mut self) {
+        self.waiters.lock().remove(&self.msg_id);
+    }
+}

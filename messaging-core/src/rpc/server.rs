@@ -1,0 +1,216 @@
+//! The RPC server: listens on a target, dispatches to endpoints, replies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use super::dispatcher::{AccessPolicy, Dispatcher, failure_of};
+use super::endpoint::Endpoint;
+use crate::driver::IncomingRequest;
+use crate::serializer::{NoOpSerializer, Serializer};
+use crate::service::Lifecycle;
+use crate::{Error, Result, Target, Transport};
+
+/// Default limit of requests dispatched at once (oslo's `executor_thread_pool_size`).
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+
+/// Builds an [`RpcServer`].
+pub struct RpcServerBuilder {
+    transport: Transport,
+    target: Target,
+    endpoints: Vec<Endpoint>,
+    policy: AccessPolicy,
+    serializer: Arc<dyn Serializer>,
+    max_concurrency: Option<usize>,
+    ping: Option<bool>,
+}
+
+impl RpcServerBuilder {
+    /// Adds an endpoint; endpoints are tried in the order added.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoints.push(endpoint);
+        self
+    }
+
+    /// The access policy (default: refuse `_private` methods).
+    pub fn access_policy(mut self, policy: AccessPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The serializer of arguments, results and context.
+    pub fn serializer(mut self, serializer: Arc<dyn Serializer>) -> Self {
+        self.serializer = serializer;
+        self
+    }
+
+    /// How many requests run at once (default `executor_thread_pool_size`, 64).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n.max(1));
+        self
+    }
+
+    /// Answer `oslo_rpc_server_ping` with "pong" (default `rpc_ping_enabled`).
+    pub fn ping(mut self, enabled: bool) -> Self {
+        self.ping = Some(enabled);
+        self
+    }
+
+    /// Checks the target and endpoints and builds the server, not yet started.
+    pub fn build(self) -> Result<RpcServer> {
+        let target = &self.target;
+        if target.topic.as_deref().is_none_or(str::is_empty) || target.server.is_none() {
+            return Err(Error::invalid_target("a server target needs a topic and a server", target));
+        }
+        self.transport.require(|c| c.rpc, "RPC")?;
+        let config = &self.transport.config().default;
+        let dispatcher = Dispatcher::new(
+            self.endpoints,
+            self.policy,
+            self.serializer,
+            self.ping.unwrap_or(config.rpc_ping_enabled),
+        )?;
+        let max = self.max_concurrency.unwrap_or(config.executor_thread_pool_size.max(1) as usize);
+        Ok(RpcServer {
+            shared: Arc::new(Shared { transport: self.transport, target: self.target, dispatcher, max }),
+            lifecycle: Lifecycle::new(),
+        })
+    }
+
+    /// Builds and starts the server.
+    pub async fn start(self) -> Result<RpcServer> {
+        let server = self.build()?;
+        server.start().await?;
+        Ok(server)
+    }
+}
+
+struct Shared {
+    transport: Transport,
+    target: Target,
+    dispatcher: Dispatcher,
+    max: usize,
+}
+
+/// Serves requests on a target. `start`, then `stop` (no new requests) and `wait`
+/// (in-flight requests finish); it can be started again afterwards.
+pub struct RpcServer {
+    shared: Arc<Shared>,
+    lifecycle: Lifecycle,
+}
+
+impl RpcServer {
+    /// A builder for a server on `target` (which needs a topic and a server).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(transport: &Transport, target: Target) -> RpcServerBuilder {
+        RpcServerBuilder {
+            transport: transport.clone(),
+            target,
+            endpoints: Vec::new(),
+            policy: AccessPolicy::Default,
+            serializer: Arc::new(NoOpSerializer),
+            max_concurrency: None,
+            ping: None,
+        }
+    }
+
+    /// The target served.
+    pub fn target(&self) -> &Target {
+        &self.shared.target
+    }
+
+    /// Starts listening. Starting a running server logs a warning and does nothing;
+    /// a server that was stopped and waited for starts again.
+    pub async fn start(&self) -> Result<()> {
+        if !self.lifecycle.can_start("RPC server") {
+            return Ok(());
+        }
+        let target = &self.shared.target;
+        let listener = self.shared.transport.driver().listen(target).await.map_err(|e| {
+            Error::ListenFailure { target: target.to_string(), reason: e.to_string() }
+        })?;
+        let shared = self.shared.clone();
+        self.lifecycle.run(listener, self.shared.max, move |incoming| {
+            let shared = shared.clone();
+            async move { handle(&shared, incoming).await }
+        });
+        Ok(())
+    }
+
+    /// Stops taking new requests; requests already received are still dispatched.
+    pub async fn stop(&self) -> Result<()> {
+        self.lifecycle.stop();
+        Ok(())
+    }
+
+    /// Waits until a stopped server has finished every in-flight request and released
+    /// its listener. Returns at once if the server is not stopping.
+    pub async fn wait(&self) -> Result<()> {
+        self.lifecycle.wait(None).await
+    }
+
+    /// [`wait`](Self::wait) with a limit; `Error::WaitTimeout` when it runs out (the
+    /// server keeps draining in the background and `wait` may be called again).
+    pub async fn wait_timeout(&self, limit: Duration) -> Result<()> {
+        self.lifecycle.wait(Some(limit)).await
+    }
+}
+
+async fn handle(shared: &Shared, incoming: IncomingRequest) {
+    let IncomingRequest { request, responder } = incoming;
+    let span = tracing::debug_span!("rpc.dispatch", method = %request.method, target = %shared.target);
+    async move {
+        let heartbeat_every = request
+            .reply
+            .as_ref()
+            .and_then(|r| r.call_monitor_timeout)
+            .map(|t| (t.trunc() / 2.0).floor())
+            .filter(|s| *s >= 1.0)
+            .map(Duration::from_secs_f64);
+        let dispatch = shared.dispatcher.dispatch(&request);
+        let outcome = match (&responder, heartbeat_every) {
+            (Some(responder), Some(every)) => {
+                tokio::pin!(dispatch);
+                let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                let mut beating = true;
+                loop {
+                    tokio::select! {
+                        outcome = &mut dispatch => break outcome,
+                        _ = ticker.tick(), if beating => {
+                            if let Err(e) = responder.heartbeat().await {
+                                tracing::warn!(error = %e, "call-monitor heartbeat failed; no more heartbeats");
+                                beating = false;
+                            }
+                        }
+                    }
+                }
+            }
+            _ => dispatch.await,
+        };
+        let outcome = outcome.map_err(|e| {
+            log_failure(&request.method, &e);
+            failure_of(e)
+        });
+        if let Some(responder) = responder
+            && let Err(e) = responder.reply(outcome).await
+        {
+            tracing::warn!(error = %e, "could not send the reply");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn log_failure(method: &str, error: &Error) {
+    let quiet = match error {
+        Error::Remote(f) => f.expected,
+        Error::NoSuchMethod { .. } => method.ends_with("_ignore_errors"),
+        _ => false,
+    };
+    if quiet {
+        tracing::debug!(method, error = %error, "expected exception during message handling");
+    } else {
+        tracing::error!(method, error = %error, "exception during message handling");
+    }
+}

@@ -1,0 +1,85 @@
+//! A connected transport: a driver plus the settings clients and servers share.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::driver::{Capabilities, Driver};
+use crate::{Config, Error, Result, TransportUrl};
+
+/// A handle on a connected driver, cheap to clone. RPC clients and servers, notifiers
+/// and listeners are built on one.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    driver: Arc<dyn Driver>,
+    url: TransportUrl,
+    config: Arc<Config>,
+}
+
+impl Transport {
+    /// Wraps a driver; `config` supplies `control_exchange`, `rpc_response_timeout` and
+    /// the other defaults.
+    pub fn new(driver: Arc<dyn Driver>, url: TransportUrl, config: Arc<Config>) -> Self {
+        Transport { inner: Arc::new(Inner { driver, url, config }) }
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.inner.driver
+    }
+
+    /// The URL this transport was made from.
+    pub fn url(&self) -> &TransportUrl {
+        &self.inner.url
+    }
+
+    /// The configuration it was made with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The exchange used when a target names none (`control_exchange`).
+    pub fn default_exchange(&self) -> &str {
+        &self.inner.config.default.control_exchange
+    }
+
+    /// The default call timeout (`rpc_response_timeout`).
+    pub fn rpc_response_timeout(&self) -> Duration {
+        Duration::from_secs(self.inner.config.default.rpc_response_timeout)
+    }
+
+    /// What the driver can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.driver.capabilities()
+    }
+
+    /// Fails with `Error::Unsupported` unless `has` holds for this driver.
+    pub(crate) fn require(&self, has: impl Fn(&Capabilities) -> bool, feature: &str) -> Result<()> {
+        if has(&self.capabilities()) {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                driver: self.inner.driver.name().to_string(),
+                feature: feature.to_string(),
+            })
+        }
+    }
+
+    /// Closes the driver's connections.
+    pub async fn cleanup(&self) {
+        self.inner.driver.cleanup().await
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("driver", &self.inner.driver.name())
+            .field("url", &self.inner.url)
+            .finish()
+    }
+}
