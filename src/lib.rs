@@ -1,1 +1,40 @@
-//! Facade.
+//! RPC (call, cast, fanout) and notifications over pluggable transports chosen by URL,
+//! wire compatible with OpenStack's Python oslo.messaging.
+//!
+//! This facade re-exports [`messaging_core`] and, behind the cargo features `rabbit`,
+//! `kafka` and `zmq`, the driver crates. [`registry`] returns a [`DriverRegistry`] with
+//! every enabled driver registered.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use messaging::{Config, Context, Endpoint, RemoteError, RpcClient, RpcServer, Target};
+//! use serde_json::json;
+//!
+//! let cfg = Config::from_ini_str("[DEFAULT]\ntransport_url = memory://\n").unwrap();
+//! let rpc = messaging::registry().rpc_transport(&cfg).await.unwrap();
+//!
+//! let api = Endpoint::new().method("add", |_ctx: Context, args: serde_json::Map<String, serde_json::Value>| async move {
+//!     Ok::<_, RemoteError>(args["a"].as_i64().unwrap_or(0) + args["b"].as_i64().unwrap_or(0))
+//! });
+//! let server = RpcServer::new(&rpc, Target::topic("calc").server("host1")).endpoint(api).start().await.unwrap();
+//! let sum: i64 = RpcClient::new(&rpc, Target::topic("calc")).call(&Context::new(), "add", json!({"a": 1, "b": 2})).await.unwrap();
+//! assert_eq!(sum, 3);
+//! server.stop().await.unwrap();
+//! server.wait().await.unwrap();
+//! # });
+//! ```
+
+pub use messaging_core::*;
+
+#[cfg(feature = "kafka")]
+pub use driver_kafka;
+#[cfg(feature = "rabbit")]
+pub use driver_rabbit;
+#[cfg(feature = "zmq")]
+pub use driver_zmq;
+
+/// A registry with every driver this build enables: `memory`/`fake` always, and
+/// `rabbit`, `kafka`, `zmq` once their crates provide drivers (features of the same names).
+pub fn registry() -> DriverRegistry {
+    DriverRegistry::with_memory()
+}

@@ -782,7 +782,8 @@ impl Config {
                 Some(span) => {
                     let before = text.get(..span.start).unwrap_or(text);
                     let line = before.matches('\n').count() + 1;
-                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                    let column = before[line_start..].chars().count() + 1;
                     format!(" at line {line}, column {column}")
                 }
                 None => String::new(),

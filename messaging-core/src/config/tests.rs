@@ -469,7 +469,7 @@ fn badly_typed_values_name_section_option_and_value() {
     let err = ini_err("[DEFAULT]\nrpc_response_timeout = sixty\n");
     assert!(
         err.starts_with(
-            "invalid value for [DEFAULT] rpc_response_timeout (line 2): expected an integer"
+            "invalid value for [DEFAULT] rpc_response_timeout (line 2): expected a non-negative integer"
         ),
         "{err}"
     );

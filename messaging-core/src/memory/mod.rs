@@ -22,7 +22,7 @@ use crate::notify::Priority;
 use crate::registry::{DriverFactory, DriverRegistry};
 use crate::rpc::reply_waiter::ReplyWaiters;
 use crate::wire::request::new_id;
-use crate::wire::{ContextPacking, NotificationMessage, Reply, ReplyAddress, Request, envelope};
+use crate::wire::{ContextPacking, NotificationMessage, Reply, ReplyAddress, Request};
 use crate::{Config, Error, RemoteError, Result, Target, TransportUrl};
 
 /// Registers the memory driver under `memory` and `fake`.
@@ -86,7 +86,7 @@ impl MemoryDriver {
             let demux = waiters.clone();
             tokio::spawn(async move {
                 while let Some(body) = rx.recv().await {
-                    match envelope::decode(&body).and_then(Reply::from_map) {
+                    match Reply::decode(&body) {
                         Ok(reply) => demux.deliver(reply),
                         Err(e) => tracing::warn!(error = %e, "malformed reply dropped"),
                     }
@@ -132,7 +132,7 @@ impl Driver for MemoryDriver {
             (None, false) => Route::Topic(topic),
         };
         let Some(timeout) = options.timeout else {
-            let body = envelope::encode(&request.to_map(ContextPacking::Flattened))?;
+            let body = request.encode(ContextPacking::Flattened)?;
             let routed = self.broker.publish(exchange, route, body.into());
             return check_routed(routed, options, exchange, target).map(|()| Value::Null);
         };
@@ -143,7 +143,7 @@ impl Driver for MemoryDriver {
             reply_q: reply_q.clone(),
             call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
         });
-        let body = envelope::encode(&request.to_map(ContextPacking::Flattened))?;
+        let body = request.encode(ContextPacking::Flattened)?;
         let pending = waiters.register(&msg_id);
         let routed = self.broker.publish(exchange, route, body.into());
         check_routed(routed, options, exchange, target)?;
@@ -158,11 +158,7 @@ impl Driver for MemoryDriver {
         _retry: Retry,
     ) -> Result<()> {
         let topic = topic_of(target)?;
-        let map = message.to_map(ContextPacking::Flattened);
-        let body = match format {
-            NotificationFormat::V1 => envelope::encode_bare(&map)?,
-            NotificationFormat::V2 => envelope::encode(&map)?,
-        };
+        let body = message.encode(ContextPacking::Flattened, format == NotificationFormat::V2)?;
         self.broker.publish(self.exchange(target), Route::Topic(topic), body.into());
         Ok(())
     }
@@ -263,7 +259,7 @@ impl Listener<IncomingRequest> for MemoryRequestListener {
     async fn next(&mut self) -> Option<IncomingRequest> {
         loop {
             let delivery = self.consumer.rx.recv().await?;
-            match envelope::decode(&delivery.body).and_then(Request::from_map) {
+            match Request::decode(&delivery.body) {
                 Ok(request) => {
                     let responder = request.reply.as_ref().map(|r| {
                         Box::new(MemoryResponder {
@@ -296,7 +292,7 @@ struct MemoryResponder {
 
 impl MemoryResponder {
     fn publish(&self, reply: Reply) -> Result<()> {
-        let body: Body = envelope::encode(&reply.to_map())?.into();
+        let body: Body = reply.encode()?.into();
         if self.broker.publish_reply(&self.reply_q, body) {
             Ok(())
         } else {
@@ -325,7 +321,7 @@ impl Listener<IncomingNotification> for MemoryNotificationListener {
     async fn next(&mut self) -> Option<IncomingNotification> {
         loop {
             let delivery = self.consumer.rx.recv().await?;
-            match envelope::decode(&delivery.body).and_then(NotificationMessage::from_map) {
+            match NotificationMessage::decode(&delivery.body) {
                 Ok(message) => {
                     return Some(IncomingNotification {
                         message,

@@ -36,6 +36,34 @@ impl ContextPacking {
     }
 }
 
+impl ContextPacking {
+    /// Writes `context` into a map being serialized.
+    pub(crate) fn serialize_into<M: serde::ser::SerializeMap>(
+        self,
+        m: &mut M,
+        context: &Context,
+    ) -> Result<(), M::Error> {
+        match self {
+            ContextPacking::Flattened => {
+                for (k, v) in context.as_map() {
+                    m.serialize_entry(&Prefixed(k), v)?;
+                }
+                Ok(())
+            }
+            ContextPacking::Nested => m.serialize_entry(NESTED_CONTEXT_KEY, context.as_map()),
+        }
+    }
+}
+
+/// A context key with the `_context_` prefix, written without building a string.
+struct Prefixed<'a>(&'a str);
+
+impl serde::Serialize for Prefixed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{CONTEXT_PREFIX}{}", self.0))
+    }
+}
+
 /// Removes the context from a received message, whichever way it was packed.
 pub fn unpack(message: &mut Map<String, Value>) -> Context {
     let mut context = match message.remove(NESTED_CONTEXT_KEY) {

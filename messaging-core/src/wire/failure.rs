@@ -329,7 +329,7 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 /// Writes `value` as Python's `json.dumps` with default options does.
-fn python_json(value: &Value) -> String {
+pub(crate) fn python_json(value: &Value) -> String {
     let mut out = Vec::with_capacity(256);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
     match value.serialize(&mut ser) {

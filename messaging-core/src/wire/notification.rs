@@ -1,10 +1,12 @@
 //! The notification message (oslo's `Notifier._notify`).
 
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::context::{self, ContextPacking};
 use super::envelope::kind_of;
-use super::request::optional_string;
+use super::request::to_object;
 use crate::{Context, Error, Result};
 
 /// A notification as it travels.
@@ -29,50 +31,142 @@ pub struct NotificationMessage {
 }
 
 impl NotificationMessage {
-    /// The inner message map, context packed as `packing` says (omitted when empty
-    /// and flattened, as oslo's `pack_context` adds nothing for an empty dict).
+    /// The inner message as a serializable view (context keys omitted when the
+    /// context is empty and flattened, as oslo's `pack_context` adds nothing then).
+    pub fn wire(&self, packing: ContextPacking) -> NotificationWire<'_> {
+        NotificationWire { message: self, packing }
+    }
+
+    /// The inner message map.
     pub fn to_map(&self, packing: ContextPacking) -> Map<String, Value> {
-        let mut m = Map::with_capacity(8 + self.context.as_map().len());
-        m.insert("message_id".into(), Value::String(self.message_id.clone()));
-        m.insert("publisher_id".into(), Value::String(self.publisher_id.clone()));
-        m.insert("event_type".into(), Value::String(self.event_type.clone()));
-        m.insert("priority".into(), Value::String(self.priority.clone()));
-        m.insert("payload".into(), self.payload.clone());
-        m.insert("timestamp".into(), Value::String(self.timestamp.clone()));
-        if let Some(id) = &self.unique_id {
-            m.insert("_unique_id".into(), Value::String(id.clone()));
+        to_object(&self.wire(packing))
+    }
+
+    /// Encodes with the 2.0 envelope (`messagingv2`) or without (`messaging`).
+    pub fn encode(&self, packing: ContextPacking, enveloped: bool) -> Result<Vec<u8>> {
+        if enveloped {
+            super::envelope::encode(&self.wire(packing))
+        } else {
+            super::envelope::encode_bare(&self.wire(packing))
         }
-        packing.pack(&mut m, &self.context);
-        m
+    }
+
+    /// Decodes a notification body (enveloped or not).
+    pub fn decode(body: &[u8]) -> Result<NotificationMessage> {
+        match super::envelope::decode_inner::<NotificationFields>(body)? {
+            super::envelope::Inner::Typed(fields) => fields.finish(),
+            super::envelope::Inner::Map(map) => NotificationMessage::from_map(map),
+        }
     }
 
     /// Parses an inner notification message; `payload`, `message_id` and `timestamp`
     /// may be absent (null / empty), the other fields are required strings.
-    pub fn from_map(mut m: Map<String, Value>) -> Result<NotificationMessage> {
-        let context = context::unpack(&mut m);
-        let mut required = |key: &str| -> Result<String> {
-            match m.remove(key) {
-                Some(Value::String(s)) => Ok(s),
-                Some(other) => Err(Error::Malformed(format!(
-                    "notification field {key:?} must be a string, got {}",
-                    kind_of(&other)
-                ))),
-                None => Err(Error::Malformed(format!("notification has no {key:?} field"))),
+    pub fn from_map(m: Map<String, Value>) -> Result<NotificationMessage> {
+        let mut fields = NotificationFields::default();
+        for (key, value) in m {
+            super::envelope::FieldSink::field(&mut fields, &key, value)?;
+        }
+        fields.finish()
+    }
+}
+
+/// The fields of a notification as they are read, in any order.
+#[derive(Default)]
+struct NotificationFields {
+    message_id: Option<String>,
+    publisher_id: Option<String>,
+    event_type: Option<String>,
+    priority: Option<String>,
+    payload: Value,
+    timestamp: Option<String>,
+    unique_id: Option<String>,
+    context: Map<String, Value>,
+    nested: Option<Value>,
+}
+
+impl super::envelope::FieldSink for NotificationFields {
+    fn field(&mut self, key: &str, value: Value) -> Result<()> {
+        let slot = match key {
+            "message_id" => &mut self.message_id,
+            "publisher_id" => &mut self.publisher_id,
+            "event_type" => &mut self.event_type,
+            "priority" => &mut self.priority,
+            "timestamp" => &mut self.timestamp,
+            "_unique_id" => &mut self.unique_id,
+            "payload" => {
+                self.payload = value;
+                return Ok(());
+            }
+            context::NESTED_CONTEXT_KEY => {
+                self.nested = Some(value);
+                return Ok(());
+            }
+            _ => {
+                if let Some(k) = key.strip_prefix(context::CONTEXT_PREFIX) {
+                    self.context.insert(k.to_string(), value);
+                }
+                return Ok(());
             }
         };
-        let publisher_id = required("publisher_id")?;
-        let event_type = required("event_type")?;
-        let priority = required("priority")?;
+        *slot = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => {
+                return Err(Error::Malformed(format!(
+                    "notification field {key:?} must be a string, got {}",
+                    kind_of(&other)
+                )));
+            }
+        };
+        Ok(())
+    }
+}
+
+impl NotificationFields {
+    fn finish(self) -> Result<NotificationMessage> {
+        let required = |value: Option<String>, key: &str| {
+            value.ok_or_else(|| Error::Malformed(format!("notification has no {key:?} field")))
+        };
+        let mut context = self.context;
+        if let Some(Value::Object(nested)) = self.nested {
+            for (k, v) in nested {
+                context.entry(k).or_insert(v);
+            }
+        }
         Ok(NotificationMessage {
-            publisher_id,
-            event_type,
-            priority,
-            message_id: optional_string(&mut m, "message_id")?.unwrap_or_default(),
-            timestamp: optional_string(&mut m, "timestamp")?.unwrap_or_default(),
-            unique_id: optional_string(&mut m, "_unique_id")?,
-            payload: m.remove("payload").unwrap_or(Value::Null),
-            context,
+            publisher_id: required(self.publisher_id, "publisher_id")?,
+            event_type: required(self.event_type, "event_type")?,
+            priority: required(self.priority, "priority")?,
+            message_id: self.message_id.unwrap_or_default(),
+            timestamp: self.timestamp.unwrap_or_default(),
+            unique_id: self.unique_id,
+            payload: self.payload,
+            context: Context(context),
         })
+    }
+}
+
+/// A [`NotificationMessage`] as its inner wire message; see [`NotificationMessage::wire`].
+pub struct NotificationWire<'a> {
+    message: &'a NotificationMessage,
+    packing: ContextPacking,
+}
+
+impl Serialize for NotificationWire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let n = self.message;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("message_id", &n.message_id)?;
+        m.serialize_entry("publisher_id", &n.publisher_id)?;
+        m.serialize_entry("event_type", &n.event_type)?;
+        m.serialize_entry("priority", &n.priority)?;
+        m.serialize_entry("payload", &n.payload)?;
+        m.serialize_entry("timestamp", &n.timestamp)?;
+        if let Some(id) = &n.unique_id {
+            m.serialize_entry("_unique_id", id)?;
+        }
+        self.packing.serialize_into(&mut m, &n.context)?;
+        m.end()
     }
 }
 

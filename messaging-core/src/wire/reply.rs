@@ -2,8 +2,10 @@
 
 use serde_json::{Map, Value};
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
 use super::envelope::kind_of;
-use super::request::{new_id, optional_string};
+use super::request::{new_id, optional_string, to_object};
 use crate::{Error, RemoteError, Result};
 
 /// A reply (or, with `ending == false` and no result, a heartbeat).
@@ -49,16 +51,17 @@ impl Reply {
 
     /// The inner message map.
     pub fn to_map(&self) -> Map<String, Value> {
-        let mut m = Map::with_capacity(5);
-        m.insert("result".into(), self.result.clone());
-        m.insert(
-            "failure".into(),
-            self.failure.as_ref().map_or(Value::Null, |f| Value::String(f.to_json())),
-        );
-        m.insert("ending".into(), Value::Bool(self.ending));
-        m.insert("_msg_id".into(), Value::String(self.msg_id.clone()));
-        m.insert("_unique_id".into(), Value::String(self.unique_id.clone()));
-        m
+        to_object(self)
+    }
+
+    /// Encodes the reply in the 2.0 envelope.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        super::envelope::encode(self)
+    }
+
+    /// Decodes a reply body.
+    pub fn decode(body: &[u8]) -> Result<Reply> {
+        Reply::from_map(super::envelope::decode(body)?)
     }
 
     /// Parses an inner reply message.
@@ -89,5 +92,19 @@ impl Reply {
             msg_id,
             unique_id: optional_string(&mut m, "_unique_id")?.unwrap_or_default(),
         })
+    }
+}
+
+/// The inner wire message: `result`, `failure` (a JSON string or null), `ending`,
+/// `_msg_id`, `_unique_id`.
+impl Serialize for Reply {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("result", &self.result)?;
+        m.serialize_entry("failure", &self.failure.as_ref().map(RemoteError::to_json))?;
+        m.serialize_entry("ending", &self.ending)?;
+        m.serialize_entry("_msg_id", &self.msg_id)?;
+        m.serialize_entry("_unique_id", &self.unique_id)?;
+        m.end()
     }
 }

@@ -1,5 +1,7 @@
 //! The RPC request message (oslo's `_send` and `unpack_context`).
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::context::{self, ContextPacking};
@@ -50,74 +52,119 @@ impl Request {
         }
     }
 
+    /// The inner message as a serializable view, context packed as `packing` says;
+    /// encodes without copying (see [`envelope::encode`](super::envelope::encode)).
+    pub fn wire(&self, packing: ContextPacking) -> RequestWire<'_> {
+        RequestWire { request: self, packing }
+    }
+
     /// The inner message map, context packed as `packing` says.
     pub fn to_map(&self, packing: ContextPacking) -> Map<String, Value> {
-        let mut m = Map::with_capacity(8 + self.context.as_map().len());
-        m.insert("method".into(), Value::String(self.method.clone()));
-        m.insert("args".into(), Value::Object(self.args.clone()));
-        if let Some(ns) = &self.namespace {
-            m.insert("namespace".into(), Value::String(ns.clone()));
+        to_object(&self.wire(packing))
+    }
+
+    /// Encodes the request in the 2.0 envelope.
+    pub fn encode(&self, packing: ContextPacking) -> Result<Vec<u8>> {
+        super::envelope::encode(&self.wire(packing))
+    }
+
+    /// Decodes a request body (enveloped or not).
+    pub fn decode(body: &[u8]) -> Result<Request> {
+        match super::envelope::decode_inner::<RequestFields>(body)? {
+            super::envelope::Inner::Typed(fields) => fields.finish(),
+            super::envelope::Inner::Map(map) => Request::from_map(map),
         }
-        if let Some(v) = &self.version {
-            m.insert("version".into(), Value::String(v.clone()));
-        }
-        if let Some(reply) = &self.reply {
-            m.insert("_msg_id".into(), Value::String(reply.msg_id.clone()));
-            m.insert("_reply_q".into(), Value::String(reply.reply_q.clone()));
-            m.insert("_timeout".into(), seconds_to_json(reply.call_monitor_timeout));
-        }
-        if let Some(id) = &self.unique_id {
-            m.insert("_unique_id".into(), Value::String(id.clone()));
-        }
-        packing.pack(&mut m, &self.context);
-        m
     }
 
     /// Parses an inner message. As oslo's `unpack_context` does, the context handed to
     /// the server gains `client_timeout` (the `_timeout` value, possibly null).
-    pub fn from_map(mut m: Map<String, Value>) -> Result<Request> {
-        let mut context = context::unpack(&mut m);
-        let method = match m.remove("method") {
-            Some(Value::String(s)) => s,
-            Some(other) => {
-                return Err(Error::Malformed(format!(
-                    "request field \"method\" must be a string, got {}",
-                    kind_of(&other)
-                )));
+    pub fn from_map(m: Map<String, Value>) -> Result<Request> {
+        let mut fields = RequestFields::default();
+        for (key, value) in m {
+            fields.field(&key, value)?;
+        }
+        fields.finish()
+    }
+}
+
+/// The fields of a request as they are read, in any order.
+#[derive(Default)]
+struct RequestFields {
+    method: Option<String>,
+    args: Map<String, Value>,
+    namespace: Option<String>,
+    version: Option<String>,
+    unique_id: Option<String>,
+    msg_id: Option<String>,
+    reply_q: Option<String>,
+    timeout: Option<f64>,
+    context: Map<String, Value>,
+    nested: Option<Value>,
+}
+
+impl RequestFields {
+    fn field(&mut self, key: &str, value: Value) -> Result<()> {
+        match key {
+            "method" => match value {
+                Value::String(s) => self.method = Some(s),
+                other => {
+                    return Err(Error::Malformed(format!(
+                        "request field \"method\" must be a string, got {}",
+                        kind_of(&other)
+                    )));
+                }
+            },
+            "args" => match value {
+                Value::Object(a) => self.args = a,
+                Value::Null => {}
+                other => {
+                    return Err(Error::Malformed(format!(
+                        "request field \"args\" must be an object, got {}",
+                        kind_of(&other)
+                    )));
+                }
+            },
+            "namespace" => self.namespace = string_field("namespace", value)?,
+            "version" => self.version = string_field("version", value)?,
+            "_unique_id" => self.unique_id = string_field("_unique_id", value)?,
+            "_msg_id" => self.msg_id = string_field("_msg_id", value)?,
+            "_reply_q" => self.reply_q = string_field("_reply_q", value)?,
+            "_timeout" => {
+                self.timeout = match value {
+                    Value::Null => None,
+                    Value::Number(n) => n.as_f64(),
+                    other => {
+                        return Err(Error::Malformed(format!(
+                            "request field \"_timeout\" must be a number or null, got {}",
+                            kind_of(&other)
+                        )));
+                    }
+                }
             }
-            None => return Err(Error::Malformed("request has no \"method\" field".into())),
-        };
-        let args = match m.remove("args") {
-            Some(Value::Object(a)) => a,
-            None | Some(Value::Null) => Map::new(),
-            Some(other) => {
-                return Err(Error::Malformed(format!(
-                    "request field \"args\" must be an object, got {}",
-                    kind_of(&other)
-                )));
+            context::NESTED_CONTEXT_KEY => self.nested = Some(value),
+            _ => {
+                if let Some(k) = key.strip_prefix(context::CONTEXT_PREFIX) {
+                    self.context.insert(k.to_string(), value);
+                }
             }
-        };
-        let namespace = optional_string(&mut m, "namespace")?;
-        let version = optional_string(&mut m, "version")?;
-        let unique_id = optional_string(&mut m, "_unique_id")?;
-        let msg_id = optional_string(&mut m, "_msg_id")?;
-        let reply_q = optional_string(&mut m, "_reply_q")?;
-        let timeout = match m.remove("_timeout") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(other) => {
-                return Err(Error::Malformed(format!(
-                    "request field \"_timeout\" must be a number or null, got {}",
-                    kind_of(&other)
-                )));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Request> {
+        let mut context = self.context;
+        if let Some(Value::Object(nested)) = self.nested {
+            for (k, v) in nested {
+                context.entry(k).or_insert(v);
             }
-        };
-        context.insert("client_timeout", seconds_to_json(timeout));
-        let reply = match (msg_id, reply_q) {
+        }
+        let method = self.method.ok_or_else(|| Error::Malformed("request has no \"method\" field".into()))?;
+        context.insert("client_timeout".into(), seconds_to_json(self.timeout));
+        let reply = match (self.msg_id, self.reply_q) {
             (Some(msg_id), Some(reply_q)) => Some(ReplyAddress {
                 msg_id,
                 reply_q,
-                call_monitor_timeout: timeout,
+                call_monitor_timeout: self.timeout,
             }),
             (None, None) => None,
             (Some(_), None) => {
@@ -127,7 +174,71 @@ impl Request {
                 return Err(Error::Malformed("request has \"_reply_q\" but no \"_msg_id\"".into()));
             }
         };
-        Ok(Request { method, args, namespace, version, reply, unique_id, context })
+        Ok(Request {
+            method,
+            args: self.args,
+            namespace: self.namespace,
+            version: self.version,
+            reply,
+            unique_id: self.unique_id,
+            context: Context(context),
+        })
+    }
+}
+
+impl super::envelope::FieldSink for RequestFields {
+    fn field(&mut self, key: &str, value: Value) -> Result<()> {
+        RequestFields::field(self, key, value)
+    }
+}
+
+/// A [`Request`] as its inner wire message; see [`Request::wire`].
+pub struct RequestWire<'a> {
+    request: &'a Request,
+    packing: ContextPacking,
+}
+
+impl Serialize for RequestWire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let r = self.request;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("method", &r.method)?;
+        m.serialize_entry("args", &r.args)?;
+        if let Some(ns) = &r.namespace {
+            m.serialize_entry("namespace", ns)?;
+        }
+        if let Some(v) = &r.version {
+            m.serialize_entry("version", v)?;
+        }
+        if let Some(reply) = &r.reply {
+            m.serialize_entry("_msg_id", &reply.msg_id)?;
+            m.serialize_entry("_reply_q", &reply.reply_q)?;
+            m.serialize_entry("_timeout", &seconds_to_json(reply.call_monitor_timeout))?;
+        }
+        if let Some(id) = &r.unique_id {
+            m.serialize_entry("_unique_id", id)?;
+        }
+        self.packing.serialize_into(&mut m, &r.context)?;
+        m.end()
+    }
+}
+
+/// The JSON object of a wire view (which always serializes to an object).
+pub(crate) fn to_object<T: Serialize>(view: &T) -> Map<String, Value> {
+    match serde_json::to_value(view) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn string_field(key: &str, value: Value) -> Result<Option<String>> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        other => Err(Error::Malformed(format!(
+            "field {key:?} must be a string, got {}",
+            kind_of(&other)
+        ))),
     }
 }
 
