@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use messaging::notify::{Notification, NotificationListener, NotificationResult, Notifier, Priority};
+use messaging::notify::{
+    Notification, NotificationListener, NotificationResult, Notifier, Priority,
+};
 use messaging::{Config, Context, Endpoint, Error, RemoteError, RpcClient, RpcServer, Target};
 use serde::Deserialize;
 use serde_json::json;
@@ -47,7 +49,9 @@ struct Divide {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,7 +65,13 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> messaging::Result<()> {
     let mut cfg = match &args.config {
         Some(path) => Config::from_file(path)?,
-        None => Config { default: messaging::config::DefaultSection { transport_url: "memory://".into(), ..Default::default() }, ..Default::default() },
+        None => Config {
+            default: messaging::config::DefaultSection {
+                transport_url: "memory://".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
     };
     if let Some(url) = args.rpc_url {
         cfg.default.transport_url = url;
@@ -91,7 +101,12 @@ async fn run(args: Args) -> messaging::Result<()> {
             .method("divide", |_ctx: Context, Divide { a, b }| async move {
                 if b == 0 {
                     // An expected error: the caller sees it, the server logs it at debug level only.
-                    return Err(RemoteError::new("ZeroDivisionError", "builtins", "division by zero").expected());
+                    return Err(RemoteError::new(
+                        "ZeroDivisionError",
+                        "builtins",
+                        "division by zero",
+                    )
+                    .expected());
                 }
                 Ok(a / b)
             })
@@ -103,20 +118,42 @@ async fn run(args: Args) -> messaging::Result<()> {
                 }
             })
     };
-    let host1 = RpcServer::new(&rpc, Target::topic("compute").server("host1")).endpoint(api("host1")).start().await?;
-    let host2 = RpcServer::new(&rpc, Target::topic("compute").server("host2")).endpoint(api("host2")).start().await?;
+    let host1 = RpcServer::new(&rpc, Target::topic("compute").server("host1"))
+        .endpoint(api("host1"))
+        .start()
+        .await?;
+    let host2 = RpcServer::new(&rpc, Target::topic("compute").server("host2"))
+        .endpoint(api("host2"))
+        .start()
+        .await?;
 
     // The client side.
-    let ctx = Context::new().with("user", "demo").with("request_id", "req-1");
+    let ctx = Context::new()
+        .with("user", "demo")
+        .with("request_id", "req-1");
     let client = RpcClient::new(&rpc, Target::topic("compute")).timeout(Duration::from_secs(10));
     let sum: i64 = client.call(&ctx, "add", json!({"a": 1, "b": 2})).await?;
     println!("[client] call add(1, 2) = {sum}");
-    client.prepare().server("host2").cast(&ctx, "reset", json!({})).await?;
+    client
+        .prepare()
+        .server("host2")
+        .cast(&ctx, "reset", json!({}))
+        .await?;
     println!("[client] cast reset to host2");
-    client.prepare().fanout(true).cast(&ctx, "reset", json!({})).await?;
+    client
+        .prepare()
+        .fanout(true)
+        .cast(&ctx, "reset", json!({}))
+        .await?;
     println!("[client] fanout cast reset to every server");
-    match client.call::<_, i64>(&ctx, "divide", json!({"a": 1, "b": 0})).await {
-        Err(Error::Remote(e)) => println!("[client] call divide(1, 0) failed: {}.{}: {}", e.module, e.class, e.message),
+    match client
+        .call::<_, i64>(&ctx, "divide", json!({"a": 1, "b": 0}))
+        .await
+    {
+        Err(Error::Remote(e)) => println!(
+            "[client] call divide(1, 0) failed: {}.{}: {}",
+            e.module, e.class, e.message
+        ),
         other => println!("[client] call divide(1, 0) unexpectedly gave {other:?}"),
     }
 
@@ -128,15 +165,22 @@ async fn run(args: Args) -> messaging::Result<()> {
         .on(Priority::Info, move |n: Notification| {
             let tx = note_tx.clone();
             async move {
-                let _ = tx.send(format!("[listener] {} from {}: {}", n.event_type, n.publisher_id, n.payload));
+                let _ = tx.send(format!(
+                    "[listener] {} from {}: {}",
+                    n.event_type, n.publisher_id, n.payload
+                ));
                 NotificationResult::Handled
             }
         })
         .start()
         .await?;
     let notifier = Notifier::new(&events, "compute.host1");
-    notifier.info(&ctx, "compute.instance.create.end", json!({"id": 42})).await;
-    notifier.info(&ctx, "compute.ignored.by.filter", json!({})).await;
+    notifier
+        .info(&ctx, "compute.instance.create.end", json!({"id": 42}))
+        .await;
+    notifier
+        .info(&ctx, "compute.ignored.by.filter", json!({}))
+        .await;
     println!("[notifier] sent compute.instance.create.end and compute.ignored.by.filter");
 
     // What the other sides saw: 1 add + 1 directed reset + 2 fanout resets; 1 notification.

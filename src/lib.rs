@@ -2,7 +2,7 @@
 //! wire compatible with OpenStack's Python oslo.messaging.
 //!
 //! This facade re-exports [`messaging_core`] and, behind the cargo features `rabbit`,
-//! `kafka` and `zmq`, the driver crates. [`registry`] returns a [`DriverRegistry`] with
+//! `kafka` and `zmq`, the driver crates. [`registry()`] returns a [`DriverRegistry`] with
 //! every enabled driver registered.
 //!
 //! ```

@@ -13,7 +13,10 @@ use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Re
 use serde_json::{Map, Value, json};
 
 fn call_request() -> Request {
-    let args: Map<String, Value> = json!({"a": 1, "b": 2}).as_object().cloned().unwrap_or_default();
+    let args: Map<String, Value> = json!({"a": 1, "b": 2})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut r = Request::new("add", args, Context::new().with("user", "u1"));
     r.reply = Some(ReplyAddress {
         msg_id: "0123456789abcdef0123456789abcdef".into(),
@@ -54,9 +57,16 @@ fn measure(budget: Duration, mut round_trip: impl FnMut() -> usize) -> (f64, usi
 }
 
 fn main() {
-    let budget = Duration::from_secs(2);
+    // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke check.
+    let budget = if std::env::args().any(|a| a == "--bench") {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_millis(20)
+    };
     let request = call_request();
-    let inner_len = serde_json::to_vec(&request.to_map(ContextPacking::Flattened)).map(|v| v.len()).unwrap_or(0);
+    let inner_len = serde_json::to_vec(&request.to_map(ContextPacking::Flattened))
+        .map(|v| v.len())
+        .unwrap_or(0);
     let (call_rate, call_size) = measure(budget, || {
         let body = request.encode(ContextPacking::Flattened).expect("encode");
         let decoded = Request::decode(&body).expect("decode");
@@ -65,7 +75,9 @@ fn main() {
     });
     let note = notification();
     let (note_rate, note_size) = measure(budget, || {
-        let body = note.encode(ContextPacking::Flattened, true).expect("encode");
+        let body = note
+            .encode(ContextPacking::Flattened, true)
+            .expect("encode");
         let decoded = NotificationMessage::decode(&body).expect("decode");
         black_box(decoded);
         body.len()
@@ -81,7 +93,11 @@ fn main() {
     println!("codec round trip (encode + decode), one core, {budget:?} per row");
     println!("| message | inner bytes | wire bytes | messages/s | target |");
     println!("|---|---|---|---|---|");
-    println!("| RPC call request (enveloped) | {inner_len} | {call_size} | {call_rate:.0} | 500000 |");
+    println!(
+        "| RPC call request (enveloped) | {inner_len} | {call_size} | {call_rate:.0} | 500000 |"
+    );
     println!("| notification (messagingv2) | - | {note_size} | {note_rate:.0} | 500000 |");
-    println!("| raw serde_json map, same request, no envelope | {inner_len} | {raw_size} | {raw_rate:.0} | - |");
+    println!(
+        "| raw serde_json map, same request, no envelope | {inner_len} | {raw_size} | {raw_rate:.0} | - |"
+    );
 }

@@ -147,7 +147,9 @@ pub struct IncomingNotification {
 
 impl fmt::Debug for IncomingNotification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IncomingNotification").field("message", &self.message).finish()
+        f.debug_struct("IncomingNotification")
+            .field("message", &self.message)
+            .finish()
     }
 }
 
@@ -170,12 +172,8 @@ pub trait Driver: Send + Sync + 'static {
     /// Sends a request; with `options.timeout` set, waits for the reply and returns
     /// its result (a remote failure is `Error::Remote`), else returns `Value::Null`
     /// once the transport accepted the message.
-    async fn send(
-        &self,
-        target: &Target,
-        request: Request,
-        options: &SendOptions,
-    ) -> Result<Value>;
+    async fn send(&self, target: &Target, request: Request, options: &SendOptions)
+    -> Result<Value>;
 
     /// Sends a notification to `target` (whose topic is `<topic>.<priority>`).
     async fn send_notification(
@@ -199,4 +197,3 @@ pub trait Driver: Send + Sync + 'static {
     /// Closes connections and releases resources.
     async fn cleanup(&self) {}
 }
-

@@ -76,7 +76,9 @@ pub enum Error {
     },
     /// The message's version is above the client's `version_cap`, or a cap is set and
     /// the message has no version.
-    #[error("requested message version, {version} is incompatible. It needs to be equal in major version and less than or equal in minor version as the specified version cap {version_cap}.")]
+    #[error(
+        "requested message version, {version} is incompatible. It needs to be equal in major version and less than or equal in minor version as the specified version cap {version_cap}."
+    )]
     VersionCap {
         /// The version the message needs ("None" when unset).
         version: String,
@@ -84,7 +86,9 @@ pub enum Error {
         version_cap: String,
     },
     /// A version string is not `major.minor[.rev]`.
-    #[error("invalid version {version:?}: version must contain a major and minor integer and an optional revision integer")]
+    #[error(
+        "invalid version {version:?}: version must contain a major and minor integer and an optional revision integer"
+    )]
     InvalidVersion {
         /// The text that failed to parse.
         version: String,

@@ -29,7 +29,9 @@ pub mod testkit;
 pub mod transport;
 
 pub use driver::{Capabilities, Driver, Retry};
-pub use notify::{Notification, NotificationFilter, NotificationListener, NotificationResult, Notifier, Priority};
+pub use notify::{
+    Notification, NotificationFilter, NotificationListener, NotificationResult, Notifier, Priority,
+};
 pub use registry::{DriverFactory, DriverRegistry};
 pub use rpc::{AccessPolicy, Endpoint, NoArgs, RpcClient, RpcServer};
 pub use serializer::{NoOpSerializer, Serializer};

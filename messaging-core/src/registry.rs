@@ -48,7 +48,11 @@ impl DriverRegistry {
 
     /// Registers `factory` for `scheme` (the part of a URL scheme before any `+`),
     /// replacing any earlier one.
-    pub fn register(&mut self, scheme: impl Into<String>, factory: Arc<dyn DriverFactory>) -> &mut Self {
+    pub fn register(
+        &mut self,
+        scheme: impl Into<String>,
+        factory: Arc<dyn DriverFactory>,
+    ) -> &mut Self {
         self.factories.insert(scheme.into(), factory);
         self
     }
@@ -67,10 +71,13 @@ impl DriverRegistry {
     /// Opens a transport for an already parsed URL.
     pub async fn transport_for(&self, url: TransportUrl, config: &Config) -> Result<Transport> {
         let scheme = url.driver().to_string();
-        let factory = self.factories.get(&scheme).ok_or_else(|| Error::UnknownDriver {
-            scheme: scheme.clone(),
-            registered: self.schemes(),
-        })?;
+        let factory = self
+            .factories
+            .get(&scheme)
+            .ok_or_else(|| Error::UnknownDriver {
+                scheme: scheme.clone(),
+                registered: self.schemes(),
+            })?;
         tracing::debug!(url = %url.masked(), "opening transport");
         let driver = factory.connect(&url, config).await?;
         Ok(Transport::new(driver, url, Arc::new(config.clone())))
@@ -84,12 +91,15 @@ impl DriverRegistry {
     /// The notification transport: `[oslo_messaging_notifications] transport_url`,
     /// falling back to the RPC one (hybrid messaging).
     pub async fn notification_transport(&self, config: &Config) -> Result<Transport> {
-        self.transport(config.notification_transport_url(), config).await
+        self.transport(config.notification_transport_url(), config)
+            .await
     }
 }
 
 impl std::fmt::Debug for DriverRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DriverRegistry").field("schemes", &self.schemes()).finish()
+        f.debug_struct("DriverRegistry")
+            .field("schemes", &self.schemes())
+            .finish()
     }
 }

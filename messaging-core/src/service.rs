@@ -13,8 +13,13 @@ use crate::{Error, Result};
 
 enum State {
     Idle,
-    Running { stop: watch::Sender<bool>, task: JoinHandle<()> },
-    Stopping { task: JoinHandle<()> },
+    Running {
+        stop: watch::Sender<bool>,
+        task: JoinHandle<()>,
+    },
+    Stopping {
+        task: JoinHandle<()>,
+    },
 }
 
 /// The state machine of one server or listener.
@@ -24,7 +29,9 @@ pub(crate) struct Lifecycle {
 
 impl Lifecycle {
     pub(crate) fn new() -> Self {
-        Lifecycle { state: Mutex::new(State::Idle) }
+        Lifecycle {
+            state: Mutex::new(State::Idle),
+        }
     }
 
     /// Whether `start` may run (logs a warning when it may not).
@@ -64,7 +71,9 @@ impl Lifecycle {
                     }
                 };
                 let Some(message) = message else { break };
-                let Ok(permit) = limit.clone().acquire_owned().await else { break };
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
                 let work = handle(message);
                 in_flight.spawn(async move {
                     work.await;

@@ -34,12 +34,18 @@ pub struct Target {
 impl Target {
     /// A target with only a topic.
     pub fn topic(topic: impl Into<String>) -> Self {
-        Target { topic: Some(topic.into()), ..Default::default() }
+        Target {
+            topic: Some(topic.into()),
+            ..Default::default()
+        }
     }
 
     /// An endpoint target with a namespace (no topic), as used by `Endpoint`.
     pub fn namespace_only(namespace: impl Into<String>) -> Self {
-        Target { namespace: Some(namespace.into()), ..Default::default() }
+        Target {
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        }
     }
 
     /// Sets the exchange.

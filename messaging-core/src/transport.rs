@@ -24,7 +24,13 @@ impl Transport {
     /// Wraps a driver; `config` supplies `control_exchange`, `rpc_response_timeout` and
     /// the other defaults.
     pub fn new(driver: Arc<dyn Driver>, url: TransportUrl, config: Arc<Config>) -> Self {
-        Transport { inner: Arc::new(Inner { driver, url, config }) }
+        Transport {
+            inner: Arc::new(Inner {
+                driver,
+                url,
+                config,
+            }),
+        }
     }
 
     /// The driver.

@@ -27,12 +27,22 @@ pub struct Version {
 impl Version {
     /// A `major.minor` version.
     pub const fn new(major: u32, minor: u32) -> Self {
-        Version { major, minor, rev: 0, has_rev: false }
+        Version {
+            major,
+            minor,
+            rev: 0,
+            has_rev: false,
+        }
     }
 
     /// A `major.minor.rev` version.
     pub const fn with_rev(major: u32, minor: u32, rev: u32) -> Self {
-        Version { major, minor, rev, has_rev: true }
+        Version {
+            major,
+            minor,
+            rev,
+            has_rev: true,
+        }
     }
 
     /// oslo's `version_is_compatible(self, requested)`: an implementation at `self`
@@ -66,7 +76,9 @@ impl FromStr for Version {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || Error::InvalidVersion { version: s.to_string() };
+        let bad = || Error::InvalidVersion {
+            version: s.to_string(),
+        };
         let parts: Vec<&str> = s.split('.').collect();
         let num = |p: &str| -> Result<u32, Error> {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {

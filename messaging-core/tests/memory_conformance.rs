@@ -4,7 +4,11 @@ use messaging_core::testkit::TransportFactory;
 use messaging_core::{Config, DriverRegistry};
 
 fn memory() -> TransportFactory {
-    TransportFactory::new(|| async { DriverRegistry::with_memory().transport("memory://", &Config::default()).await })
+    TransportFactory::new(|| async {
+        DriverRegistry::with_memory()
+            .transport("memory://", &Config::default())
+            .await
+    })
 }
 
 messaging_core::conformance_tests!(memory());

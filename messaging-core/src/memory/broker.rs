@@ -50,7 +50,10 @@ pub(crate) fn push(queue: &QueueRef, body: Body) {
     while !q.consumers.is_empty() {
         let i = q.next % q.consumers.len();
         q.next = q.next.wrapping_add(1);
-        match q.consumers[i].1.send(Delivery { body, queue: queue.clone() }) {
+        match q.consumers[i].1.send(Delivery {
+            body,
+            queue: queue.clone(),
+        }) {
             Ok(()) => return,
             Err(mpsc::error::SendError(d)) => {
                 body = d.body;
@@ -204,6 +207,8 @@ impl Broker {
 
     /// Publishes to a reply queue; false when it does not exist (a basic.return).
     pub(crate) fn publish_reply(&self, name: &str, body: Body) -> bool {
-        lock(&self.replies).get(name).is_some_and(|tx| tx.send(body).is_ok())
+        lock(&self.replies)
+            .get(name)
+            .is_some_and(|tx| tx.send(body).is_ok())
     }
 }

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use self::broker::{Body, Broker, Delivery, QueueRef, Route};
 use crate::driver::{
     Capabilities, Disposition, Driver, IncomingNotification, IncomingRequest, Listener,
-    NotificationFormat, NotificationListener, RequestListener, Responder, Retry, SendOptions, Settle,
+    NotificationFormat, NotificationListener, RequestListener, Responder, Retry, SendOptions,
+    Settle,
 };
 use crate::notify::Priority;
 use crate::registry::{DriverFactory, DriverRegistry};
@@ -44,7 +45,10 @@ impl DriverFactory for MemoryFactory {
             });
         }
         let name = url.virtual_host.clone().unwrap_or_default();
-        Ok(Arc::new(MemoryDriver::shared(&name, &config.default.control_exchange)))
+        Ok(Arc::new(MemoryDriver::shared(
+            &name,
+            &config.default.control_exchange,
+        )))
     }
 }
 
@@ -69,7 +73,8 @@ impl MemoryDriver {
     /// show how malformed messages are handled.
     pub fn publish_raw(&self, exchange: Option<&str>, topic: &str, body: &[u8]) {
         let exchange = exchange.unwrap_or(&self.default_exchange);
-        self.broker.publish(exchange, Route::Topic(topic), Arc::from(body));
+        self.broker
+            .publish(exchange, Route::Topic(topic), Arc::from(body));
     }
 
     fn exchange<'a>(&'a self, target: &'a Target) -> &'a str {
@@ -123,7 +128,12 @@ impl Driver for MemoryDriver {
         Capabilities::ALL
     }
 
-    async fn send(&self, target: &Target, mut request: Request, options: &SendOptions) -> Result<Value> {
+    async fn send(
+        &self,
+        target: &Target,
+        mut request: Request,
+        options: &SendOptions,
+    ) -> Result<Value> {
         let topic = topic_of(target)?;
         let exchange = self.exchange(target);
         let route = match (&target.server, target.fanout) {
@@ -147,7 +157,9 @@ impl Driver for MemoryDriver {
         let pending = waiters.register(&msg_id);
         let routed = self.broker.publish(exchange, route, body.into());
         check_routed(routed, options, exchange, target)?;
-        pending.wait(timeout, options.call_monitor_timeout, topic).await
+        pending
+            .wait(timeout, options.call_monitor_timeout, topic)
+            .await
     }
 
     async fn send_notification(
@@ -159,7 +171,8 @@ impl Driver for MemoryDriver {
     ) -> Result<()> {
         let topic = topic_of(target)?;
         let body = message.encode(ContextPacking::Flattened, format == NotificationFormat::V2)?;
-        self.broker.publish(self.exchange(target), Route::Topic(topic), body.into());
+        self.broker
+            .publish(self.exchange(target), Route::Topic(topic), body.into());
         Ok(())
     }
 
@@ -190,11 +203,18 @@ impl Driver for MemoryDriver {
             let topic = format!("{}.{}", topic_of(target)?, priority.as_str());
             queues.push(self.broker.topic_queue(self.exchange(target), &topic, pool));
         }
-        Ok(Box::new(MemoryNotificationListener { consumer: Consumer::start(queues) }))
+        Ok(Box::new(MemoryNotificationListener {
+            consumer: Consumer::start(queues),
+        }))
     }
 }
 
-fn check_routed(routed: bool, options: &SendOptions, exchange: &str, target: &Target) -> Result<()> {
+fn check_routed(
+    routed: bool,
+    options: &SendOptions,
+    exchange: &str,
+    target: &Target,
+) -> Result<()> {
     if routed || !options.at_least_once {
         return Ok(());
     }
@@ -296,7 +316,10 @@ impl MemoryResponder {
         if self.broker.publish_reply(&self.reply_q, body) {
             Ok(())
         } else {
-            Err(Error::Undeliverable { exchange: String::new(), routing_key: self.reply_q.clone() })
+            Err(Error::Undeliverable {
+                exchange: String::new(),
+                routing_key: self.reply_q.clone(),
+            })
         }
     }
 }
@@ -325,7 +348,10 @@ impl Listener<IncomingNotification> for MemoryNotificationListener {
                 Ok(message) => {
                     return Some(IncomingNotification {
                         message,
-                        settle: Box::new(MemorySettle { body: delivery.body, queue: delivery.queue }),
+                        settle: Box::new(MemorySettle {
+                            body: delivery.body,
+                            queue: delivery.queue,
+                        }),
                     });
                 }
                 Err(e) => tracing::warn!(error = %e, "malformed notification rejected"),

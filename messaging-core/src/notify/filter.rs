@@ -82,11 +82,22 @@ impl NotificationFilter {
     /// Whether the notification passes every rule.
     pub fn matches(&self, n: &Notification) -> bool {
         let metadata = Map::from_iter([
-            ("message_id".to_string(), Value::String(n.metadata.message_id.clone())),
-            ("timestamp".to_string(), Value::String(n.metadata.timestamp.clone())),
+            (
+                "message_id".to_string(),
+                Value::String(n.metadata.message_id.clone()),
+            ),
+            (
+                "timestamp".to_string(),
+                Value::String(n.metadata.timestamp.clone()),
+            ),
         ]);
-        self.publisher_id.as_ref().is_none_or(|re| re.is_match(&n.publisher_id))
-            && self.event_type.as_ref().is_none_or(|re| re.is_match(&n.event_type))
+        self.publisher_id
+            .as_ref()
+            .is_none_or(|re| re.is_match(&n.publisher_id))
+            && self
+                .event_type
+                .as_ref()
+                .is_none_or(|re| re.is_match(&n.event_type))
             && map_matches(&self.context, Some(n.context.as_map()))
             && map_matches(&self.metadata, Some(&metadata))
             && map_matches(&self.payload, n.payload.as_object())
@@ -107,6 +118,8 @@ impl NotificationFilter {
 
 fn map_matches(rules: &[(String, Regex)], data: Option<&Map<String, Value>>) -> bool {
     rules.iter().all(|(key, re)| {
-        data.and_then(|d| d.get(key)).and_then(Value::as_str).is_some_and(|v| re.is_match(v))
+        data.and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .is_some_and(|v| re.is_match(v))
     })
 }

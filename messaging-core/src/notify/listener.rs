@@ -12,7 +12,9 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::{NotificationFilter, Priority};
-use crate::driver::{Disposition, IncomingNotification, Listener, NotificationListener as DriverListener};
+use crate::driver::{
+    Disposition, IncomingNotification, Listener, NotificationListener as DriverListener,
+};
 use crate::serializer::{NoOpSerializer, Serializer};
 use crate::service::Lifecycle;
 use crate::wire::NotificationMessage;
@@ -82,7 +84,8 @@ impl<T: HandlerOutput, E: Display + Send> HandlerOutput for std::result::Result<
     }
 }
 
-type Verdict = Pin<Box<dyn Future<Output = std::result::Result<NotificationResult, String>> + Send>>;
+type Verdict =
+    Pin<Box<dyn Future<Output = std::result::Result<NotificationResult, String>> + Send>>;
 type Handler = Arc<dyn Fn(Notification) -> Verdict + Send + Sync>;
 type BatchHandler = Arc<dyn Fn(Vec<Notification>) -> Verdict + Send + Sync>;
 
@@ -230,11 +233,16 @@ impl NotificationListenerBuilder {
     /// Checks targets, filters, handlers and the driver's capabilities.
     pub fn build(self) -> Result<NotificationListener> {
         if self.targets.is_empty() {
-            return Err(Error::Config("a notification listener needs at least one target".into()));
+            return Err(Error::Config(
+                "a notification listener needs at least one target".into(),
+            ));
         }
         for t in &self.targets {
             if t.topic.as_deref().is_none_or(str::is_empty) {
-                return Err(Error::invalid_target("a notification target needs a topic", t));
+                return Err(Error::invalid_target(
+                    "a notification target needs a topic",
+                    t,
+                ));
             }
         }
         self.transport.require(|c| c.notify, "notifications")?;
@@ -256,17 +264,23 @@ impl NotificationListenerBuilder {
                 f.validate()?;
             }
             if batch && !ep.handlers.is_empty() {
-                return Err(Error::Config("a batch listener takes batch handlers (on_batch), not on".into()));
+                return Err(Error::Config(
+                    "a batch listener takes batch handlers (on_batch), not on".into(),
+                ));
             }
             if !batch && !ep.batch_handlers.is_empty() {
-                return Err(Error::Config("batch handlers (on_batch) need a batch listener (batch)".into()));
+                return Err(Error::Config(
+                    "batch handlers (on_batch) need a batch listener (batch)".into(),
+                ));
             }
             priorities.extend(ep.handlers.keys().chain(ep.batch_handlers.keys()).copied());
         }
         priorities.sort_unstable();
         priorities.dedup();
         if priorities.is_empty() {
-            return Err(Error::Config("the listener has no handler for any priority".into()));
+            return Err(Error::Config(
+                "the listener has no handler for any priority".into(),
+            ));
         }
         Ok(NotificationListener {
             shared: Arc::new(Shared {
@@ -332,7 +346,10 @@ pub struct NotificationListener {
 impl NotificationListener {
     /// A builder for a listener on `targets` (each needs a topic).
     #[allow(clippy::new_ret_no_self)]
-    pub fn new(transport: &Transport, targets: impl IntoIterator<Item = Target>) -> NotificationListenerBuilder {
+    pub fn new(
+        transport: &Transport,
+        targets: impl IntoIterator<Item = Target>,
+    ) -> NotificationListenerBuilder {
         NotificationListenerBuilder {
             transport: transport.clone(),
             targets: targets.into_iter().collect(),
@@ -368,22 +385,33 @@ impl NotificationListener {
             .listen_for_notifications(&pairs, s.pool.as_deref())
             .await
             .map_err(|e| Error::ListenFailure {
-                target: s.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                target: s
+                    .targets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 reason: e.to_string(),
             })?;
         let shared = self.shared.clone();
         match s.batch {
-            None => self.lifecycle.run(listener, s.max_concurrency, move |incoming| {
-                let shared = shared.clone();
-                async move { dispatch_one(&shared, incoming).await }
-            }),
-            Some((size, timeout)) => {
-                let batching: Box<dyn Listener<Vec<IncomingNotification>>> =
-                    Box::new(Batching { inner: listener, size, timeout });
-                self.lifecycle.run(batching, s.max_concurrency, move |batch| {
+            None => self
+                .lifecycle
+                .run(listener, s.max_concurrency, move |incoming| {
                     let shared = shared.clone();
-                    async move { dispatch_batch(&shared, batch).await }
-                })
+                    async move { dispatch_one(&shared, incoming).await }
+                }),
+            Some((size, timeout)) => {
+                let batching: Box<dyn Listener<Vec<IncomingNotification>>> = Box::new(Batching {
+                    inner: listener,
+                    size,
+                    timeout,
+                });
+                self.lifecycle
+                    .run(batching, s.max_concurrency, move |batch| {
+                        let shared = shared.clone();
+                        async move { dispatch_batch(&shared, batch).await }
+                    })
             }
         }
         Ok(())
@@ -411,14 +439,20 @@ fn to_notification(shared: &Shared, message: &NotificationMessage) -> Option<Not
         tracing::warn!(priority = %message.priority, "unknown notification priority; acknowledged");
         return None;
     };
-    let context = match shared.serializer.deserialize_context(message.context.clone()) {
+    let context = match shared
+        .serializer
+        .deserialize_context(message.context.clone())
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "could not deserialize the notification context; acknowledged");
             return None;
         }
     };
-    let payload = match shared.serializer.deserialize_entity(&context, message.payload.clone()) {
+    let payload = match shared
+        .serializer
+        .deserialize_entity(&context, message.payload.clone())
+    {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "could not deserialize the notification payload; acknowledged");
@@ -431,11 +465,17 @@ fn to_notification(shared: &Shared, message: &NotificationMessage) -> Option<Not
         event_type: message.event_type.clone(),
         priority,
         payload,
-        metadata: Metadata { message_id: message.message_id.clone(), timestamp: message.timestamp.clone() },
+        metadata: Metadata {
+            message_id: message.message_id.clone(),
+            timestamp: message.timestamp.clone(),
+        },
     })
 }
 
-fn verdict(outcome: std::result::Result<NotificationResult, String>, event_type: &str) -> NotificationResult {
+fn verdict(
+    outcome: std::result::Result<NotificationResult, String>,
+    event_type: &str,
+) -> NotificationResult {
     outcome.unwrap_or_else(|e| {
         tracing::error!(event_type, error = %e, "notification handler failed");
         NotificationResult::Requeue
@@ -459,7 +499,9 @@ async fn dispatch_one(shared: &Shared, incoming: IncomingNotification) {
         let mut result = NotificationResult::Handled;
         if let Some(n) = to_notification(shared, &incoming.message) {
             for ep in &shared.endpoints {
-                let Some(handler) = ep.handlers.get(&n.priority) else { continue };
+                let Some(handler) = ep.handlers.get(&n.priority) else {
+                    continue;
+                };
                 if !ep.accepts(&n) {
                     continue;
                 }
@@ -479,7 +521,8 @@ async fn dispatch_batch(shared: &Shared, batch: Vec<IncomingNotification>) {
     let span = tracing::debug_span!("notify.dispatch_batch", size = batch.len());
     async {
         // Group by priority, keeping arrival order within each group.
-        let mut groups: BTreeMap<Priority, Vec<(IncomingNotification, Notification)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Priority, Vec<(IncomingNotification, Notification)>> =
+            BTreeMap::new();
         for incoming in batch {
             match to_notification(shared, &incoming.message) {
                 Some(n) => groups.entry(n.priority).or_default().push((incoming, n)),
@@ -489,9 +532,14 @@ async fn dispatch_batch(shared: &Shared, batch: Vec<IncomingNotification>) {
         for (priority, members) in groups {
             let mut result = NotificationResult::Handled;
             for ep in &shared.endpoints {
-                let Some(handler) = ep.batch_handlers.get(&priority) else { continue };
-                let accepted: Vec<Notification> =
-                    members.iter().filter(|(_, n)| ep.accepts(n)).map(|(_, n)| n.clone()).collect();
+                let Some(handler) = ep.batch_handlers.get(&priority) else {
+                    continue;
+                };
+                let accepted: Vec<Notification> = members
+                    .iter()
+                    .filter(|(_, n)| ep.accepts(n))
+                    .map(|(_, n)| n.clone())
+                    .collect();
                 if accepted.is_empty() {
                     continue;
                 }

@@ -10,8 +10,8 @@ pub mod sink;
 
 pub use filter::NotificationFilter;
 pub use listener::{
-    Metadata, Notification, NotificationEndpoint, NotificationListener, NotificationListenerBuilder,
-    NotificationResult,
+    Metadata, Notification, NotificationEndpoint, NotificationListener,
+    NotificationListenerBuilder, NotificationResult,
 };
 pub use notifier::Notifier;
 pub use priority::Priority;

@@ -17,7 +17,12 @@ use crate::wire::request::new_id;
 use crate::{Context, Error, Result, Target, Transport};
 
 /// Context keys that never leave in a notification (oslo.context's `redacted_copy`).
-const REDACTED_CONTEXT_KEYS: &[&str] = &["auth_token", "auth_token_info", "service_token", "service_catalog"];
+const REDACTED_CONTEXT_KEYS: &[&str] = &[
+    "auth_token",
+    "auth_token_info",
+    "service_token",
+    "service_catalog",
+];
 
 /// Publishes notifications. Cheap to clone; [`Notifier::prepare`] gives a copy whose
 /// publisher id or retry can be changed.
@@ -74,7 +79,9 @@ impl Notifier {
                     };
                     for used in table.used_drivers() {
                         if used == "routing" {
-                            return Err(Error::Config("the routing table may not route to \"routing\"".into()));
+                            return Err(Error::Config(
+                                "the routing table may not route to \"routing\"".into(),
+                            ));
                         }
                         Sink::from_name(used)?;
                     }
@@ -165,17 +172,25 @@ impl Notifier {
 
     /// Sends at `CRITICAL`.
     pub async fn critical(&self, ctx: &Context, event_type: &str, payload: impl Serialize) {
-        self.notify(ctx, event_type, Priority::Critical, payload).await
+        self.notify(ctx, event_type, Priority::Critical, payload)
+            .await
     }
 
     /// Sends at `SAMPLE`.
     pub async fn sample(&self, ctx: &Context, event_type: &str, payload: impl Serialize) {
-        self.notify(ctx, event_type, Priority::Sample, payload).await
+        self.notify(ctx, event_type, Priority::Sample, payload)
+            .await
     }
 
     /// Sends at `priority`. As in oslo, failures are logged, never returned; use
     /// [`try_notify`](Self::try_notify) to see them.
-    pub async fn notify(&self, ctx: &Context, event_type: &str, priority: Priority, payload: impl Serialize) {
+    pub async fn notify(
+        &self,
+        ctx: &Context,
+        event_type: &str,
+        priority: Priority,
+        payload: impl Serialize,
+    ) {
         if let Err(e) = self.try_notify(ctx, event_type, priority, payload).await {
             tracing::error!(event_type, %priority, error = %e, "could not send notification");
         }
@@ -189,7 +204,9 @@ impl Notifier {
         priority: Priority,
         payload: impl Serialize,
     ) -> Result<()> {
-        let payload = self.serializer.serialize_entity(ctx, serde_json::to_value(payload)?)?;
+        let payload = self
+            .serializer
+            .serialize_entity(ctx, serde_json::to_value(payload)?)?;
         let message = NotificationMessage {
             message_id: new_message_id(),
             publisher_id: self.publisher_id.clone().unwrap_or_default(),
@@ -215,17 +232,32 @@ impl Notifier {
         .await
     }
 
-    async fn send_to(&self, sink: &Sink, message: &NotificationMessage, priority: Priority) -> Result<()> {
+    async fn send_to(
+        &self,
+        sink: &Sink,
+        message: &NotificationMessage,
+        priority: Priority,
+    ) -> Result<()> {
         match sink {
-            Sink::Messaging => self.send_messaging(message, priority, NotificationFormat::V1).await,
-            Sink::MessagingV2 => self.send_messaging(message, priority, NotificationFormat::V2).await,
+            Sink::Messaging => {
+                self.send_messaging(message, priority, NotificationFormat::V1)
+                    .await
+            }
+            Sink::MessagingV2 => {
+                self.send_messaging(message, priority, NotificationFormat::V2)
+                    .await
+            }
             Sink::Log => {
                 log_notification(message, priority);
                 Ok(())
             }
             Sink::Noop => Ok(()),
             Sink::Test(record) => {
-                record.record(SentNotification { message: message.clone(), priority, retry: self.retry });
+                record.record(SentNotification {
+                    message: message.clone(),
+                    priority,
+                    retry: self.retry,
+                });
                 Ok(())
             }
             Sink::Routing(table) => {
@@ -273,7 +305,10 @@ impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notifier")
             .field("publisher_id", &self.publisher_id)
-            .field("sinks", &self.sinks.iter().map(Sink::name).collect::<Vec<_>>())
+            .field(
+                "sinks",
+                &self.sinks.iter().map(Sink::name).collect::<Vec<_>>(),
+            )
             .field("topics", &self.topics)
             .field("retry", &self.retry)
             .finish_non_exhaustive()

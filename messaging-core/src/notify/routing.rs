@@ -44,7 +44,15 @@ impl RoutingConfig {
         let groups = groups
             .unwrap_or_default()
             .into_iter()
-            .map(|(g, drivers)| (g, drivers.into_iter().map(|(d, r)| (d, r.unwrap_or_default())).collect()))
+            .map(|(g, drivers)| {
+                (
+                    g,
+                    drivers
+                        .into_iter()
+                        .map(|(d, r)| (d, r.unwrap_or_default()))
+                        .collect(),
+                )
+            })
             .collect();
         let config = RoutingConfig { groups };
         for pattern in config.patterns() {
@@ -56,8 +64,12 @@ impl RoutingConfig {
 
     /// Reads and parses the YAML file named by `routing_config`.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read routing_config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read routing_config {}: {e}",
+                path.display()
+            ))
+        })?;
         Self::from_yaml(&text)
     }
 
@@ -68,7 +80,11 @@ impl RoutingConfig {
 
     /// Every driver named in the table, sorted.
     pub fn used_drivers(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.groups.values().flat_map(|g| g.keys().map(String::as_str)).collect();
+        let mut names: Vec<&str> = self
+            .groups
+            .values()
+            .flat_map(|g| g.keys().map(String::as_str))
+            .collect();
         names.sort_unstable();
         names.dedup();
         names
@@ -81,8 +97,8 @@ impl RoutingConfig {
             .values()
             .flat_map(|group| group.iter())
             .filter(|(_, rule)| {
-                matches_any(rule.accepted_events.as_deref(), event_type)
-                    && matches_any(rule.accepted_priorities.as_deref(), priority.as_str())
+                matches_any(rule.accepted_events.as_deref(), event_type, false)
+                    && matches_any(rule.accepted_priorities.as_deref(), priority.as_str(), true)
             })
             .map(|(name, _)| name.as_str())
             .collect();
@@ -93,17 +109,28 @@ impl RoutingConfig {
 
     fn patterns(&self) -> impl Iterator<Item = &str> {
         self.groups.values().flat_map(|g| g.values()).flat_map(|r| {
-            r.accepted_events.iter().chain(r.accepted_priorities.iter()).flatten().map(String::as_str)
+            r.accepted_events
+                .iter()
+                .chain(r.accepted_priorities.iter())
+                .flatten()
+                .map(String::as_str)
         })
     }
 }
 
-/// An absent criterion passes; a present one needs a matching pattern.
-fn matches_any(patterns: Option<&[String]>, value: &str) -> bool {
+/// An absent criterion passes; a present one needs a matching pattern. As oslo's
+/// `fnmatch` on POSIX, matching is case-sensitive; priority patterns are lower-cased
+/// first (oslo's `p.lower()`), event type patterns are not.
+fn matches_any(patterns: Option<&[String]>, value: &str, lowercase_patterns: bool) -> bool {
     patterns.is_none_or(|ps| {
         ps.iter().any(|p| {
-            glob::Pattern::new(&p.to_ascii_lowercase())
-                .map(|pat| pat.matches(&value.to_ascii_lowercase()))
+            let pattern = if lowercase_patterns {
+                p.to_ascii_lowercase()
+            } else {
+                p.clone()
+            };
+            glob::Pattern::new(&pattern)
+                .map(|pat| pat.matches(value))
                 .unwrap_or(false)
         })
     })

@@ -128,9 +128,24 @@ impl TestNotifications {
 /// Key fragments whose values are secrets (oslo.utils' sanitize keys), compared
 /// case-insensitively.
 const SECRET_KEY_PARTS: &[&str] = &[
-    "adminpass", "admin_pass", "password", "auth_token", "new_pass", "secret", "sys_pswd", "token",
-    "configdrive", "chappassword", "encrypted_key", "private_key", "fernetkey", "sslkey", "passphrase",
-    "cephxkey", "cephx_key", "keystone_token",
+    "adminpass",
+    "admin_pass",
+    "password",
+    "auth_token",
+    "new_pass",
+    "secret",
+    "sys_pswd",
+    "token",
+    "configdrive",
+    "chappassword",
+    "encrypted_key",
+    "private_key",
+    "fernetkey",
+    "sslkey",
+    "passphrase",
+    "cephxkey",
+    "cephx_key",
+    "keystone_token",
 ];
 
 /// Whether a key names a secret.
@@ -160,16 +175,37 @@ pub fn mask_passwords(value: &Value) -> Value {
 }
 
 /// The `log` sink: one event per notification at the priority's level.
+///
+/// As oslo's `LogDriver`: the message dict alone (no `_unique_id`, no context) is
+/// logged as `json.dumps` writes it, passwords masked; a priority Python loggers have
+/// no method for (`audit`, `sample`) is not logged, only warned about.
 pub(crate) fn log_notification(message: &NotificationMessage, priority: Priority) {
-    let map = message.to_map(crate::wire::ContextPacking::Flattened);
-    let text = mask_passwords(&Value::Object(map)).to_string();
     let event_type = message.event_type.as_str();
+    if matches!(priority, Priority::Audit | Priority::Sample) {
+        tracing::warn!(
+            target: "oslo.messaging.notification",
+            event_type,
+            "Unable to log message as notify cannot find a logger with the priority specified {priority}"
+        );
+        return;
+    }
+    let logged = NotificationMessage {
+        unique_id: None,
+        context: crate::Context::new(),
+        ..message.clone()
+    };
+    let map = logged.to_map(crate::wire::ContextPacking::Flattened);
+    let text = crate::wire::failure::python_json(&mask_passwords(&Value::Object(map)));
     match priority {
-        Priority::Debug => tracing::debug!(target: "oslo.messaging.notification", event_type, "{text}"),
+        Priority::Debug => {
+            tracing::debug!(target: "oslo.messaging.notification", event_type, "{text}")
+        }
         Priority::Info | Priority::Audit | Priority::Sample => {
             tracing::info!(target: "oslo.messaging.notification", event_type, "{text}")
         }
-        Priority::Warn => tracing::warn!(target: "oslo.messaging.notification", event_type, "{text}"),
+        Priority::Warn => {
+            tracing::warn!(target: "oslo.messaging.notification", event_type, "{text}")
+        }
         Priority::Error | Priority::Critical => {
             tracing::error!(target: "oslo.messaging.notification", event_type, "{text}")
         }

@@ -112,6 +112,12 @@ impl RpcClient {
         self
     }
 
+    /// Removes the version cap (oslo's `prepare(version_cap=None)`).
+    pub fn without_version_cap(mut self) -> Self {
+        self.version_cap = None;
+        self
+    }
+
     /// The serializer of arguments, results and context.
     pub fn serializer(mut self, serializer: Arc<dyn Serializer>) -> Self {
         self.serializer = serializer;
@@ -138,15 +144,21 @@ impl RpcClient {
         self
     }
 
-    /// Whether `version` (or, with `None`, the target's version) is within the cap.
+    /// Whether a message of `version` (`None`: a message without a version) may be
+    /// sent under the cap. With no cap, anything may.
     pub fn can_send_version(&self, version: Option<&str>) -> Result<bool> {
-        let version = version.or(self.target.version.as_deref());
         let Some(cap) = &self.version_cap else {
             return Ok(true);
         };
         let cap: Version = cap.parse()?;
         let requested = version.map(str::parse::<Version>).transpose()?;
         Ok(version_is_compatible(Some(&cap), requested.as_ref()))
+    }
+
+    /// Whether this client's own target version may be sent under the cap (oslo's
+    /// `can_send_version()` without an argument).
+    pub fn can_send_target_version(&self) -> Result<bool> {
+        self.can_send_version(self.target.version.as_deref())
     }
 
     /// Calls `method` with keyword arguments `args` (anything serialising to a JSON
@@ -158,11 +170,17 @@ impl RpcClient {
         args: A,
     ) -> Result<R> {
         if self.target.fanout {
-            return Err(Error::invalid_target("a call cannot be fanout", &self.target));
+            return Err(Error::invalid_target(
+                "a call cannot be fanout",
+                &self.target,
+            ));
         }
         let request = self.make_request(ctx, method, args)?;
         let options = SendOptions {
-            timeout: Some(self.timeout.unwrap_or_else(|| self.transport.rpc_response_timeout())),
+            timeout: Some(
+                self.timeout
+                    .unwrap_or_else(|| self.transport.rpc_response_timeout()),
+            ),
             call_monitor_timeout: self.call_monitor_timeout,
             retry: self.retry,
             at_least_once: self.at_least_once,
@@ -175,8 +193,11 @@ impl RpcClient {
             .instrument(span)
             .await?;
         let result = self.serializer.deserialize_entity(ctx, result)?;
-        serde_json::from_value(result)
-            .map_err(|e| Error::Serialization(format!("result of {method} does not fit the expected type: {e}")))
+        serde_json::from_value(result).map_err(|e| {
+            Error::Serialization(format!(
+                "result of {method} does not fit the expected type: {e}"
+            ))
+        })
     }
 
     /// Sends `method` without waiting for a result; returns once the transport has
@@ -204,13 +225,16 @@ impl RpcClient {
 
     fn make_request<A: Serialize>(&self, ctx: &Context, method: &str, args: A) -> Result<Request> {
         if self.target.topic.as_deref().is_none_or(str::is_empty) {
-            return Err(Error::invalid_target("a topic is required to send", &self.target));
+            return Err(Error::invalid_target(
+                "a topic is required to send",
+                &self.target,
+            ));
         }
         self.transport.require(|c| c.rpc, "RPC")?;
         if let Some(v) = &self.target.version {
             v.parse::<Version>()?;
         }
-        if !self.can_send_version(None)? {
+        if !self.can_send_target_version()? {
             return Err(Error::VersionCap {
                 version: self.target.version.clone().unwrap_or_else(|| "None".into()),
                 version_cap: self.version_cap.clone().unwrap_or_default(),

@@ -63,15 +63,22 @@ impl Dispatcher {
         }
         if ping {
             if checked.iter().any(|(ep, _)| ep.has_method(PING_METHOD)) {
-                tracing::warn!("an endpoint already defines {PING_METHOD}; the ping endpoint is not added");
+                tracing::warn!(
+                    "an endpoint already defines {PING_METHOD}; the ping endpoint is not added"
+                );
             } else {
-                let ping = Endpoint::new().method(PING_METHOD, |_ctx: Context, _: Map<String, Value>| async {
-                    Ok::<_, RemoteError>("pong")
-                });
+                let ping = Endpoint::new()
+                    .method(PING_METHOD, |_ctx: Context, _: Map<String, Value>| async {
+                        Ok::<_, RemoteError>("pong")
+                    });
                 checked.push((ping, Version::default()));
             }
         }
-        Ok(Dispatcher { endpoints: checked, policy, serializer })
+        Ok(Dispatcher {
+            endpoints: checked,
+            policy,
+            serializer,
+        })
     }
 
     /// Runs the request on the first endpoint whose namespace and version match and
@@ -100,10 +107,15 @@ impl Dispatcher {
             if !self.policy.allows(&request.method, method.exposed) {
                 continue;
             }
-            let ctx = self.serializer.deserialize_context(request.context.clone())?;
+            let ctx = self
+                .serializer
+                .deserialize_context(request.context.clone())?;
             let mut args = Map::with_capacity(request.args.len());
             for (k, v) in &request.args {
-                args.insert(k.clone(), self.serializer.deserialize_entity(&ctx, v.clone())?);
+                args.insert(
+                    k.clone(),
+                    self.serializer.deserialize_entity(&ctx, v.clone())?,
+                );
             }
             let result = (method.handler)(ctx.clone(), args)
                 .await
@@ -111,7 +123,9 @@ impl Dispatcher {
             return self.serializer.serialize_entity(&ctx, result);
         }
         if compatible {
-            Err(Error::NoSuchMethod { method: request.method.clone() })
+            Err(Error::NoSuchMethod {
+                method: request.method.clone(),
+            })
         } else {
             Err(unsupported())
         }
@@ -124,14 +138,20 @@ pub fn failure_of(error: Error) -> RemoteError {
     const DISPATCHER: &str = "oslo_messaging.rpc.dispatcher";
     match error {
         Error::Remote(failure) => *failure,
-        Error::NoSuchMethod { method } => {
-            RemoteError::new("NoSuchMethod", DISPATCHER, format!("Endpoint does not support RPC method {method}"))
-        }
+        Error::NoSuchMethod { method } => RemoteError::new(
+            "NoSuchMethod",
+            DISPATCHER,
+            format!("Endpoint does not support RPC method {method}"),
+        ),
         Error::UnsupportedVersion { version, method } => RemoteError::new(
             "UnsupportedVersion",
             DISPATCHER,
             format!("Endpoint does not support RPC version {version}. Attempted method: {method}"),
         ),
-        other => RemoteError::new("MessagingException", "oslo_messaging.exceptions", other.to_string()),
+        other => RemoteError::new(
+            "MessagingException",
+            "oslo_messaging.exceptions",
+            other.to_string(),
+        ),
     }
 }

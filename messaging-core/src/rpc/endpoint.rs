@@ -132,7 +132,13 @@ impl Endpoint {
                 })
             }) as HandlerFuture
         });
-        self.methods.insert(name, Method { handler: erased, exposed });
+        self.methods.insert(
+            name,
+            Method {
+                handler: erased,
+                exposed,
+            },
+        );
         self
     }
 }
@@ -141,6 +147,9 @@ impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<&String> = self.methods.keys().collect();
         names.sort();
-        f.debug_struct("Endpoint").field("target", &self.target).field("methods", &names).finish()
+        f.debug_struct("Endpoint")
+            .field("target", &self.target)
+            .field("methods", &names)
+            .finish()
     }
 }

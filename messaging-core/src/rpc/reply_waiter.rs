@@ -36,7 +36,11 @@ impl ReplyWaiters {
     pub fn register(&self, msg_id: &str) -> PendingReply {
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock().insert(msg_id.to_string(), tx);
-        PendingReply { msg_id: msg_id.to_string(), rx, waiters: self.clone() }
+        PendingReply {
+            msg_id: msg_id.to_string(),
+            rx,
+            waiters: self.clone(),
+        }
     }
 
     /// Hands a received reply to its call; a reply nobody waits for is logged and dropped.
@@ -46,7 +50,9 @@ impl ReplyWaiters {
             Some(tx) => {
                 let _ = tx.send(reply);
             }
-            None => tracing::warn!(msg_id = %reply.msg_id, "no calling task waiting for reply; dropped"),
+            None => {
+                tracing::warn!(msg_id = %reply.msg_id, "no calling task waiting for reply; dropped")
+            }
         }
     }
 

@@ -61,7 +61,10 @@ impl RpcServerBuilder {
     pub fn build(self) -> Result<RpcServer> {
         let target = &self.target;
         if target.topic.as_deref().is_none_or(str::is_empty) || target.server.is_none() {
-            return Err(Error::invalid_target("a server target needs a topic and a server", target));
+            return Err(Error::invalid_target(
+                "a server target needs a topic and a server",
+                target,
+            ));
         }
         self.transport.require(|c| c.rpc, "RPC")?;
         let config = &self.transport.config().default;
@@ -71,9 +74,16 @@ impl RpcServerBuilder {
             self.serializer,
             self.ping.unwrap_or(config.rpc_ping_enabled),
         )?;
-        let max = self.max_concurrency.unwrap_or(config.executor_thread_pool_size.max(1) as usize);
+        let max = self
+            .max_concurrency
+            .unwrap_or(config.executor_thread_pool_size.max(1));
         Ok(RpcServer {
-            shared: Arc::new(Shared { transport: self.transport, target: self.target, dispatcher, max }),
+            shared: Arc::new(Shared {
+                transport: self.transport,
+                target: self.target,
+                dispatcher,
+                max,
+            }),
             lifecycle: Lifecycle::new(),
         })
     }
@@ -127,14 +137,22 @@ impl RpcServer {
             return Ok(());
         }
         let target = &self.shared.target;
-        let listener = self.shared.transport.driver().listen(target).await.map_err(|e| {
-            Error::ListenFailure { target: target.to_string(), reason: e.to_string() }
-        })?;
+        let listener = self
+            .shared
+            .transport
+            .driver()
+            .listen(target)
+            .await
+            .map_err(|e| Error::ListenFailure {
+                target: target.to_string(),
+                reason: e.to_string(),
+            })?;
         let shared = self.shared.clone();
-        self.lifecycle.run(listener, self.shared.max, move |incoming| {
-            let shared = shared.clone();
-            async move { handle(&shared, incoming).await }
-        });
+        self.lifecycle
+            .run(listener, self.shared.max, move |incoming| {
+                let shared = shared.clone();
+                async move { handle(&shared, incoming).await }
+            });
         Ok(())
     }
 
@@ -159,7 +177,8 @@ impl RpcServer {
 
 async fn handle(shared: &Shared, incoming: IncomingRequest) {
     let IncomingRequest { request, responder } = incoming;
-    let span = tracing::debug_span!("rpc.dispatch", method = %request.method, target = %shared.target);
+    let span =
+        tracing::debug_span!("rpc.dispatch", method = %request.method, target = %shared.target);
     async move {
         let heartbeat_every = request
             .reply

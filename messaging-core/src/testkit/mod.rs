@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use crate::{Result, Transport};
 
-type MakeTransport = dyn Fn() -> Pin<Box<dyn Future<Output = Result<Transport>> + Send>> + Send + Sync;
+type MakeTransport =
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Transport>> + Send>> + Send + Sync;
 
 /// Makes a new transport each time it is called, like a new process connecting.
 #[derive(Clone)]
@@ -37,7 +38,9 @@ impl TransportFactory {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Transport>> + Send + 'static,
     {
-        TransportFactory { make: Arc::new(move || Box::pin(make())) }
+        TransportFactory {
+            make: Arc::new(move || Box::pin(make())),
+        }
     }
 
     /// A new transport.
@@ -48,13 +51,16 @@ impl TransportFactory {
 
 /// A name no other scenario run uses, so scenarios can share a broker.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// Generates one `#[tokio::test]` per conformance scenario, each calling the scenario
 /// with the factory expression given (evaluated per test).
 ///
-/// ```ignore
+/// ```text
 /// messaging_core::conformance_tests!(my_factory());
 /// ```
 #[macro_export]

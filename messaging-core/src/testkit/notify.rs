@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::{TransportFactory, unique};
 use crate::notify::{
-    Notification, NotificationEndpoint, NotificationFilter, NotificationListener, NotificationResult, Notifier,
-    Priority,
+    Notification, NotificationEndpoint, NotificationFilter, NotificationListener,
+    NotificationResult, Notifier, Priority,
 };
 use crate::{Context, Result, Target, Transport};
 
@@ -23,7 +23,9 @@ fn recorder(priorities: &[Priority]) -> (NotificationEndpoint, Seen) {
         ep = ep.on(*p, move |n: Notification| {
             let seen = seen.clone();
             async move {
-                seen.lock().unwrap().push((n.priority, n.event_type, n.payload, n.publisher_id));
+                seen.lock()
+                    .unwrap()
+                    .push((n.priority, n.event_type, n.payload, n.publisher_id));
             }
         });
     }
@@ -41,8 +43,15 @@ async fn wait_len(seen: &Seen, n: usize) -> usize {
     seen.lock().unwrap().len()
 }
 
-async fn listen(transport: &Transport, topics: &[&str], ep: NotificationEndpoint) -> Result<NotificationListener> {
-    NotificationListener::new(transport, topics.iter().map(|t| Target::topic(*t))).endpoint(ep).start().await
+async fn listen(
+    transport: &Transport,
+    topics: &[&str],
+    ep: NotificationEndpoint,
+) -> Result<NotificationListener> {
+    NotificationListener::new(transport, topics.iter().map(|t| Target::topic(*t)))
+        .endpoint(ep)
+        .start()
+        .await
 }
 
 async fn finish(listeners: &[&NotificationListener]) -> Result<()> {
@@ -62,11 +71,18 @@ pub async fn simple(factory: &TransportFactory) -> Result<()> {
     let (ep, seen) = recorder(&[Priority::Info]);
     let listener = listen(&transport, &[&topic], ep).await?;
     let notifier = Notifier::new(&factory.transport().await?, "test.host").topics([topic.clone()]);
-    notifier.try_notify(&Context::new(), "test", Priority::Info, "Hello World!").await?;
+    notifier
+        .try_notify(&Context::new(), "test", Priority::Info, "Hello World!")
+        .await?;
     assert_eq!(wait_len(&seen, 1).await, 1);
     assert_eq!(
         seen.lock().unwrap()[0],
-        (Priority::Info, "test".to_string(), json!("Hello World!"), "test.host".to_string())
+        (
+            Priority::Info,
+            "test".to_string(),
+            json!("Hello World!"),
+            "test.host".to_string()
+        )
     );
     finish(&[&listener]).await
 }
@@ -77,12 +93,29 @@ pub async fn multiple_topics(factory: &TransportFactory) -> Result<()> {
     let (a, b) = (unique("a"), unique("b"));
     let (ep, seen) = recorder(&[Priority::Info]);
     let listener = listen(&transport, &[&a, &b], ep).await?;
-    Notifier::new(&transport, "pub_a").topics([a.clone()]).try_notify(&Context::new(), "ev_a", Priority::Info, "A").await?;
-    Notifier::new(&transport, "pub_b").topics([b.clone()]).try_notify(&Context::new(), "ev_b", Priority::Info, "B").await?;
+    Notifier::new(&transport, "pub_a")
+        .topics([a.clone()])
+        .try_notify(&Context::new(), "ev_a", Priority::Info, "A")
+        .await?;
+    Notifier::new(&transport, "pub_b")
+        .topics([b.clone()])
+        .try_notify(&Context::new(), "ev_b", Priority::Info, "B")
+        .await?;
     assert_eq!(wait_len(&seen, 2).await, 2);
-    let mut got: Vec<(String, String)> = seen.lock().unwrap().iter().map(|s| (s.1.clone(), s.3.clone())).collect();
+    let mut got: Vec<(String, String)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| (s.1.clone(), s.3.clone()))
+        .collect();
     got.sort();
-    assert_eq!(got, vec![("ev_a".into(), "pub_a".into()), ("ev_b".into(), "pub_b".into())]);
+    assert_eq!(
+        got,
+        vec![
+            ("ev_a".into(), "pub_a".into()),
+            ("ev_b".into(), "pub_b".into())
+        ]
+    );
     finish(&[&listener]).await
 }
 
@@ -95,7 +128,9 @@ pub async fn multiple_listeners_share(factory: &TransportFactory) -> Result<()> 
     let l2 = listen(&factory.transport().await?, &[&topic], ep2).await?;
     let notifier = Notifier::new(&factory.transport().await?, "p").topics([topic.clone()]);
     for i in 0..8 {
-        notifier.try_notify(&Context::new(), &format!("ev{i}"), Priority::Info, i).await?;
+        notifier
+            .try_notify(&Context::new(), &format!("ev{i}"), Priority::Info, i)
+            .await?;
     }
     for _ in 0..500 {
         if seen1.lock().unwrap().len() + seen2.lock().unwrap().len() >= 8 {
@@ -121,7 +156,8 @@ pub async fn independent_topics(factory: &TransportFactory) -> Result<()> {
     for (topic, tag) in [(&t1, "one"), (&t2, "two")] {
         let n = Notifier::new(&transport, tag).topics([topic.clone()]);
         for i in 0..8 {
-            n.try_notify(&Context::new(), tag, Priority::Info, i).await?;
+            n.try_notify(&Context::new(), tag, Priority::Info, i)
+                .await?;
         }
     }
     assert_eq!(wait_len(&seen1, 8).await, 8);
@@ -141,7 +177,9 @@ pub async fn all_categories(factory: &TransportFactory) -> Result<()> {
     let listener = listen(&transport, &[&topic], ep).await?;
     let notifier = Notifier::new(&transport, "p").topics([topic.clone()]);
     for p in Priority::ALL {
-        notifier.try_notify(&Context::new(), &format!("ev.{p}"), p, p.as_str()).await?;
+        notifier
+            .try_notify(&Context::new(), &format!("ev.{p}"), p, p.as_str())
+            .await?;
     }
     assert_eq!(wait_len(&seen, 7).await, 7);
     for (priority, event_type, payload, _) in seen.lock().unwrap().iter() {
@@ -166,7 +204,9 @@ pub async fn batch(factory: &TransportFactory) -> Result<()> {
         .batch(100, Some(Duration::from_millis(500)))
         .build()?;
     for i in 0..205 {
-        notifier.try_notify(&Context::new(), "ev", Priority::Info, i).await?;
+        notifier
+            .try_notify(&Context::new(), "ev", Priority::Info, i)
+            .await?;
     }
     listener.start().await?;
     for _ in 0..300 {
@@ -191,7 +231,12 @@ pub async fn requeue(factory: &TransportFactory) -> Result<()> {
         .on(Priority::Info, move |n: Notification| {
             let c = c.clone();
             async move {
-                let seen_before = c.lock().unwrap().iter().filter(|p| **p == n.payload).count();
+                let seen_before = c
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| **p == n.payload)
+                    .count();
                 c.lock().unwrap().push(n.payload.clone());
                 match (n.payload.as_str(), seen_before) {
                     (Some("requeue"), 0) => Ok(NotificationResult::Requeue),
@@ -203,8 +248,12 @@ pub async fn requeue(factory: &TransportFactory) -> Result<()> {
         .start()
         .await?;
     let notifier = Notifier::new(&transport, "p").topics([topic.clone()]);
-    notifier.try_notify(&Context::new(), "ev", Priority::Info, "requeue").await?;
-    notifier.try_notify(&Context::new(), "ev", Priority::Info, "fail").await?;
+    notifier
+        .try_notify(&Context::new(), "ev", Priority::Info, "requeue")
+        .await?;
+    notifier
+        .try_notify(&Context::new(), "ev", Priority::Info, "fail")
+        .await?;
     for _ in 0..300 {
         if calls.lock().unwrap().len() >= 4 {
             break;
@@ -214,7 +263,15 @@ pub async fn requeue(factory: &TransportFactory) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut got = calls.lock().unwrap().clone();
     got.sort_by_key(|v| v.to_string());
-    assert_eq!(got, vec![json!("fail"), json!("fail"), json!("requeue"), json!("requeue")]);
+    assert_eq!(
+        got,
+        vec![
+            json!("fail"),
+            json!("fail"),
+            json!("requeue"),
+            json!("requeue")
+        ]
+    );
     finish(&[&listener]).await
 }
 
@@ -227,7 +284,11 @@ pub async fn pools(factory: &TransportFactory) -> Result<()> {
     let start = |ep, pool: &'static str| {
         let topic = topic.clone();
         async move {
-            NotificationListener::new(&factory.transport().await?, [Target::topic(topic)]).pool(pool).endpoint(ep).start().await
+            NotificationListener::new(&factory.transport().await?, [Target::topic(topic)])
+                .pool(pool)
+                .endpoint(ep)
+                .start()
+                .await
         }
     };
     let l1 = start(ep1, "pool1").await?;
@@ -235,11 +296,17 @@ pub async fn pools(factory: &TransportFactory) -> Result<()> {
     let l3 = start(ep3, "pool2").await?;
     let notifier = Notifier::new(&factory.transport().await?, "p").topics([topic.clone()]);
     for i in 0..20 {
-        notifier.try_notify(&Context::new(), "ev", Priority::Info, i).await?;
+        notifier
+            .try_notify(&Context::new(), "ev", Priority::Info, i)
+            .await?;
     }
     assert_eq!(wait_len(&seen1, 20).await, 20);
     let got1: Vec<Value> = seen1.lock().unwrap().iter().map(|s| s.2.clone()).collect();
-    assert_eq!(got1, (0..20).map(|i| json!(i)).collect::<Vec<_>>(), "in order");
+    assert_eq!(
+        got1,
+        (0..20).map(|i| json!(i)).collect::<Vec<_>>(),
+        "in order"
+    );
     for _ in 0..300 {
         if seen2.lock().unwrap().len() + seen3.lock().unwrap().len() >= 20 {
             break;
@@ -247,10 +314,17 @@ pub async fn pools(factory: &TransportFactory) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let mut pool2: Vec<i64> =
-        [seen2.lock().unwrap().clone(), seen3.lock().unwrap().clone()].concat().iter().filter_map(|s| s.2.as_i64()).collect();
+    let mut pool2: Vec<i64> = [seen2.lock().unwrap().clone(), seen3.lock().unwrap().clone()]
+        .concat()
+        .iter()
+        .filter_map(|s| s.2.as_i64())
+        .collect();
     pool2.sort();
-    assert_eq!(pool2, (0..20).collect::<Vec<_>>(), "pool2 members share the copy");
+    assert_eq!(
+        pool2,
+        (0..20).collect::<Vec<_>>(),
+        "pool2 members share the copy"
+    );
     assert!(!seen2.lock().unwrap().is_empty() && !seen3.lock().unwrap().is_empty());
     finish(&[&l1, &l2, &l3]).await
 }
@@ -270,17 +344,64 @@ pub async fn filter(factory: &TransportFactory) -> Result<()> {
     let listener = listen(&transport, &[&topic], ep).await?;
     let admin = Context::new().with("user", "admin");
     let cases = [
-        ("compute01", "instance.create.start", admin.clone(), json!({"state": "active"}), true),
-        ("network01", "instance.create.start", admin.clone(), json!({"state": "active"}), false),
-        ("compute01", "instance.delete.start", admin.clone(), json!({"state": "active"}), false),
-        ("compute01", "instance.create.start", Context::new().with("project", "admin"), json!({"state": "active"}), false),
-        ("compute01", "instance.create.start", admin.clone(), json!({"state": "deleted"}), false),
-        ("compute01", "instance.create.start", admin.clone(), json!({"state": null}), false),
+        (
+            "compute01",
+            "instance.create.start",
+            admin.clone(),
+            json!({"state": "active"}),
+            true,
+        ),
+        (
+            "network01",
+            "instance.create.start",
+            admin.clone(),
+            json!({"state": "active"}),
+            false,
+        ),
+        (
+            "compute01",
+            "instance.delete.start",
+            admin.clone(),
+            json!({"state": "active"}),
+            false,
+        ),
+        (
+            "compute01",
+            "instance.create.start",
+            Context::new().with("project", "admin"),
+            json!({"state": "active"}),
+            false,
+        ),
+        (
+            "compute01",
+            "instance.create.start",
+            admin.clone(),
+            json!({"state": "deleted"}),
+            false,
+        ),
+        (
+            "compute01",
+            "instance.create.start",
+            admin.clone(),
+            json!({"state": null}),
+            false,
+        ),
     ];
     for (publisher, event_type, ctx, payload, _) in &cases {
-        Notifier::new(&transport, *publisher).topics([topic.clone()]).try_notify(ctx, event_type, Priority::Info, payload).await?;
+        Notifier::new(&transport, *publisher)
+            .topics([topic.clone()])
+            .try_notify(ctx, event_type, Priority::Info, payload)
+            .await?;
     }
-    Notifier::new(&transport, "compute02").topics([topic.clone()]).try_notify(&admin, "instance.create.end", Priority::Info, json!({"state": "active", "marker": 1})).await?;
+    Notifier::new(&transport, "compute02")
+        .topics([topic.clone()])
+        .try_notify(
+            &admin,
+            "instance.create.end",
+            Priority::Info,
+            json!({"state": "active", "marker": 1}),
+        )
+        .await?;
     assert_eq!(wait_len(&seen, 2).await, 2);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let got: Vec<String> = seen.lock().unwrap().iter().map(|s| s.3.clone()).collect();
@@ -296,13 +417,23 @@ pub async fn two_exchanges(factory: &TransportFactory) -> Result<()> {
     let (ep, seen) = recorder(&[Priority::Info]);
     let listener = NotificationListener::new(
         &transport,
-        [Target::topic(topic.clone()).exchange(x1.clone()), Target::topic(topic.clone()).exchange(x2.clone())],
+        [
+            Target::topic(topic.clone()).exchange(x1.clone()),
+            Target::topic(topic.clone()).exchange(x2.clone()),
+        ],
     )
     .endpoint(ep)
     .start()
     .await?;
     let notifier = Notifier::new(&transport, "p").topics([topic.clone()]);
-    notifier.try_notify(&Context::new(), "default", Priority::Info, "default exchange").await?;
+    notifier
+        .try_notify(
+            &Context::new(),
+            "default",
+            Priority::Info,
+            "default exchange",
+        )
+        .await?;
     for x in [&x1, &x2] {
         let target = Target::topic(format!("{topic}.info")).exchange(x.clone());
         let message = crate::wire::NotificationMessage {
@@ -317,7 +448,12 @@ pub async fn two_exchanges(factory: &TransportFactory) -> Result<()> {
         };
         transport
             .driver()
-            .send_notification(&target, message, crate::driver::NotificationFormat::V2, crate::Retry::Forever)
+            .send_notification(
+                &target,
+                message,
+                crate::driver::NotificationFormat::V2,
+                crate::Retry::Forever,
+            )
             .await?;
     }
     assert_eq!(wait_len(&seen, 2).await, 2);
@@ -339,8 +475,12 @@ pub async fn priority_subscription(factory: &TransportFactory) -> Result<()> {
     let info = listen(&transport, &[&topic], info_ep).await?;
     assert_eq!(info.priorities(), &[Priority::Info]);
     let notifier = Notifier::new(&transport, "p").topics([topic.clone()]);
-    notifier.try_notify(&Context::new(), "w", Priority::Warn, 1).await?;
-    notifier.try_notify(&Context::new(), "i", Priority::Info, 2).await?;
+    notifier
+        .try_notify(&Context::new(), "w", Priority::Warn, 1)
+        .await?;
+    notifier
+        .try_notify(&Context::new(), "i", Priority::Info, 2)
+        .await?;
     assert_eq!(wait_len(&info_seen, 1).await, 1);
     let (warn_ep, warn_seen) = recorder(&[Priority::Warn]);
     let warn = listen(&transport, &[&topic], warn_ep).await?;
@@ -357,11 +497,15 @@ pub async fn listener_restart(factory: &TransportFactory) -> Result<()> {
     let (ep, seen) = recorder(&[Priority::Info]);
     let listener = listen(&transport, &[&topic], ep).await?;
     let notifier = Notifier::new(&transport, "p").topics([topic.clone()]);
-    notifier.try_notify(&Context::new(), "one", Priority::Info, 1).await?;
+    notifier
+        .try_notify(&Context::new(), "one", Priority::Info, 1)
+        .await?;
     assert_eq!(wait_len(&seen, 1).await, 1);
     listener.stop().await;
     listener.wait().await?;
-    notifier.try_notify(&Context::new(), "two", Priority::Info, 2).await?;
+    notifier
+        .try_notify(&Context::new(), "two", Priority::Info, 2)
+        .await?;
     listener.start().await?;
     assert_eq!(wait_len(&seen, 2).await, 2);
     assert_eq!(seen.lock().unwrap()[1].1, "two");

@@ -38,7 +38,13 @@ struct Seconds {
 /// oslo's `TestServerEndpoint`: add, subtract (ValueError below zero), append,
 /// long_running_task, plus `state` to read the counters.
 fn test_endpoint(state: Arc<Mutex<ServerState>>) -> Endpoint {
-    let (s1, s2, s3, s4, s5) = (state.clone(), state.clone(), state.clone(), state.clone(), state);
+    let (s1, s2, s3, s4, s5) = (
+        state.clone(),
+        state.clone(),
+        state.clone(),
+        state.clone(),
+        state,
+    );
     Endpoint::new()
         .method("add", move |_c: Context, a: Increment| {
             let s = s1.clone();
@@ -98,7 +104,12 @@ struct Group {
 }
 
 impl Group {
-    async fn start(factory: &TransportFactory, topic: &str, exchange: Option<&str>, n: usize) -> Result<Group> {
+    async fn start(
+        factory: &TransportFactory,
+        topic: &str,
+        exchange: Option<&str>,
+        n: usize,
+    ) -> Result<Group> {
         let transport = factory.transport().await?;
         let mut group = Group {
             topic: topic.to_string(),
@@ -148,7 +159,10 @@ impl Group {
     }
 
     fn calls(&self) -> Vec<usize> {
-        self.states.iter().map(|s| s.lock().unwrap().calls).collect()
+        self.states
+            .iter()
+            .map(|s| s.lock().unwrap().calls)
+            .collect()
     }
 
     async fn stop(self) -> Result<()> {
@@ -163,20 +177,28 @@ impl Group {
 }
 
 fn ctx() -> Context {
-    Context::new().with("application", "testkit").with("cast", false)
+    Context::new()
+        .with("application", "testkit")
+        .with("cast", false)
 }
 
 /// Calls directed to one server change only that server; results are right.
 pub async fn call_specific_server(factory: &TransportFactory) -> Result<()> {
     let group = Group::start(factory, &unique("specific"), None, 3).await?;
     let client = group.client().server(group.names[1].clone());
-    let text: String = client.call(&ctx(), "append", json!({"text": "open"})).await?;
+    let text: String = client
+        .call(&ctx(), "append", json!({"text": "open"}))
+        .await?;
     assert_eq!(text, "open");
-    let text: String = client.call(&ctx(), "append", json!({"text": "stack"})).await?;
+    let text: String = client
+        .call(&ctx(), "append", json!({"text": "stack"}))
+        .await?;
     assert_eq!(text, "openstack");
     let ival: i64 = client.call(&ctx(), "add", json!({"increment": 12})).await?;
     assert_eq!(ival, 12);
-    let ival: i64 = client.call(&ctx(), "subtract", json!({"increment": 3})).await?;
+    let ival: i64 = client
+        .call(&ctx(), "subtract", json!({"increment": 3}))
+        .await?;
     assert_eq!(ival, 9);
     assert_eq!(group.calls(), vec![0, 4, 0]);
     group.stop().await
@@ -191,7 +213,10 @@ pub async fn call_server_in_group(factory: &TransportFactory) -> Result<()> {
     }
     let calls = group.calls();
     assert_eq!(calls.iter().sum::<usize>(), 30, "{calls:?}");
-    assert!(calls.iter().all(|c| *c > 0), "every server gets calls: {calls:?}");
+    assert!(
+        calls.iter().all(|c| *c > 0),
+        "every server gets calls: {calls:?}"
+    );
     let total: i64 = group.states.iter().map(|s| s.lock().unwrap().ival).sum();
     assert_eq!(total, 30);
     group.stop().await
@@ -209,7 +234,11 @@ pub async fn call_different_exchanges(factory: &TransportFactory) -> Result<()> 
         for _ in 0..4 {
             let _: i64 = client.call(&ctx(), "add", json!({"increment": 1})).await?;
         }
-        let _: i64 = client.prepare().server(g.names[0].clone()).call(&ctx(), "add", json!({"increment": 1})).await?;
+        let _: i64 = client
+            .prepare()
+            .server(g.names[0].clone())
+            .call(&ctx(), "add", json!({"increment": 1}))
+            .await?;
         assert_eq!(g.calls().iter().sum::<usize>(), 5, "{:?}", g.calls());
     }
     assert_eq!(g3.calls(), vec![0, 0], "the third exchange got nothing");
@@ -221,8 +250,12 @@ pub async fn call_different_exchanges(factory: &TransportFactory) -> Result<()> 
 /// A call nobody serves times out.
 pub async fn call_timeout(factory: &TransportFactory) -> Result<()> {
     let transport = factory.transport().await?;
-    let client = RpcClient::new(&transport, Target::topic(unique("nobody"))).timeout(Duration::from_millis(300));
-    let err = client.call::<_, Value>(&ctx(), "add", json!({"increment": 1})).await.unwrap_err();
+    let client = RpcClient::new(&transport, Target::topic(unique("nobody")))
+        .timeout(Duration::from_millis(300));
+    let err = client
+        .call::<_, Value>(&ctx(), "add", json!({"increment": 1}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
     Ok(())
 }
@@ -230,7 +263,11 @@ pub async fn call_timeout(factory: &TransportFactory) -> Result<()> {
 /// The server's ValueError reaches the caller as builtins.ValueError.
 pub async fn call_exception(factory: &TransportFactory) -> Result<()> {
     let group = Group::start(factory, &unique("exception"), None, 1).await?;
-    let err = group.client().call::<_, i64>(&ctx(), "subtract", json!({"increment": 3})).await.unwrap_err();
+    let err = group
+        .client()
+        .call::<_, i64>(&ctx(), "subtract", json!({"increment": 3}))
+        .await
+        .unwrap_err();
     match err {
         Error::Remote(remote) => {
             assert!(remote.is("builtins", "ValueError"), "{remote:?}");
@@ -247,12 +284,16 @@ pub async fn call_timeout_with_concurrent_calls(factory: &TransportFactory) -> R
     let client = group.client();
     let slow = client.prepare().timeout(Duration::from_millis(500));
     let long = tokio::spawn(async move {
-        slow.call::<_, f64>(&ctx(), "long_running_task", json!({"seconds": 1.5})).await
+        slow.call::<_, f64>(&ctx(), "long_running_task", json!({"seconds": 1.5}))
+            .await
     });
     let mut short = Vec::new();
     for _ in 0..10 {
         let c = client.clone();
-        short.push(tokio::spawn(async move { c.call::<_, i64>(&ctx(), "add", json!({"increment": 1})).await }));
+        short.push(tokio::spawn(async move {
+            c.call::<_, i64>(&ctx(), "add", json!({"increment": 1}))
+                .await
+        }));
     }
     for s in short {
         s.await.expect("call task")?;
@@ -267,15 +308,32 @@ pub async fn call_timeout_with_concurrent_calls(factory: &TransportFactory) -> R
 /// Undeliverable; without it, it times out.
 pub async fn mandatory_call(factory: &TransportFactory) -> Result<()> {
     let group = Group::start(factory, &unique("mandatory"), None, 1).await?;
-    let client = group.client().server(unique("ghost")).timeout(Duration::from_millis(500));
-    let err = client.call::<_, i64>(&ctx(), "add", json!({"increment": 1})).await.unwrap_err();
+    let client = group
+        .client()
+        .server(unique("ghost"))
+        .timeout(Duration::from_millis(500));
+    let err = client
+        .call::<_, i64>(&ctx(), "add", json!({"increment": 1}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
     let started = std::time::Instant::now();
-    let err = client.prepare().at_least_once(true).call::<_, i64>(&ctx(), "add", json!({"increment": 1})).await.unwrap_err();
+    let err = client
+        .prepare()
+        .at_least_once(true)
+        .call::<_, i64>(&ctx(), "add", json!({"increment": 1}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Undeliverable { .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_millis(500), "undeliverable is reported before the timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "undeliverable is reported before the timeout"
+    );
     let cast = group.client().server(unique("ghost")).at_least_once(true);
-    let err = cast.cast(&ctx(), "add", json!({"increment": 1})).await.unwrap_err();
+    let err = cast
+        .cast(&ctx(), "add", json!({"increment": 1}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Undeliverable { .. }), "{err:?}");
     group.stop().await
 }
@@ -307,16 +365,33 @@ pub async fn monitor_long_call(factory: &TransportFactory) -> Result<()> {
 pub async fn endpoint_version_namespace(factory: &TransportFactory) -> Result<()> {
     let transport = factory.transport().await?;
     let topic = unique("versions");
-    let endpoint = Endpoint::new().namespace("Name1").version("7.5").method("echo", |_c: Context, v: Value| async move {
-        Ok::<_, RemoteError>(v)
-    });
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1")).endpoint(endpoint).start().await?;
+    let endpoint = Endpoint::new()
+        .namespace("Name1")
+        .version("7.5")
+        .method("echo", |_c: Context, v: Value| async move {
+            Ok::<_, RemoteError>(v)
+        });
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(endpoint)
+        .start()
+        .await?;
     let client = RpcClient::new(&transport, Target::topic(topic)).timeout(Duration::from_secs(5));
-    let ok: Value = client.prepare().namespace("Name1").version("7.5").call(&ctx(), "echo", json!({"a": 1})).await?;
+    let ok: Value = client
+        .prepare()
+        .namespace("Name1")
+        .version("7.5")
+        .call(&ctx(), "echo", json!({"a": 1}))
+        .await?;
     assert_eq!(ok, json!({"a": 1}));
-    for c in [client.prepare().namespace("Name1").version("7.6"), client.prepare().namespace("Name2").version("7.5")] {
+    for c in [
+        client.prepare().namespace("Name1").version("7.6"),
+        client.prepare().namespace("Name2").version("7.5"),
+    ] {
         match c.call::<_, Value>(&ctx(), "echo", json!({})).await {
-            Err(Error::Remote(r)) => assert!(r.is("oslo_messaging.rpc.dispatcher", "UnsupportedVersion"), "{r:?}"),
+            Err(Error::Remote(r)) => assert!(
+                r.is("oslo_messaging.rpc.dispatcher", "UnsupportedVersion"),
+                "{r:?}"
+            ),
             other => panic!("expected UnsupportedVersion, got {other:?}"),
         }
     }
@@ -327,8 +402,13 @@ pub async fn endpoint_version_namespace(factory: &TransportFactory) -> Result<()
 /// An endpoint method named `target` is refused when the server is built.
 pub async fn bad_endpoint(factory: &TransportFactory) -> Result<()> {
     let transport = factory.transport().await?;
-    let endpoint = Endpoint::new().method("target", |_c: Context, v: Value| async move { Ok::<_, RemoteError>(v) });
-    let err = RpcServer::new(&transport, Target::topic(unique("bad")).server("s")).endpoint(endpoint).build().err();
+    let endpoint = Endpoint::new().method("target", |_c: Context, v: Value| async move {
+        Ok::<_, RemoteError>(v)
+    });
+    let err = RpcServer::new(&transport, Target::topic(unique("bad")).server("s"))
+        .endpoint(endpoint)
+        .build()
+        .err();
     assert!(matches!(err, Some(Error::Config(_))), "{err:?}");
     Ok(())
 }
@@ -337,8 +417,12 @@ pub async fn bad_endpoint(factory: &TransportFactory) -> Result<()> {
 pub async fn cast_specific_server(factory: &TransportFactory) -> Result<()> {
     let group = Group::start(factory, &unique("castone"), None, 3).await?;
     let client = group.client().server(group.names[0].clone());
-    client.cast(&ctx(), "append", json!({"text": "open"})).await?;
-    client.cast(&ctx(), "append", json!({"text": "stack"})).await?;
+    client
+        .cast(&ctx(), "append", json!({"text": "open"}))
+        .await?;
+    client
+        .cast(&ctx(), "append", json!({"text": "stack"}))
+        .await?;
     client.cast(&ctx(), "add", json!({"increment": 12})).await?;
     group.settle(3).await;
     let s = group.states[0].lock().unwrap().sval.clone();
@@ -365,10 +449,18 @@ pub async fn cast_server_in_group(factory: &TransportFactory) -> Result<()> {
 /// A fanout cast reaches every server.
 pub async fn cast_fanout(factory: &TransportFactory) -> Result<()> {
     let group = Group::start(factory, &unique("fanout"), None, 3).await?;
-    group.client().fanout(true).cast(&ctx(), "add", json!({"increment": 12})).await?;
+    group
+        .client()
+        .fanout(true)
+        .cast(&ctx(), "add", json!({"increment": 12}))
+        .await?;
     group.settle(3).await;
     for name in &group.names {
-        let state: Value = group.client().server(name.clone()).call(&ctx(), "state", json!({})).await?;
+        let state: Value = group
+            .client()
+            .server(name.clone())
+            .call(&ctx(), "state", json!({}))
+            .await?;
         assert_eq!(state["ival"], 12, "{name}");
     }
     group.stop().await
@@ -391,10 +483,20 @@ impl Serializer for PrefixSerializer {
         })
     }
     fn serialize_context(&self, c: &Context) -> Result<Context> {
-        Ok(Context(c.as_map().iter().map(|(k, v)| (k.clone(), prefix("s", v))).collect()))
+        Ok(Context(
+            c.as_map()
+                .iter()
+                .map(|(k, v)| (k.clone(), prefix("s", v)))
+                .collect(),
+        ))
     }
     fn deserialize_context(&self, c: Context) -> Result<Context> {
-        Ok(Context(c.as_map().iter().map(|(k, v)| (k.clone(), prefix("d", v))).collect()))
+        Ok(Context(
+            c.as_map()
+                .iter()
+                .map(|(k, v)| (k.clone(), prefix("d", v)))
+                .collect(),
+        ))
     }
 }
 
@@ -418,7 +520,14 @@ pub async fn multiple_servers_matrix(factory: &TransportFactory) -> Result<()> {
                             if (fanout && call) || (!diff_topic && !diff_server) {
                                 continue;
                             }
-                            let case = MatrixCase { diff_exchange, diff_topic, diff_server, fanout, call, multi };
+                            let case = MatrixCase {
+                                diff_exchange,
+                                diff_topic,
+                                diff_server,
+                                fanout,
+                                call,
+                                multi,
+                            };
                             case.run(factory).await?;
                             ran += 1;
                         }
@@ -444,13 +553,33 @@ struct MatrixCase {
 impl MatrixCase {
     async fn run(self, factory: &TransportFactory) -> Result<()> {
         let base = unique("m");
-        let (x1, x2) = if self.diff_exchange { (Some(format!("{base}x1")), Some(format!("{base}x2"))) } else { (None, None) };
-        let (t1, t2) = if self.diff_topic { (format!("{base}t1"), format!("{base}t2")) } else { (format!("{base}t"), format!("{base}t")) };
-        let (s1, s2) = if self.diff_server { (Some("s1"), Some("s2")) } else { (None, None) };
+        let (x1, x2) = if self.diff_exchange {
+            (Some(format!("{base}x1")), Some(format!("{base}x2")))
+        } else {
+            (None, None)
+        };
+        let (t1, t2) = if self.diff_topic {
+            (format!("{base}t1"), format!("{base}t2"))
+        } else {
+            (format!("{base}t"), format!("{base}t"))
+        };
+        let (s1, s2) = if self.diff_server {
+            (Some("s1"), Some("s2"))
+        } else {
+            (None, None)
+        };
         let pings1 = Arc::new(Mutex::new(Vec::<String>::new()));
-        let pings2 = if self.multi { Arc::new(Mutex::new(Vec::new())) } else { pings1.clone() };
+        let pings2 = if self.multi {
+            Arc::new(Mutex::new(Vec::new()))
+        } else {
+            pings1.clone()
+        };
         let transport1 = factory.transport().await?;
-        let transport2 = if self.diff_exchange { factory.transport().await? } else { transport1.clone() };
+        let transport2 = if self.diff_exchange {
+            factory.transport().await?
+        } else {
+            transport1.clone()
+        };
         let mut servers = Vec::new();
         let mut clients = Vec::new();
         for (transport, exchange, topic, server, pings) in [
@@ -464,11 +593,16 @@ impl MatrixCase {
                 .method("ping", move |_c: Context, a: HashMap<String, String>| {
                     let pings = pings.clone();
                     async move {
-                        pings.lock().unwrap().push(a.get("arg").cloned().unwrap_or_default());
+                        pings
+                            .lock()
+                            .unwrap()
+                            .push(a.get("arg").cloned().unwrap_or_default());
                         Ok::<_, RemoteError>(Value::Null)
                     }
                 })
-                .method("alive", |_c: Context, _: Value| async { Ok::<_, RemoteError>("alive") });
+                .method("alive", |_c: Context, _: Value| async {
+                    Ok::<_, RemoteError>("alive")
+                });
             servers.push(
                 RpcServer::new(transport, target)
                     .endpoint(endpoint)
@@ -493,28 +627,43 @@ impl MatrixCase {
         }
         for (client, arg) in clients.iter().zip(["1", "2"]) {
             if self.call {
-                let _: Value = client.call(&Context::new(), "ping", json!({"arg": arg})).await?;
+                let _: Value = client
+                    .call(&Context::new(), "ping", json!({"arg": arg}))
+                    .await?;
             } else {
-                client.cast(&Context::new(), "ping", json!({"arg": arg})).await?;
+                client
+                    .cast(&Context::new(), "ping", json!({"arg": arg}))
+                    .await?;
             }
         }
         // oslo's expectations: per-endpoint lists, doubled for fanout to two servers in
         // one place, merged into "either" when two endpoints share one place.
         let same_place = !self.diff_exchange && !self.diff_topic;
-        let (mut expect1, mut expect2) =
-            if self.multi { (vec!["ds1"], vec!["ds2"]) } else { (vec!["ds1", "ds2"], vec!["ds1", "ds2"]) };
+        let (mut expect1, mut expect2) = if self.multi {
+            (vec!["ds1"], vec!["ds2"])
+        } else {
+            (vec!["ds1", "ds2"], vec!["ds1", "ds2"])
+        };
         if self.fanout && same_place && self.diff_server {
             expect1 = [expect1.clone(), expect1].concat();
             expect2 = [expect2.clone(), expect2].concat();
         }
-        let either: Vec<&str> = if same_place && self.multi { [expect1.clone(), expect2.clone()].concat() } else { vec![] };
+        let either: Vec<&str> = if same_place && self.multi {
+            [expect1.clone(), expect2.clone()].concat()
+        } else {
+            vec![]
+        };
         let expected_total = match (self.multi, either.is_empty()) {
             (true, false) => either.len(),
             (true, true) => expect1.len() + expect2.len(),
             (false, _) => expect1.len(),
         };
         let received = || {
-            if self.multi { pings1.lock().unwrap().len() + pings2.lock().unwrap().len() } else { pings1.lock().unwrap().len() }
+            if self.multi {
+                pings1.lock().unwrap().len() + pings2.lock().unwrap().len()
+            } else {
+                pings1.lock().unwrap().len()
+            }
         };
         for _ in 0..300 {
             if received() >= expected_total {
@@ -538,7 +687,14 @@ impl MatrixCase {
             assert_eq!(got, want, "{self:?}");
         };
         if !either.is_empty() {
-            check([pings1.lock().unwrap().clone(), pings2.lock().unwrap().clone()].concat(), &either);
+            check(
+                [
+                    pings1.lock().unwrap().clone(),
+                    pings2.lock().unwrap().clone(),
+                ]
+                .concat(),
+                &either,
+            );
         } else {
             check(pings1.lock().unwrap().clone(), &expect1);
             check(pings2.lock().unwrap().clone(), &expect2);
@@ -551,18 +707,35 @@ impl MatrixCase {
 pub async fn server_stop_drains_in_flight(factory: &TransportFactory) -> Result<()> {
     let group = Group::start(factory, &unique("drain"), None, 1).await?;
     let client = group.client();
-    let call = tokio::spawn(async move { client.call::<_, f64>(&ctx(), "long_running_task", json!({"seconds": 0.5})).await });
+    let call = tokio::spawn(async move {
+        client
+            .call::<_, f64>(&ctx(), "long_running_task", json!({"seconds": 0.5}))
+            .await
+    });
     // Stop while the request is being handled.
     tokio::time::sleep(Duration::from_millis(150)).await;
     group.servers[0].stop().await?;
     group.servers[0].wait().await?;
-    assert_eq!(group.states[0].lock().unwrap().calls, 1, "the in-flight call finished before wait returned");
+    assert_eq!(
+        group.states[0].lock().unwrap().calls,
+        1,
+        "the in-flight call finished before wait returned"
+    );
     assert_eq!(call.await.expect("call task")?, 0.5);
     let late = group.client().timeout(Duration::from_millis(300));
-    let err = late.call::<_, i64>(&ctx(), "add", json!({"increment": 1})).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "a stopped server takes nothing: {err:?}");
+    let err = late
+        .call::<_, i64>(&ctx(), "add", json!({"increment": 1}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout(_)),
+        "a stopped server takes nothing: {err:?}"
+    );
     group.servers[0].start().await?;
-    let ival: i64 = group.client().call(&ctx(), "add", json!({"increment": 1})).await?;
+    let ival: i64 = group
+        .client()
+        .call(&ctx(), "add", json!({"increment": 1}))
+        .await?;
     assert!(ival >= 1);
     group.stop().await
 }
@@ -573,7 +746,10 @@ pub async fn server_restart(factory: &TransportFactory) -> Result<()> {
     let server = &group.servers[0];
     server.start().await?;
     for round in 1..=3 {
-        let ival: i64 = group.client().call(&ctx(), "add", json!({"increment": 1})).await?;
+        let ival: i64 = group
+            .client()
+            .call(&ctx(), "add", json!({"increment": 1}))
+            .await?;
         assert_eq!(ival, round);
         server.stop().await?;
         server.wait().await?;
@@ -627,18 +803,27 @@ pub async fn serializer_round_trip(factory: &TransportFactory) -> Result<()> {
     let transport = factory.transport().await?;
     let topic = unique("serializer");
     let endpoint = Endpoint::new()
-        .method("echo", |_c: Context, a: HashMap<String, Value>| async move {
-            Ok::<_, RemoteError>(a.get("arg").cloned().unwrap_or(Value::Null))
-        })
-        .method("ctxt_check", |c: Context, a: HashMap<String, String>| async move {
-            let key = a.get("key").cloned().unwrap_or_default();
-            Ok::<_, RemoteError>(c.get(&key).cloned().unwrap_or(Value::Null))
-        });
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("testserver"))
-        .endpoint(endpoint)
-        .serializer(Arc::new(PrefixSerializer))
-        .start()
-        .await?;
+        .method(
+            "echo",
+            |_c: Context, a: HashMap<String, Value>| async move {
+                Ok::<_, RemoteError>(a.get("arg").cloned().unwrap_or(Value::Null))
+            },
+        )
+        .method(
+            "ctxt_check",
+            |c: Context, a: HashMap<String, String>| async move {
+                let key = a.get("key").cloned().unwrap_or_default();
+                Ok::<_, RemoteError>(c.get(&key).cloned().unwrap_or(Value::Null))
+            },
+        );
+    let server = RpcServer::new(
+        &transport,
+        Target::topic(topic.clone()).server("testserver"),
+    )
+    .endpoint(endpoint)
+    .serializer(Arc::new(PrefixSerializer))
+    .start()
+    .await?;
     let client = RpcClient::new(&factory.transport().await?, Target::topic(topic))
         .serializer(Arc::new(PrefixSerializer))
         .timeout(Duration::from_secs(5));
@@ -650,12 +835,24 @@ pub async fn serializer_round_trip(factory: &TransportFactory) -> Result<()> {
         (json!({}), json!({})),
         (json!("foo"), json!("dsdsfoo")),
     ] {
-        let got: Value = client.call(&Context::new(), "echo", json!({ "arg": arg })).await?;
+        let got: Value = client
+            .call(&Context::new(), "echo", json!({ "arg": arg }))
+            .await?;
         assert_eq!(got, expected);
-        let direct: Value = client.prepare().server("testserver").call(&Context::new(), "echo", json!({ "arg": arg })).await?;
+        let direct: Value = client
+            .prepare()
+            .server("testserver")
+            .call(&Context::new(), "echo", json!({ "arg": arg }))
+            .await?;
         assert_eq!(direct, expected);
     }
-    let got: Value = client.call(&Context::new().with("dsa", "b"), "ctxt_check", json!({"key": "a"})).await?;
+    let got: Value = client
+        .call(
+            &Context::new().with("dsa", "b"),
+            "ctxt_check",
+            json!({"key": "a"}),
+        )
+        .await?;
     assert_eq!(got, json!("dsdsb"));
     server.stop().await?;
     server.wait().await
@@ -667,9 +864,15 @@ pub async fn private_methods_refused(factory: &TransportFactory) -> Result<()> {
     let transport = factory.transport().await?;
     let endpoint = || {
         Endpoint::new()
-            .method("_secret", |_c: Context, _: Value| async { Ok::<_, RemoteError>("secret") })
-            .method("public", |_c: Context, _: Value| async { Ok::<_, RemoteError>("public") })
-            .exposed_method("exposed", |_c: Context, _: Value| async { Ok::<_, RemoteError>("exposed") })
+            .method("_secret", |_c: Context, _: Value| async {
+                Ok::<_, RemoteError>("secret")
+            })
+            .method("public", |_c: Context, _: Value| async {
+                Ok::<_, RemoteError>("public")
+            })
+            .exposed_method("exposed", |_c: Context, _: Value| async {
+                Ok::<_, RemoteError>("exposed")
+            })
     };
     let cases = [
         (AccessPolicy::Default, [false, true, true]),
@@ -683,13 +886,20 @@ pub async fn private_methods_refused(factory: &TransportFactory) -> Result<()> {
             .access_policy(policy)
             .start()
             .await?;
-        let client = RpcClient::new(&transport, Target::topic(topic)).timeout(Duration::from_secs(5));
+        let client =
+            RpcClient::new(&transport, Target::topic(topic)).timeout(Duration::from_secs(5));
         for (method, ok) in ["_secret", "public", "exposed"].into_iter().zip(allowed) {
             match client.call::<_, String>(&ctx(), method, json!({})).await {
-                Ok(v) => assert!(ok && v == method.trim_start_matches('_'), "{policy:?} {method}"),
+                Ok(v) => assert!(
+                    ok && v == method.trim_start_matches('_'),
+                    "{policy:?} {method}"
+                ),
                 Err(Error::Remote(r)) => {
                     assert!(!ok, "{policy:?} refused {method}");
-                    assert!(r.is("oslo_messaging.rpc.dispatcher", "NoSuchMethod"), "{r:?}");
+                    assert!(
+                        r.is("oslo_messaging.rpc.dispatcher", "NoSuchMethod"),
+                        "{r:?}"
+                    );
                 }
                 Err(e) => return Err(e),
             }
@@ -706,15 +916,22 @@ pub async fn ping_endpoint(factory: &TransportFactory) -> Result<()> {
     for enabled in [true, false] {
         let topic = unique("ping");
         let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s"))
-            .endpoint(Endpoint::new().method("x", |_c: Context, _: Value| async { Ok::<_, RemoteError>(()) }))
+            .endpoint(Endpoint::new().method("x", |_c: Context, _: Value| async {
+                Ok::<_, RemoteError>(())
+            }))
             .ping(enabled)
             .start()
             .await?;
-        let client = RpcClient::new(&transport, Target::topic(topic)).timeout(Duration::from_secs(5));
-        let reply = client.call::<_, String>(&ctx(), "oslo_rpc_server_ping", json!({})).await;
+        let client =
+            RpcClient::new(&transport, Target::topic(topic)).timeout(Duration::from_secs(5));
+        let reply = client
+            .call::<_, String>(&ctx(), "oslo_rpc_server_ping", json!({}))
+            .await;
         match (enabled, reply) {
             (true, Ok(pong)) => assert_eq!(pong, "pong"),
-            (false, Err(Error::Remote(r))) => assert!(r.is("oslo_messaging.rpc.dispatcher", "NoSuchMethod")),
+            (false, Err(Error::Remote(r))) => {
+                assert!(r.is("oslo_messaging.rpc.dispatcher", "NoSuchMethod"))
+            }
             (_, other) => panic!("ping enabled={enabled}: {other:?}"),
         }
         server.stop().await?;
@@ -730,19 +947,38 @@ pub async fn version_cap(factory: &TransportFactory) -> Result<()> {
     assert!(client.can_send_version(Some("1.5"))?);
     assert!(!client.can_send_version(Some("1.6"))?);
     assert!(!client.can_send_version(Some("2.0"))?);
-    let err = client.prepare().version("1.6").cast(&ctx(), "x", json!({})).await.unwrap_err();
+    let err = client
+        .prepare()
+        .version("1.6")
+        .cast(&ctx(), "x", json!({}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::VersionCap { .. }), "{err:?}");
     let err = client.cast(&ctx(), "x", json!({})).await.unwrap_err();
-    assert!(matches!(err, Error::VersionCap { .. }), "a cap with no version is refused: {err:?}");
-    let err = client.prepare().version("x.y").cast(&ctx(), "x", json!({})).await.unwrap_err();
+    assert!(
+        matches!(err, Error::VersionCap { .. }),
+        "a cap with no version is refused: {err:?}"
+    );
+    let err = client
+        .prepare()
+        .version("x.y")
+        .cast(&ctx(), "x", json!({}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidVersion { .. }), "{err:?}");
-    let err = RpcClient::new(&transport, Target::default()).cast(&ctx(), "x", json!({})).await.unwrap_err();
+    let err = RpcClient::new(&transport, Target::default())
+        .cast(&ctx(), "x", json!({}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidTarget { .. }), "{err:?}");
     let err = RpcClient::new(&transport, Target::topic("t").fanout(true))
         .call::<_, Value>(&ctx(), "x", json!({}))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidTarget { .. }), "a fanout call is refused: {err:?}");
+    assert!(
+        matches!(err, Error::InvalidTarget { .. }),
+        "a fanout call is refused: {err:?}"
+    );
     Ok(())
 }
 
@@ -750,10 +986,21 @@ pub async fn version_cap(factory: &TransportFactory) -> Result<()> {
 pub async fn context_reaches_endpoint(factory: &TransportFactory) -> Result<()> {
     let transport = factory.transport().await?;
     let topic = unique("context");
-    let endpoint = Endpoint::new().method("whoami", |c: Context, _: Value| async move { Ok::<_, RemoteError>(c) });
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s")).endpoint(endpoint).start().await?;
+    let endpoint = Endpoint::new().method("whoami", |c: Context, _: Value| async move {
+        Ok::<_, RemoteError>(c)
+    });
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s"))
+        .endpoint(endpoint)
+        .start()
+        .await?;
     let client = RpcClient::new(&transport, Target::topic(topic)).timeout(Duration::from_secs(5));
-    let seen: Context = client.call(&Context::new().with("user", "alice").with("project", "p1"), "whoami", json!({})).await?;
+    let seen: Context = client
+        .call(
+            &Context::new().with("user", "alice").with("project", "p1"),
+            "whoami",
+            json!({}),
+        )
+        .await?;
     assert_eq!(seen.get("user"), Some(&json!("alice")));
     assert_eq!(seen.get("project"), Some(&json!("p1")));
     assert_eq!(seen.get("client_timeout"), Some(&Value::Null));

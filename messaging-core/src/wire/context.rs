@@ -30,7 +30,10 @@ impl ContextPacking {
                 }
             }
             ContextPacking::Nested => {
-                message.insert(NESTED_CONTEXT_KEY.into(), Value::Object(context.as_map().clone()));
+                message.insert(
+                    NESTED_CONTEXT_KEY.into(),
+                    Value::Object(context.as_map().clone()),
+                );
             }
         }
     }

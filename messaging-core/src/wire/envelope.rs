@@ -20,13 +20,77 @@ pub const ENVELOPE_VERSION: &str = "2.0";
 pub fn encode<T: Serialize + ?Sized>(inner: &T) -> Result<Vec<u8>> {
     let mut inner_text = Vec::with_capacity(512);
     serde_json::to_writer(&mut inner_text, inner)?;
-    // serde_json writes valid UTF-8; the check is cheap next to the escaping below.
-    let inner_text = std::str::from_utf8(&inner_text).map_err(|e| Error::Serialization(e.to_string()))?;
     let mut out = Vec::with_capacity(inner_text.len() + inner_text.len() / 4 + 48);
-    out.extend_from_slice(br#"{"oslo.version": "2.0", "oslo.message": "#);
-    serde_json::to_writer(&mut out, inner_text)?;
-    out.push(b'}');
+    out.extend_from_slice(br#"{"oslo.version": "2.0", "oslo.message": ""#);
+    escape_compact_json(&mut out, &inner_text);
+    out.extend_from_slice(b"\"}");
     Ok(out)
+}
+
+/// Escapes compact JSON text as the contents of a JSON string. serde_json's compact
+/// output has no raw control characters (they are escaped inside strings and there is
+/// no whitespace outside them), so only `"` and `\` need escaping.
+fn escape_compact_json(out: &mut Vec<u8>, text: &[u8]) {
+    let mut start = 0;
+    for i in memchr::memchr2_iter(b'"', b'\\', text) {
+        out.extend_from_slice(&text[start..i]);
+        out.push(b'\\');
+        out.push(text[i]);
+        start = i + 1;
+    }
+    out.extend_from_slice(&text[start..]);
+}
+
+/// How this library and Python (`json.dumps` of oslo's envelope dict) both begin an
+/// enveloped body.
+const ENVELOPE_PREFIX: &[u8] = br#"{"oslo.version": "2.0", "oslo.message": ""#;
+
+/// The inner text of a body that is exactly `ENVELOPE_PREFIX` + string contents +
+/// `"}`, without running the general parser; `None` for anything else.
+fn fast_envelope(body: &[u8]) -> Option<String> {
+    unescape_contents(body.strip_prefix(ENVELOPE_PREFIX)?.strip_suffix(b"\"}")?)
+}
+
+/// Unescapes the contents of a JSON string quickly when it has only the short
+/// escapes; `None` when it needs the full parser (`\u` escapes, an unescaped quote,
+/// invalid UTF-8).
+fn unescape_contents(body: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut start = 0;
+    for i in memchr::memchr2_iter(b'\\', b'"', body) {
+        if i < start {
+            continue; // the character escaped by the previous backslash
+        }
+        if body[i] == b'"' {
+            return None;
+        }
+        out.extend_from_slice(&body[start..i]);
+        let replacement = match body.get(i + 1)? {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            _ => return None,
+        };
+        out.push(replacement);
+        start = i + 2;
+    }
+    out.extend_from_slice(&body[start..]);
+    String::from_utf8(out).ok()
+}
+
+/// The text of a JSON string literal.
+fn string_literal(raw: &serde_json::value::RawValue) -> Option<String> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    let contents = text.as_bytes().get(1..text.len().saturating_sub(1))?;
+    unescape_contents(contents).or_else(|| serde_json::from_str::<String>(text).ok())
 }
 
 /// Encodes an inner message without an envelope (the `messaging` 1.0 format).
@@ -37,6 +101,9 @@ pub fn encode_bare<T: Serialize + ?Sized>(inner: &T) -> Result<Vec<u8>> {
 /// Decodes a message body: unwraps an envelope (checking its version) or accepts an
 /// un-enveloped (1.0) JSON object as it is.
 pub fn decode(body: &[u8]) -> Result<Map<String, Value>> {
+    if let Some(inner) = fast_envelope(body) {
+        return open(&Value::String(ENVELOPE_VERSION.into()), Some(inner));
+    }
     let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !starts_as_object {
         // Slow path, only to name what the body is.
@@ -46,7 +113,7 @@ pub fn decode(body: &[u8]) -> Result<Map<String, Value>> {
     }
     match serde_json::from_slice::<Outer>(body) {
         Ok(Outer::Bare(map)) => Ok(map),
-        Ok(Outer::Envelope { version, message }) => open(version, message),
+        Ok(Outer::Envelope { version, message }) => open(&version, string_literal(message)),
         Err(e) => Err(Error::Malformed(format!("body is not valid JSON: {e}"))),
     }
 }
@@ -89,6 +156,9 @@ pub(crate) enum Inner<T> {
 
 /// Decodes a body straight into a [`FieldSink`] when it is enveloped.
 pub(crate) fn decode_inner<T: FieldSink>(body: &[u8]) -> Result<Inner<T>> {
+    if let Some(inner) = fast_envelope(body) {
+        return parse_inner(inner);
+    }
     let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !starts_as_object {
         return decode(body).map(Inner::Map);
@@ -97,21 +167,31 @@ pub(crate) fn decode_inner<T: FieldSink>(body: &[u8]) -> Result<Inner<T>> {
         Ok(Outer::Bare(map)) => Ok(Inner::Map(map)),
         Ok(Outer::Envelope { version, message }) => {
             check_version(&version)?;
-            let Value::String(inner) = message else {
-                return Err(Error::Malformed(format!("envelope field {MESSAGE_KEY:?} must be a string")));
+            let Some(inner) = string_literal(message) else {
+                return Err(Error::Malformed(format!(
+                    "envelope field {MESSAGE_KEY:?} must be a string"
+                )));
             };
-            let mut sink = SinkSeed::<T> { fields: T::default(), error: None };
-            let parsed = serde_json::Deserializer::from_str(&inner).deserialize_map(&mut sink);
-            if let Some(e) = sink.error {
-                return Err(e);
-            }
-            match parsed {
-                Ok(()) => Ok(Inner::Typed(sink.fields)),
-                // Not an object, or bad JSON: let the generic path name the problem.
-                Err(_) => open(Value::String(ENVELOPE_VERSION.into()), Value::String(inner)).map(Inner::Map),
-            }
+            parse_inner(inner)
         }
         Err(e) => Err(Error::Malformed(format!("body is not valid JSON: {e}"))),
+    }
+}
+
+/// Parses inner message text into a [`FieldSink`].
+fn parse_inner<T: FieldSink>(inner: String) -> Result<Inner<T>> {
+    let mut sink = SinkSeed::<T> {
+        fields: T::default(),
+        error: None,
+    };
+    let parsed = serde_json::Deserializer::from_str(&inner).deserialize_map(&mut sink);
+    if let Some(e) = sink.error {
+        return Err(e);
+    }
+    match parsed {
+        Ok(()) => Ok(Inner::Typed(sink.fields)),
+        // Not an object, or bad JSON: let the generic path name the problem.
+        Err(_) => open(&Value::String(ENVELOPE_VERSION.into()), Some(inner)).map(Inner::Map),
     }
 }
 
@@ -141,12 +221,15 @@ impl<'de, T: FieldSink> Visitor<'de> for &mut SinkSeed<T> {
 
 /// The outer object of a body, read in one pass: the two envelope fields, or every
 /// field of an un-enveloped message.
-enum Outer {
-    Envelope { version: Value, message: Value },
+enum Outer<'de> {
+    Envelope {
+        version: Value,
+        message: &'de serde_json::value::RawValue,
+    },
     Bare(Map<String, Value>),
 }
 
-impl<'de> Deserialize<'de> for Outer {
+impl<'de> Deserialize<'de> for Outer<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         d.deserialize_map(OuterVisitor)
     }
@@ -155,19 +238,24 @@ impl<'de> Deserialize<'de> for Outer {
 struct OuterVisitor;
 
 impl<'de> Visitor<'de> for OuterVisitor {
-    type Value = Outer;
+    type Value = Outer<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<Outer, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> std::result::Result<Outer<'de>, A::Error> {
         let (mut version, mut message) = (None, None);
         let mut rest = Map::new();
         while let Some(Key(key)) = access.next_key::<Key<'de>>()? {
             match &*key {
                 VERSION_KEY => version = Some(access.next_value::<Value>()?),
-                MESSAGE_KEY => message = Some(access.next_value::<Value>()?),
+                MESSAGE_KEY => {
+                    message = Some(access.next_value::<&'de serde_json::value::RawValue>()?)
+                }
                 _ => {
                     rest.insert(key.into_owned(), access.next_value::<Value>()?);
                 }
@@ -180,6 +268,7 @@ impl<'de> Visitor<'de> for OuterVisitor {
                     rest.insert(VERSION_KEY.into(), v);
                 }
                 if let Some(m) = message {
+                    let m = serde_json::from_str(m.get()).map_err(serde::de::Error::custom)?;
                     rest.insert(MESSAGE_KEY.into(), m);
                 }
                 Outer::Bare(rest)
@@ -188,12 +277,12 @@ impl<'de> Visitor<'de> for OuterVisitor {
     }
 }
 
-/// Checks the version and parses the inner message.
-fn open(version: Value, message: Value) -> Result<Map<String, Value>> {
-    check_version(&version)?;
-    let Value::String(inner) = message else {
-        return Err(Error::Malformed(format!("envelope field {MESSAGE_KEY:?} must be a string")));
-    };
+/// Checks the version and parses the inner message text.
+fn open(version: &Value, message: Option<String>) -> Result<Map<String, Value>> {
+    check_version(version)?;
+    let inner = message.ok_or_else(|| {
+        Error::Malformed(format!("envelope field {MESSAGE_KEY:?} must be a string"))
+    })?;
     match serde_json::from_str::<Value>(&inner) {
         Ok(Value::Object(inner)) => Ok(inner),
         Ok(other) => Err(Error::Malformed(format!(
@@ -218,8 +307,11 @@ pub fn unwrap(value: Value) -> Result<Map<String, Value>> {
         return Ok(map);
     }
     let version = map.remove(VERSION_KEY).unwrap_or(Value::Null);
-    let message = map.remove(MESSAGE_KEY).unwrap_or(Value::Null);
-    open(version, message)
+    let message = match map.remove(MESSAGE_KEY) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    open(&version, message)
 }
 
 /// oslo accepts an envelope whose version is compatible with 2.0: major 2, minor 0.
@@ -267,6 +359,34 @@ mod tests {
     }
 
     #[test]
+    fn escapes_round_trip() {
+        let tricky = "quote \" backslash \\ slash / newline \n tab \t ctrl \u{1} é 😀 \\\"";
+        let inner = json!({"s": tricky, "nested": {"k\"ey": [tricky]}});
+        let body = encode(inner.as_object().unwrap()).unwrap();
+        assert_eq!(decode(&body).unwrap(), *inner.as_object().unwrap());
+        // The envelope is JSON any parser reads the same way.
+        let outer: Value = serde_json::from_slice(&body).unwrap();
+        let text = outer["oslo.message"].as_str().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(text).unwrap(), inner);
+    }
+
+    #[test]
+    fn extra_outer_fields_take_the_general_path() {
+        let body = br#"{"oslo.version": "2.0", "oslo.message": "{\"a\": 1}", "x": "y"}"#;
+        assert_eq!(decode(body).unwrap()["a"], 1);
+        let body = br#"{"oslo.version": "2.0", "oslo.message": "{\"a\": \"b\"}\"}"#;
+        assert!(decode(body).is_err(), "an unbalanced quote is not accepted");
+    }
+
+    #[test]
+    fn reads_python_ascii_escapes() {
+        // Python's json.dumps escapes non-ASCII as \uXXXX (with surrogate pairs).
+        let body =
+            br#"{"oslo.version": "2.0", "oslo.message": "{\"s\": \"\\u00e9 \\ud83d\\ude00\"}"}"#;
+        assert_eq!(decode(body).unwrap()["s"], "é 😀");
+    }
+
+    #[test]
     fn accepts_unenveloped_messages() {
         let body = br#"{"method": "ping", "args": {}}"#;
         assert_eq!(decode(body).unwrap()["method"], "ping");
@@ -288,9 +408,18 @@ mod tests {
         let cases: [(&[u8], &str); 5] = [
             (b"not json", "not valid JSON"),
             (b"[1,2]", "must be a JSON object, got an array"),
-            (br#"{"oslo.version": "2.0", "oslo.message": 5}"#, "\"oslo.message\" must be a string"),
-            (br#"{"oslo.version": "2.0", "oslo.message": "{bad"}"#, "\"oslo.message\" is not valid JSON"),
-            (br#"{"oslo.version": 2, "oslo.message": "{}"}"#, "\"oslo.version\" must be a string"),
+            (
+                br#"{"oslo.version": "2.0", "oslo.message": 5}"#,
+                "\"oslo.message\" must be a string",
+            ),
+            (
+                br#"{"oslo.version": "2.0", "oslo.message": "{bad"}"#,
+                "\"oslo.message\" is not valid JSON",
+            ),
+            (
+                br#"{"oslo.version": 2, "oslo.message": "{}"}"#,
+                "\"oslo.version\" must be a string",
+            ),
         ];
         for (body, expected) in cases {
             let err = decode(body).unwrap_err().to_string();

@@ -34,7 +34,10 @@ impl NotificationMessage {
     /// The inner message as a serializable view (context keys omitted when the
     /// context is empty and flattened, as oslo's `pack_context` adds nothing then).
     pub fn wire(&self, packing: ContextPacking) -> NotificationWire<'_> {
-        NotificationWire { message: self, packing }
+        NotificationWire {
+            message: self,
+            packing,
+        }
     }
 
     /// The inner message map.

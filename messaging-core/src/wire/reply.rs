@@ -25,12 +25,21 @@ pub struct Reply {
 
 impl Reply {
     /// The final reply carrying a result or a failure.
-    pub fn new(msg_id: impl Into<String>, outcome: std::result::Result<Value, RemoteError>) -> Self {
+    pub fn new(
+        msg_id: impl Into<String>,
+        outcome: std::result::Result<Value, RemoteError>,
+    ) -> Self {
         let (result, failure) = match outcome {
             Ok(v) => (v, None),
             Err(f) => (Value::Null, Some(f)),
         };
-        Reply { result, failure, ending: true, msg_id: msg_id.into(), unique_id: new_id() }
+        Reply {
+            result,
+            failure,
+            ending: true,
+            msg_id: msg_id.into(),
+            unique_id: new_id(),
+        }
     }
 
     /// A call-monitor heartbeat.

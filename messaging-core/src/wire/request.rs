@@ -1,7 +1,7 @@
 //! The RPC request message (oslo's `_send` and `unpack_context`).
 
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::context::{self, ContextPacking};
@@ -55,7 +55,10 @@ impl Request {
     /// The inner message as a serializable view, context packed as `packing` says;
     /// encodes without copying (see [`envelope::encode`](super::envelope::encode)).
     pub fn wire(&self, packing: ContextPacking) -> RequestWire<'_> {
-        RequestWire { request: self, packing }
+        RequestWire {
+            request: self,
+            packing,
+        }
     }
 
     /// The inner message map, context packed as `packing` says.
@@ -158,7 +161,9 @@ impl RequestFields {
                 context.entry(k).or_insert(v);
             }
         }
-        let method = self.method.ok_or_else(|| Error::Malformed("request has no \"method\" field".into()))?;
+        let method = self
+            .method
+            .ok_or_else(|| Error::Malformed("request has no \"method\" field".into()))?;
         context.insert("client_timeout".into(), seconds_to_json(self.timeout));
         let reply = match (self.msg_id, self.reply_q) {
             (Some(msg_id), Some(reply_q)) => Some(ReplyAddress {
@@ -168,10 +173,14 @@ impl RequestFields {
             }),
             (None, None) => None,
             (Some(_), None) => {
-                return Err(Error::Malformed("request has \"_msg_id\" but no \"_reply_q\"".into()));
+                return Err(Error::Malformed(
+                    "request has \"_msg_id\" but no \"_reply_q\"".into(),
+                ));
             }
             (None, Some(_)) => {
-                return Err(Error::Malformed("request has \"_reply_q\" but no \"_msg_id\"".into()));
+                return Err(Error::Malformed(
+                    "request has \"_reply_q\" but no \"_msg_id\"".into(),
+                ));
             }
         };
         Ok(Request {
@@ -263,6 +272,8 @@ pub(crate) fn seconds_to_json(seconds: Option<f64>) -> Value {
     match seconds {
         None => Value::Null,
         Some(s) if s.fract() == 0.0 && s.abs() < 1e15 => Value::from(s as i64),
-        Some(s) => serde_json::Number::from_f64(s).map(Value::Number).unwrap_or(Value::Null),
+        Some(s) => serde_json::Number::from_f64(s)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
     }
 }
