@@ -281,6 +281,7 @@ impl Listener<IncomingRequest> for MemoryRequestListener {
             let delivery = self.consumer.rx.recv().await?;
             match Request::decode(&delivery.body) {
                 Ok(request) => {
+                    tracing::trace!(method = %request.method, bytes = delivery.body.len(), "request received");
                     let responder = request.reply.as_ref().map(|r| {
                         Box::new(MemoryResponder {
                             broker: self.broker.clone(),
@@ -346,6 +347,7 @@ impl Listener<IncomingNotification> for MemoryNotificationListener {
             let delivery = self.consumer.rx.recv().await?;
             match NotificationMessage::decode(&delivery.body) {
                 Ok(message) => {
+                    tracing::trace!(event_type = %message.event_type, bytes = delivery.body.len(), "notification received");
                     return Some(IncomingNotification {
                         message,
                         settle: Box::new(MemorySettle {
