@@ -56,6 +56,41 @@ fn measure(budget: Duration, mut round_trip: impl FnMut() -> usize) -> (f64, usi
     (n as f64 / start.elapsed().as_secs_f64(), size)
 }
 
+/// Python doing the same work as oslo.messaging's RabbitMQ path: `serialize_msg` (the
+/// envelope around `jsonutils.dumps`, which is `json.dumps` for plain data), kombu's
+/// `json.dumps` of the body, then `json.loads` twice and `deserialize_msg`.
+const PYTHON_CODEC: &str = r#"
+import json, sys, time
+msg = json.loads(sys.argv[1]); budget = float(sys.argv[2])
+def serialize_msg(raw):
+    return {'oslo.version': '2.0', 'oslo.message': json.dumps(raw)}
+def deserialize_msg(msg):
+    if not isinstance(msg, dict) or not ('oslo.version' in msg and 'oslo.message' in msg):
+        return msg
+    return json.loads(msg['oslo.message'])
+n = 0; start = time.perf_counter()
+while time.perf_counter() - start < budget:
+    for _ in range(1000):
+        body = json.dumps(serialize_msg(msg))
+        deserialize_msg(json.loads(body))
+    n += 1000
+print(n / (time.perf_counter() - start))
+"#;
+
+/// Messages per second of the Python codec path, if `python3` is installed.
+fn python_rate(message: &Map<String, Value>, budget: Duration) -> Option<f64> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            PYTHON_CODEC,
+            &Value::Object(message.clone()).to_string(),
+            &budget.as_secs_f64().to_string(),
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
 fn main() {
     // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke check.
     let budget = if std::env::args().any(|a| a == "--bench") {
@@ -90,6 +125,7 @@ fn main() {
         black_box(decoded);
         body.len()
     });
+    let python = python_rate(&request.to_map(ContextPacking::Flattened), budget);
     println!("codec round trip (encode + decode), one core, {budget:?} per row");
     println!("| message | inner bytes | wire bytes | messages/s | target |");
     println!("|---|---|---|---|---|");
@@ -100,4 +136,12 @@ fn main() {
     println!(
         "| raw serde_json map, same request, no envelope | {inner_len} | {raw_size} | {raw_rate:.0} | - |"
     );
+    match python {
+        Some(rate) => println!(
+            "| Python oslo.messaging codec path, same request | {inner_len} | - | {rate:.0} | - |"
+        ),
+        None => {
+            println!("| Python oslo.messaging codec path | - | - | n/a (python3 not found) | - |")
+        }
+    }
 }
