@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 /// let ctx = Context::from_value(json!({"user": "alice", "request_id": "req-1"})).unwrap();
 /// assert_eq!(ctx.get("user"), Some(&json!("alice")));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Context(pub Map<String, Value>);
 
@@ -68,5 +68,29 @@ impl Context {
 impl From<Map<String, Value>> for Context {
     fn from(map: Map<String, Value>) -> Self {
         Context(map)
+    }
+}
+
+/// Prints the context with secret-named values (tokens, passwords) masked, so a
+/// logged request never shows credentials.
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = crate::secrets::mask_passwords(&Value::Object(self.0.clone()));
+        write!(f, "Context({masked})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_credentials() {
+        let ctx = Context::new()
+            .with("user", "alice")
+            .with("auth_token", "tok-s3cret")
+            .with("password", "pw-s3cret");
+        let text = format!("{ctx:?}");
+        assert!(text.contains("alice") && !text.contains("s3cret"), "{text}");
     }
 }

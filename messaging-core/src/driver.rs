@@ -102,7 +102,9 @@ impl fmt::Debug for IncomingRequest {
     }
 }
 
-/// Sends the reply (and call-monitor heartbeats) of one call.
+/// Sends the reply (and call-monitor heartbeats) of one call. The server always
+/// replies (a panicking endpoint becomes a `RuntimeError` failure); a responder
+/// dropped without replying sends nothing and the caller times out.
 #[async_trait]
 pub trait Responder: Send + Sync {
     /// Sends the final reply.
@@ -112,6 +114,16 @@ pub trait Responder: Send + Sync {
 }
 
 /// Receives messages of type `T` (requests, notifications) for a server or listener.
+///
+/// Contract for drivers:
+/// - `next` must be cancel-safe: the consume loop races it against the stop signal
+///   and batch timeouts, and a message must not be lost when the future is dropped
+///   before it returns (take messages from a channel, as `tokio::sync::mpsc` does).
+/// - `next` returns `None` only once stopped and drained, or when the transport is
+///   gone for good (the server then logs an error and can be started again).
+/// - RPC requests are acknowledged by the driver before they are returned (oslo's
+///   at-most-once execution); duplicates can be dropped with
+///   [`DuplicateFilter`](crate::wire::dedup::DuplicateFilter).
 #[async_trait]
 pub trait Listener<T: Send>: Send {
     /// The next message; `None` once stopped and drained.
@@ -153,7 +165,9 @@ impl fmt::Debug for IncomingNotification {
     }
 }
 
-/// Acknowledges or requeues one notification.
+/// Acknowledges or requeues one notification. Dropping it unsettled (a lost or
+/// panicked handler) must return the message to the broker, as a closed consumer's
+/// unacknowledged messages are.
 #[async_trait]
 pub trait Settle: Send + Sync {
     /// Acks or requeues.

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod notify;
 pub mod registry;
 pub mod rpc;
+pub mod secrets;
 pub mod serializer;
 mod service;
 #[cfg(feature = "testkit")]

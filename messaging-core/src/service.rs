@@ -6,25 +6,40 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::driver::Listener;
 use crate::{Error, Result};
 
 enum State {
     Idle,
+    /// `start` is setting up the listener; a `stop` meanwhile is remembered.
+    Starting {
+        stop_requested: bool,
+    },
     Running {
         stop: watch::Sender<bool>,
-        task: JoinHandle<()>,
+        done: watch::Receiver<bool>,
     },
     Stopping {
-        task: JoinHandle<()>,
+        done: watch::Receiver<bool>,
     },
 }
 
-/// The state machine of one server or listener.
+/// The state machine of one server or listener. Every transition happens under one
+/// lock that is never held across an await, so concurrent or cancelled calls cannot
+/// leave it inconsistent.
 pub(crate) struct Lifecycle {
     state: Mutex<State>,
+}
+
+/// Whether the consume loop behind `done` has finished (a closed channel counts).
+fn finished(done: &watch::Receiver<bool>) -> bool {
+    *done.borrow() || done.has_changed().is_err()
+}
+
+async fn until_finished(mut done: watch::Receiver<bool>) {
+    let _ = done.wait_for(|d| *d).await;
 }
 
 impl Lifecycle {
@@ -34,25 +49,85 @@ impl Lifecycle {
         }
     }
 
-    /// Whether `start` may run (logs a warning when it may not).
-    pub(crate) fn can_start(&self, what: &str) -> bool {
-        let idle = matches!(*self.lock(), State::Idle);
-        if !idle {
-            tracing::warn!(what, "already started; start ignored");
-        }
-        idle
+    /// Claims the right to start: `None` (with a warning) when already started. Waits
+    /// first for a stopping loop to drain, so `stop(); start()` restarts. Dropping the
+    /// claim without [`StartClaim::run`] (a failed or cancelled start) gives it back.
+    pub(crate) async fn begin_start(&self, what: &str) -> Option<StartClaim<'_>> {
+        self.claim(what).await.then_some(StartClaim {
+            lifecycle: self,
+            used: false,
+        })
     }
 
-    /// Runs the consume loop over `listener`: each message is handled in its own task,
-    /// at most `max` at once.
-    pub(crate) fn run<T, H, Fut>(&self, mut listener: Box<dyn Listener<T>>, max: usize, handle: H)
+    async fn claim(&self, what: &str) -> bool {
+        loop {
+            let draining = {
+                let mut state = self.lock();
+                match &*state {
+                    State::Idle => {
+                        *state = State::Starting {
+                            stop_requested: false,
+                        };
+                        return true;
+                    }
+                    State::Running { done, .. } if finished(done) => {
+                        *state = State::Starting {
+                            stop_requested: false,
+                        };
+                        return true;
+                    }
+                    State::Stopping { done } => done.clone(),
+                    State::Starting { .. } | State::Running { .. } => {
+                        tracing::warn!(what, "already started; start ignored");
+                        return false;
+                    }
+                }
+            };
+            until_finished(draining).await;
+            let mut state = self.lock();
+            if matches!(&*state, State::Stopping { done } if finished(done)) {
+                *state = State::Idle;
+            }
+        }
+    }
+
+    fn abort_start(&self) {
+        let mut state = self.lock();
+        if matches!(*state, State::Starting { .. }) {
+            *state = State::Idle;
+        }
+    }
+
+    fn run<T, H, Fut>(&self, mut listener: Box<dyn Listener<T>>, max: usize, handle: H)
     where
         T: Send + 'static,
         H: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
+        let (done_tx, done) = watch::channel(false);
+        let stop_requested = {
+            let mut state = self.lock();
+            let requested = matches!(
+                *state,
+                State::Starting {
+                    stop_requested: true
+                }
+            );
+            *state = if requested {
+                State::Stopping { done: done.clone() }
+            } else {
+                State::Running {
+                    stop: stop.clone(),
+                    done: done.clone(),
+                }
+            };
+            requested
+        };
+        if stop_requested {
+            let _ = stop.send(true);
+        }
+        tokio::spawn(async move {
             let limit = Arc::new(Semaphore::new(max.max(1)));
             let mut in_flight = JoinSet::new();
             let mut stopping = false;
@@ -70,7 +145,14 @@ impl Lifecycle {
                         }
                     }
                 };
-                let Some(message) = message else { break };
+                let Some(message) = message else {
+                    if !stopping {
+                        tracing::error!(
+                            "the transport's listener ended; no more messages are consumed"
+                        );
+                    }
+                    break;
+                };
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     break;
                 };
@@ -79,55 +161,110 @@ impl Lifecycle {
                     work.await;
                     drop(permit);
                 });
-                while in_flight.try_join_next().is_some() {}
+                while let Some(joined) = in_flight.try_join_next() {
+                    log_join(joined);
+                }
             }
-            while in_flight.join_next().await.is_some() {}
+            while let Some(joined) = in_flight.join_next().await {
+                log_join(joined);
+            }
             listener.cleanup().await;
+            drop(stop);
+            let _ = done_tx.send(true);
         });
-        let mut state = self.lock();
-        match *state {
-            State::Idle => *state = State::Running { stop, task },
-            _ => task.abort(),
-        }
     }
 
-    /// Stops taking new messages.
+    /// Stops taking new messages (a stop during `start` applies once it finishes).
     pub(crate) fn stop(&self) {
         let mut state = self.lock();
-        if let State::Running { .. } = &*state
-            && let State::Running { stop, task } = std::mem::replace(&mut *state, State::Idle)
-        {
-            let _ = stop.send(true);
-            *state = State::Stopping { task };
-        }
+        let next = match &mut *state {
+            State::Starting { stop_requested } => {
+                *stop_requested = true;
+                return;
+            }
+            State::Running { stop, done } => {
+                let _ = stop.send(true);
+                State::Stopping { done: done.clone() }
+            }
+            State::Idle | State::Stopping { .. } => return,
+        };
+        *state = next;
     }
 
-    /// Waits for a stopped loop to drain, up to `limit` when given.
+    /// Waits for a stopped loop to drain, up to `limit` when given. Cancelling it, or
+    /// calling it from several tasks, is safe: all return once the drain is over.
     pub(crate) async fn wait(&self, limit: Option<Duration>) -> Result<()> {
-        let mut task = match std::mem::replace(&mut *self.lock(), State::Idle) {
-            State::Stopping { task } => task,
-            State::Idle => return Ok(()),
-            running @ State::Running { .. } => {
-                tracing::warn!("wait() called before stop(); nothing to wait for");
-                *self.lock() = running;
-                return Ok(());
+        let done = {
+            let state = self.lock();
+            match &*state {
+                State::Stopping { done } => done.clone(),
+                State::Running { done, .. } if finished(done) => done.clone(),
+                State::Idle => return Ok(()),
+                State::Starting { .. } | State::Running { .. } => {
+                    tracing::warn!("wait() called before stop(); nothing to wait for");
+                    return Ok(());
+                }
             }
         };
-        let joined = match limit {
-            None => (&mut task).await,
-            Some(limit) => match tokio::time::timeout(limit, &mut task).await {
-                Ok(joined) => joined,
-                Err(_) => {
-                    *self.lock() = State::Stopping { task };
+        let drained = done.clone();
+        match limit {
+            None => until_finished(drained).await,
+            Some(limit) => {
+                if tokio::time::timeout(limit, until_finished(drained))
+                    .await
+                    .is_err()
+                {
                     return Err(Error::WaitTimeout(limit));
                 }
-            },
+            }
+        }
+        let mut state = self.lock();
+        let same = match &*state {
+            State::Stopping { done: d } | State::Running { done: d, .. } => d.same_channel(&done),
+            _ => false,
         };
-        joined.map_err(|e| Error::Transport(format!("consume task failed: {e}")))
+        if same {
+            *state = State::Idle;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The right to start, from [`Lifecycle::begin_start`].
+pub(crate) struct StartClaim<'a> {
+    lifecycle: &'a Lifecycle,
+    used: bool,
+}
+
+impl StartClaim<'_> {
+    /// Runs the consume loop over `listener`: each message is handled in its own
+    /// task, at most `max` at once.
+    pub(crate) fn run<T, H, Fut>(mut self, listener: Box<dyn Listener<T>>, max: usize, handle: H)
+    where
+        T: Send + 'static,
+        H: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.used = true;
+        self.lifecycle.run(listener, max, handle);
+    }
+}
+
+impl Drop for StartClaim<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.lifecycle.abort_start();
+        }
+    }
+}
+
+fn log_join(joined: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(error = %e, "a message handler task failed");
     }
 }
 

@@ -45,8 +45,10 @@ impl Queue {
 
 /// Puts a body on a queue: to the next consumer in turn, or into the backlog.
 pub(crate) fn push(queue: &QueueRef, body: Body) {
-    let mut q = lock(queue);
-    let mut body = body;
+    push_locked(&mut lock(queue), queue, body);
+}
+
+fn push_locked(q: &mut Queue, queue: &QueueRef, mut body: Body) {
     while !q.consumers.is_empty() {
         let i = q.next % q.consumers.len();
         q.next = q.next.wrapping_add(1);
@@ -64,16 +66,15 @@ pub(crate) fn push(queue: &QueueRef, body: Body) {
     q.backlog.push_back(body);
 }
 
-/// Adds a consumer and hands it the backlog.
+/// Adds a consumer and hands it the backlog, in order, under the queue's lock so a
+/// concurrent publish cannot overtake older messages.
 pub(crate) fn subscribe(queue: &QueueRef, id: u64, tx: mpsc::UnboundedSender<Delivery>) {
-    let backlog: Vec<Body> = {
-        let mut q = lock(queue);
-        q.declared = true;
-        q.consumers.push((id, tx));
-        q.backlog.drain(..).collect()
-    };
+    let mut q = lock(queue);
+    q.declared = true;
+    q.consumers.push((id, tx));
+    let backlog = std::mem::take(&mut q.backlog);
     for body in backlog {
-        push(queue, body);
+        push_locked(&mut q, queue, body);
     }
 }
 
@@ -160,31 +161,35 @@ impl Broker {
             .clone()
     }
 
-    /// Delivers a body; returns whether some consumer-declared queue took it.
+    /// Delivers a body; returns whether some consumer-declared queue took it. The
+    /// exchange stays locked while the queues are chosen and filled, so a pool queue
+    /// created meanwhile either copies the message or receives it, never neither.
     pub(crate) fn publish(&self, exchange: &str, route: Route<'_>, body: Body) -> bool {
+        let mut exchanges = lock(&self.exchanges);
+        let ex = exchanges.entry(exchange.to_string()).or_default();
         let queues: Vec<QueueRef> = match route {
             Route::Topic(topic) => {
-                self.topic_queue(exchange, topic, None);
-                let exchanges = lock(&self.exchanges);
-                exchanges.get(exchange).map_or_else(Vec::new, |ex| {
-                    ex.topics
-                        .iter()
-                        .filter(|((t, _), _)| t == topic)
-                        .map(|(_, q)| q.clone())
-                        .collect()
-                })
+                ex.topics
+                    .entry((topic.to_string(), None))
+                    .or_insert_with(Queue::new);
+                ex.topics
+                    .iter()
+                    .filter(|((t, _), _)| t == topic)
+                    .map(|(_, q)| q.clone())
+                    .collect()
             }
-            Route::Server(topic, server) => vec![self.server_queue(exchange, topic, server)],
-            Route::Fanout(topic) => {
-                let exchanges = lock(&self.exchanges);
-                exchanges.get(exchange).map_or_else(Vec::new, |ex| {
-                    ex.servers
-                        .iter()
-                        .filter(|((t, _), _)| t == topic)
-                        .map(|(_, q)| q.clone())
-                        .collect()
-                })
-            }
+            Route::Server(topic, server) => vec![
+                ex.servers
+                    .entry((topic.to_string(), server.to_string()))
+                    .or_insert_with(Queue::new)
+                    .clone(),
+            ],
+            Route::Fanout(topic) => ex
+                .servers
+                .iter()
+                .filter(|((t, _), _)| t == topic)
+                .map(|(_, q)| q.clone())
+                .collect(),
         };
         let routed = queues.iter().any(is_declared);
         for q in &queues {

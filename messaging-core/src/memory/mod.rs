@@ -91,10 +91,7 @@ impl MemoryDriver {
             let demux = waiters.clone();
             tokio::spawn(async move {
                 while let Some(body) = rx.recv().await {
-                    match Reply::decode(&body) {
-                        Ok(reply) => demux.deliver(reply),
-                        Err(e) => tracing::warn!(error = %e, "malformed reply dropped"),
-                    }
+                    demux.deliver_body(&body);
                 }
             });
             (name, waiters)
@@ -351,7 +348,7 @@ impl Listener<IncomingNotification> for MemoryNotificationListener {
                     return Some(IncomingNotification {
                         message,
                         settle: Box::new(MemorySettle {
-                            body: delivery.body,
+                            body: Some(delivery.body),
                             queue: delivery.queue,
                         }),
                     });
@@ -370,17 +367,28 @@ impl Listener<IncomingNotification> for MemoryNotificationListener {
     }
 }
 
+/// Settles one notification; dropped unsettled (a lost handler), it is requeued as a
+/// broker does with an unacknowledged message.
 struct MemorySettle {
-    body: Body,
+    body: Option<Body>,
     queue: QueueRef,
 }
 
 #[async_trait]
 impl Settle for MemorySettle {
-    async fn settle(self: Box<Self>, disposition: Disposition) -> Result<()> {
-        if disposition == Disposition::Requeue {
-            broker::push(&self.queue, self.body);
+    async fn settle(mut self: Box<Self>, disposition: Disposition) -> Result<()> {
+        let body = self.body.take();
+        if let (Disposition::Requeue, Some(body)) = (disposition, body) {
+            broker::push(&self.queue, body);
         }
         Ok(())
+    }
+}
+
+impl Drop for MemorySettle {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take() {
+            broker::push(&self.queue, body);
+        }
     }
 }

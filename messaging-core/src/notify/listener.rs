@@ -370,9 +370,9 @@ impl NotificationListener {
 
     /// Starts consuming; a second start while running is ignored with a warning.
     pub async fn start(&self) -> Result<()> {
-        if !self.lifecycle.can_start("notification listener") {
+        let Some(claim) = self.lifecycle.begin_start("notification listener").await else {
             return Ok(());
-        }
+        };
         let s = &self.shared;
         let pairs: Vec<(Target, Priority)> = s
             .targets
@@ -395,23 +395,22 @@ impl NotificationListener {
             })?;
         let shared = self.shared.clone();
         match s.batch {
-            None => self
-                .lifecycle
-                .run(listener, s.max_concurrency, move |incoming| {
-                    let shared = shared.clone();
-                    async move { dispatch_one(&shared, incoming).await }
-                }),
+            None => claim.run(listener, s.max_concurrency, move |incoming| {
+                let shared = shared.clone();
+                async move { dispatch_one(&shared, incoming).await }
+            }),
             Some((size, timeout)) => {
                 let batching: Box<dyn Listener<Vec<IncomingNotification>>> = Box::new(Batching {
                     inner: listener,
                     size,
                     timeout,
+                    pending: Vec::new(),
+                    deadline: None,
                 });
-                self.lifecycle
-                    .run(batching, s.max_concurrency, move |batch| {
-                        let shared = shared.clone();
-                        async move { dispatch_batch(&shared, batch).await }
-                    })
+                claim.run(batching, s.max_concurrency, move |batch| {
+                    let shared = shared.clone();
+                    async move { dispatch_batch(&shared, batch).await }
+                })
             }
         }
         Ok(())
@@ -472,6 +471,30 @@ fn to_notification(shared: &Shared, message: &NotificationMessage) -> Option<Not
     })
 }
 
+/// Calls a handler inside a future, so that a panic while creating its future is
+/// caught like one while running it.
+fn call_handler<A: Send + 'static>(
+    handler: &Arc<dyn Fn(A) -> Verdict + Send + Sync>,
+    arg: A,
+) -> Verdict {
+    let handler = handler.clone();
+    Box::pin(async move { handler(arg).await })
+}
+
+/// Runs a handler; a panic counts as a failure (requeue), never as a lost message.
+async fn run_handler(verdict: Verdict) -> std::result::Result<NotificationResult, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(verdict)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            Err(format!(
+                "handler panicked: {}",
+                crate::rpc::server::panic_message(&panic)
+            ))
+        })
+}
+
 fn verdict(
     outcome: std::result::Result<NotificationResult, String>,
     event_type: &str,
@@ -505,7 +528,10 @@ async fn dispatch_one(shared: &Shared, incoming: IncomingNotification) {
                 if !ep.accepts(&n) {
                     continue;
                 }
-                result = verdict(handler(n.clone()).await, &n.event_type);
+                result = verdict(
+                    run_handler(call_handler(handler, n.clone())).await,
+                    &n.event_type,
+                );
                 if result == NotificationResult::Requeue {
                     break;
                 }
@@ -543,7 +569,10 @@ async fn dispatch_batch(shared: &Shared, batch: Vec<IncomingNotification>) {
                 if accepted.is_empty() {
                     continue;
                 }
-                result = verdict(handler(accepted).await, priority.as_str());
+                result = verdict(
+                    run_handler(call_handler(handler, accepted)).await,
+                    priority.as_str(),
+                );
                 if result == NotificationResult::Requeue {
                     break;
                 }
@@ -558,21 +587,26 @@ async fn dispatch_batch(shared: &Shared, batch: Vec<IncomingNotification>) {
 }
 
 /// Groups a listener's notifications into batches of up to `size`, closing a batch
-/// early once `timeout` has passed since its first notification.
+/// early once `timeout` has passed since its first notification. Cancel-safe: a batch
+/// being gathered is kept until the next call returns it.
 struct Batching {
     inner: Box<DriverListener>,
     size: usize,
     timeout: Option<Duration>,
+    pending: Vec<IncomingNotification>,
+    deadline: Option<tokio::time::Instant>,
 }
 
 #[async_trait]
 impl Listener<Vec<IncomingNotification>> for Batching {
     async fn next(&mut self) -> Option<Vec<IncomingNotification>> {
-        let first = self.inner.next().await?;
-        let mut batch = vec![first];
-        let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
-        while batch.len() < self.size {
-            let next = match deadline {
+        if self.pending.is_empty() {
+            let first = self.inner.next().await?;
+            self.pending.push(first);
+            self.deadline = self.timeout.map(crate::rpc::reply_waiter::deadline_after);
+        }
+        while self.pending.len() < self.size {
+            let next = match self.deadline {
                 Some(d) => match tokio::time::timeout_at(d, self.inner.next()).await {
                     Ok(n) => n,
                     Err(_) => break,
@@ -580,11 +614,11 @@ impl Listener<Vec<IncomingNotification>> for Batching {
                 None => self.inner.next().await,
             };
             match next {
-                Some(n) => batch.push(n),
+                Some(n) => self.pending.push(n),
                 None => break,
             }
         }
-        Some(batch)
+        Some(std::mem::take(&mut self.pending))
     }
 
     async fn stop(&mut self) {

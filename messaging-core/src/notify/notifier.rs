@@ -261,11 +261,17 @@ impl Notifier {
                 Ok(())
             }
             Sink::Routing(table) => {
+                let mut first_error = None;
                 for name in table.drivers_for(&message.event_type, priority) {
-                    let routed = Sink::from_name(name)?;
-                    Box::pin(self.send_to(&routed, message, priority)).await?;
+                    let sent = match Sink::from_name(name) {
+                        Ok(routed) => Box::pin(self.send_to(&routed, message, priority)).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = sent {
+                        first_error.get_or_insert(e);
+                    }
                 }
-                Ok(())
+                first_error.map_or(Ok(()), Err)
             }
         }
     }
@@ -277,14 +283,21 @@ impl Notifier {
         format: NotificationFormat,
     ) -> Result<()> {
         self.transport.require(|c| c.notify, "notifications")?;
+        // As oslo, a failing topic does not keep the others from getting the message.
+        let mut first_error = None;
         for topic in self.topics.iter() {
             let target = Target::topic(format!("{topic}.{}", priority.as_str()));
-            self.transport
+            let sent = self
+                .transport
                 .driver()
                 .send_notification(&target, message.clone(), format, self.retry)
-                .await?;
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(%topic, error = %e, "could not send notification to topic");
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 

@@ -16,13 +16,13 @@ use crate::{Error, Result};
 /// The calls waiting on one reply queue, keyed by `_msg_id`.
 #[derive(Clone, Default)]
 pub struct ReplyWaiters {
-    waiting: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>>,
+    waiting: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Result<Reply>>>>>,
 }
 
 /// One registered call; unregisters itself when dropped.
 pub struct PendingReply {
     msg_id: String,
-    rx: mpsc::UnboundedReceiver<Reply>,
+    rx: mpsc::UnboundedReceiver<Result<Reply>>,
     waiters: ReplyWaiters,
 }
 
@@ -45,14 +45,39 @@ impl ReplyWaiters {
 
     /// Hands a received reply to its call; a reply nobody waits for is logged and dropped.
     pub fn deliver(&self, reply: Reply) {
-        let sender = self.lock().get(&reply.msg_id).cloned();
+        let msg_id = reply.msg_id.clone();
+        self.send(&msg_id, Ok(reply));
+    }
+
+    /// Decodes a reply body and hands it to its call. A body that names a waiting
+    /// call but cannot be read fails that call with `Error::Malformed` at once (rather
+    /// than letting it time out); anything else unreadable is logged and dropped.
+    pub fn deliver_body(&self, body: &[u8]) {
+        match Reply::decode(body) {
+            Ok(reply) => self.deliver(reply),
+            Err(e) => {
+                let msg_id = crate::wire::envelope::decode(body).ok().and_then(|m| {
+                    m.get("_msg_id")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_string)
+                });
+                match msg_id {
+                    Some(id) => {
+                        self.send(&id, Err(Error::Malformed(format!("unreadable reply: {e}"))))
+                    }
+                    None => tracing::warn!(error = %e, "malformed reply dropped"),
+                }
+            }
+        }
+    }
+
+    fn send(&self, msg_id: &str, reply: Result<Reply>) {
+        let sender = self.lock().get(msg_id).cloned();
         match sender {
             Some(tx) => {
                 let _ = tx.send(reply);
             }
-            None => {
-                tracing::warn!(msg_id = %reply.msg_id, "no calling task waiting for reply; dropped")
-            }
+            None => tracing::warn!(msg_id, "no calling task waiting for reply; dropped"),
         }
     }
 
@@ -66,7 +91,9 @@ impl ReplyWaiters {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Reply>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Result<Reply>>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -81,15 +108,15 @@ impl PendingReply {
         call_monitor_timeout: Option<Duration>,
         topic: &str,
     ) -> Result<Value> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut last_result = Value::Null;
         loop {
             let next_deadline = match call_monitor_timeout {
-                Some(m) => deadline.min(Instant::now() + m),
+                Some(m) => deadline.min(deadline_after(m)),
                 None => deadline,
             };
             let reply = match tokio::time::timeout_at(next_deadline, self.rx.recv()).await {
-                Ok(Some(reply)) => reply,
+                Ok(Some(reply)) => reply?,
                 Ok(None) => return Err(Error::Transport("reply queue closed".into())),
                 Err(_) if next_deadline < deadline => {
                     return Err(Error::Timeout(format!(
@@ -114,6 +141,14 @@ impl PendingReply {
             }
         }
     }
+}
+
+/// `now + after`, saturating far in the future instead of overflowing.
+pub fn deadline_after(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 impl Drop for PendingReply {

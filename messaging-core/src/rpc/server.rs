@@ -10,7 +10,19 @@ use super::endpoint::Endpoint;
 use crate::driver::IncomingRequest;
 use crate::serializer::{NoOpSerializer, Serializer};
 use crate::service::Lifecycle;
-use crate::{Error, Result, Target, Transport};
+use crate::{Error, RemoteError, Result, Target, Transport};
+
+/// Heartbeats are sent at least this often, whatever `_timeout` a caller sends.
+const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
 
 /// Default limit of requests dispatched at once (oslo's `executor_thread_pool_size`).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
@@ -133,9 +145,9 @@ impl RpcServer {
     /// Starts listening. Starting a running server logs a warning and does nothing;
     /// a server that was stopped and waited for starts again.
     pub async fn start(&self) -> Result<()> {
-        if !self.lifecycle.can_start("RPC server") {
+        let Some(claim) = self.lifecycle.begin_start("RPC server").await else {
             return Ok(());
-        }
+        };
         let target = &self.shared.target;
         let listener = self
             .shared
@@ -148,11 +160,10 @@ impl RpcServer {
                 reason: e.to_string(),
             })?;
         let shared = self.shared.clone();
-        self.lifecycle
-            .run(listener, self.shared.max, move |incoming| {
-                let shared = shared.clone();
-                async move { handle(&shared, incoming).await }
-            });
+        claim.run(listener, self.shared.max, move |incoming| {
+            let shared = shared.clone();
+            async move { handle(&shared, incoming).await }
+        });
         Ok(())
     }
 
@@ -186,8 +197,20 @@ async fn handle(shared: &Shared, incoming: IncomingRequest) {
             .and_then(|r| r.call_monitor_timeout)
             .map(|t| (t.trunc() / 2.0).floor())
             .filter(|s| *s >= 1.0)
-            .map(Duration::from_secs_f64);
-        let dispatch = shared.dispatcher.dispatch(&request);
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(|d| d.min(MAX_HEARTBEAT_INTERVAL));
+        let dispatch = async {
+            use futures::FutureExt;
+            std::panic::AssertUnwindSafe(shared.dispatcher.dispatch(&request))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(Error::Remote(Box::new(RemoteError::runtime_error(format!(
+                        "the endpoint panicked: {}",
+                        panic_message(&panic)
+                    )))))
+                })
+        };
         let outcome = match (&responder, heartbeat_every) {
             (Some(responder), Some(every)) => {
                 tokio::pin!(dispatch);

@@ -2,6 +2,7 @@
 //! notification message. Their JSON is oslo.messaging's, key for key.
 
 pub mod context;
+pub mod dedup;
 pub mod envelope;
 pub mod failure;
 pub mod notification;
