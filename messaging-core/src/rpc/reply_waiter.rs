@@ -156,3 +156,59 @@ impl Drop for PendingReply {
         self.waiters.lock().remove(&self.msg_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn an_unreadable_reply_fails_its_call_at_once() {
+        let waiters = ReplyWaiters::new();
+        let pending = waiters.register("m1");
+        let inner =
+            json!({"_msg_id": "m1", "failure": "{\"class\": 5}", "result": null, "ending": true});
+        let body = crate::wire::envelope::encode(&inner).unwrap();
+        waiters.deliver_body(&body);
+        let err = pending
+            .wait(Duration::from_secs(30), None, "t")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Malformed(ref m) if m.contains("class")),
+            "{err:?}"
+        );
+        assert!(waiters.is_empty(), "the call unregistered itself");
+    }
+
+    #[tokio::test]
+    async fn heartbeats_restart_the_monitor_and_the_last_result_wins() {
+        let waiters = ReplyWaiters::new();
+        let pending = waiters.register("m2");
+        let w = waiters.clone();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                w.deliver(Reply::heartbeat("m2"));
+            }
+            w.deliver(Reply {
+                ending: false,
+                ..Reply::new("m2", Ok(json!(1)))
+            });
+            w.deliver(Reply::new("m2", Ok(serde_json::Value::Null)));
+        });
+        let got = pending
+            .wait(
+                Duration::from_secs(5),
+                Some(Duration::from_millis(100)),
+                "t",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            json!(1),
+            "old two-message protocol: the last non-null result is kept"
+        );
+    }
+}
