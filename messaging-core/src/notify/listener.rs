@@ -89,6 +89,20 @@ type Verdict =
 type Handler = Arc<dyn Fn(Notification) -> Verdict + Send + Sync>;
 type BatchHandler = Arc<dyn Fn(Vec<Notification>) -> Verdict + Send + Sync>;
 
+/// Boxes a typed handler into the form endpoints store.
+fn erase<A, F, Fut>(handler: F) -> Arc<dyn Fn(A) -> Verdict + Send + Sync>
+where
+    A: 'static,
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+{
+    Arc::new(move |arg| {
+        let fut = handler(arg);
+        Box::pin(async move { fut.await.into_result() })
+    })
+}
+
 /// Handlers per priority, behind an optional filter. A listener subscribes only to the
 /// priorities its endpoints handle.
 #[derive(Clone, Default)]
@@ -117,10 +131,7 @@ impl NotificationEndpoint {
         Fut: Future + Send + 'static,
         Fut::Output: HandlerOutput,
     {
-        let h: Handler = Arc::new(move |n| {
-            let fut = handler(n);
-            Box::pin(async move { fut.await.into_result() })
-        });
+        let h: Handler = erase(handler);
         self.handlers.insert(priority, h);
         self
     }
@@ -132,10 +143,7 @@ impl NotificationEndpoint {
         Fut: Future + Send + 'static,
         Fut::Output: HandlerOutput,
     {
-        let h: BatchHandler = Arc::new(move |n| {
-            let fut = handler(n);
-            Box::pin(async move { fut.await.into_result() })
-        });
+        let h: BatchHandler = erase(handler);
         self.batch_handlers.insert(priority, h);
         self
     }
