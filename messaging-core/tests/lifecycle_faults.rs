@@ -86,9 +86,15 @@ async fn stop_then_start_without_wait_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_and_cancelled_waits_all_see_the_drain() {
     let t = transport("cancelled-wait").await;
-    let endpoint = Endpoint::new().method("slow", |_c: Context, _: Value| async move {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        Ok::<_, RemoteError>("done")
+    let finished = Arc::new(AtomicUsize::new(0));
+    let f = finished.clone();
+    let endpoint = Endpoint::new().method("slow", move |_c: Context, _: Value| {
+        let f = f.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            f.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, RemoteError>("done")
+        }
     });
     let server = Arc::new(
         RpcServer::new(&t, Target::topic("t").server("s"))
@@ -114,8 +120,13 @@ async fn concurrent_and_cancelled_waits_all_see_the_drain() {
     let other = server.clone();
     let second = tokio::spawn(async move { other.wait().await });
     limit(server.wait()).await.unwrap();
-    assert!(call.is_finished() || call.await.unwrap().is_ok());
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "wait returned only after the in-flight request finished"
+    );
     limit(second).await.unwrap().unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), "done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,9 +146,8 @@ impl Group {
         RpcClient::new(&self.transport, self.target()).timeout(Duration::from_secs(5))
     }
 
-    /// Waits until every server has consumed what was sent before: a directed call
-    /// per server (servers handle a queue in order only when concurrency is 1, so
-    /// this is used after casts with a short settle loop instead).
+    /// Waits (up to 5 s) until the servers have handled `expected_total` requests in
+    /// all: casts give no other sign of arrival.
     async fn settle(&self, expected_total: usize) {
         for _ in 0..500 {
             if self.calls().iter().sum::<usize>() >= expected_total {

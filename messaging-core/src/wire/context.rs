@@ -21,25 +21,6 @@ pub enum ContextPacking {
 }
 
 impl ContextPacking {
-    /// Adds `context` to `message`.
-    pub fn pack(self, message: &mut Map<String, Value>, context: &Context) {
-        match self {
-            ContextPacking::Flattened => {
-                for (k, v) in context.as_map() {
-                    message.insert(format!("{CONTEXT_PREFIX}{k}"), v.clone());
-                }
-            }
-            ContextPacking::Nested => {
-                message.insert(
-                    NESTED_CONTEXT_KEY.into(),
-                    Value::Object(context.as_map().clone()),
-                );
-            }
-        }
-    }
-}
-
-impl ContextPacking {
     /// Writes `context` into a map being serialized.
     pub(crate) fn serialize_into<M: serde::ser::SerializeMap>(
         self,
@@ -67,21 +48,35 @@ impl serde::Serialize for Prefixed<'_> {
     }
 }
 
-/// Removes the context from a received message, whichever way it was packed.
-pub fn unpack(message: &mut Map<String, Value>) -> Context {
-    let mut context = match message.remove(NESTED_CONTEXT_KEY) {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    let flattened: Vec<String> = message
-        .keys()
-        .filter(|k| k.starts_with(CONTEXT_PREFIX))
-        .cloned()
-        .collect();
-    for key in flattened {
-        if let Some(v) = message.remove(&key) {
-            context.insert(key[CONTEXT_PREFIX.len()..].to_string(), v);
+/// Collects the context of a received message as its fields are read, whichever
+/// way it was packed; flattened keys win over a nested object's.
+#[derive(Default)]
+pub(crate) struct ContextFields {
+    flattened: Map<String, Value>,
+    nested: Option<Value>,
+}
+
+impl ContextFields {
+    /// Takes `key` if it carries context; gives the value back otherwise.
+    pub(crate) fn take(&mut self, key: &str, value: Value) -> Option<Value> {
+        if key == NESTED_CONTEXT_KEY {
+            self.nested = Some(value);
+        } else if let Some(k) = key.strip_prefix(CONTEXT_PREFIX) {
+            self.flattened.insert(k.to_string(), value);
+        } else {
+            return Some(value);
         }
+        None
     }
-    Context(context)
+
+    /// The context read.
+    pub(crate) fn finish(self) -> Context {
+        let mut context = self.flattened;
+        if let Some(Value::Object(nested)) = self.nested {
+            for (k, v) in nested {
+                context.entry(k).or_insert(v);
+            }
+        }
+        Context(context)
+    }
 }

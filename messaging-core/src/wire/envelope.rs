@@ -101,21 +101,47 @@ pub fn encode_bare<T: Serialize + ?Sized>(inner: &T) -> Result<Vec<u8>> {
 /// Decodes a message body: unwraps an envelope (checking its version) or accepts an
 /// un-enveloped (1.0) JSON object as it is.
 pub fn decode(body: &[u8]) -> Result<Map<String, Value>> {
+    match open_body(body)? {
+        Opened::Bare(map) => Ok(map),
+        Opened::Inner(text) => parse_object(&text),
+    }
+}
+
+/// A body with its envelope (if any) removed: the un-enveloped object, or the inner
+/// message text of a checked 2.0 envelope.
+enum Opened {
+    Bare(Map<String, Value>),
+    Inner(String),
+}
+
+fn open_body(body: &[u8]) -> Result<Opened> {
     if let Some(inner) = fast_envelope(body) {
-        return open(&Value::String(ENVELOPE_VERSION.into()), Some(inner));
+        return Ok(Opened::Inner(inner));
     }
     let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !starts_as_object {
         // Slow path, only to name what the body is.
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| Error::Malformed(format!("body is not valid JSON: {e}")))?;
-        return unwrap(value);
+        return Err(Error::Malformed(format!(
+            "body must be a JSON object, got {}",
+            kind_of(&value)
+        )));
     }
     match serde_json::from_slice::<Outer>(body) {
-        Ok(Outer::Bare(map)) => Ok(map),
-        Ok(Outer::Envelope { version, message }) => open(&version, string_literal(message)),
+        Ok(Outer::Bare(map)) => Ok(Opened::Bare(map)),
+        Ok(Outer::Envelope { version, message }) => {
+            check_version(&version)?;
+            string_literal(message)
+                .map(Opened::Inner)
+                .ok_or_else(not_a_string)
+        }
         Err(e) => Err(Error::Malformed(format!("body is not valid JSON: {e}"))),
     }
+}
+
+fn not_a_string() -> Error {
+    Error::Malformed(format!("envelope field {MESSAGE_KEY:?} must be a string"))
 }
 
 /// Collects the fields of an inner message as they are parsed, without an
@@ -156,25 +182,9 @@ pub(crate) enum Inner<T> {
 
 /// Decodes a body straight into a [`FieldSink`] when it is enveloped.
 pub(crate) fn decode_inner<T: FieldSink>(body: &[u8]) -> Result<Inner<T>> {
-    if let Some(inner) = fast_envelope(body) {
-        return parse_inner(inner);
-    }
-    let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if !starts_as_object {
-        return decode(body).map(Inner::Map);
-    }
-    match serde_json::from_slice::<Outer>(body) {
-        Ok(Outer::Bare(map)) => Ok(Inner::Map(map)),
-        Ok(Outer::Envelope { version, message }) => {
-            check_version(&version)?;
-            let Some(inner) = string_literal(message) else {
-                return Err(Error::Malformed(format!(
-                    "envelope field {MESSAGE_KEY:?} must be a string"
-                )));
-            };
-            parse_inner(inner)
-        }
-        Err(e) => Err(Error::Malformed(format!("body is not valid JSON: {e}"))),
+    match open_body(body)? {
+        Opened::Bare(map) => Ok(Inner::Map(map)),
+        Opened::Inner(text) => parse_inner(text),
     }
 }
 
@@ -191,7 +201,7 @@ fn parse_inner<T: FieldSink>(inner: String) -> Result<Inner<T>> {
     match parsed {
         Ok(()) => Ok(Inner::Typed(sink.fields)),
         // Not an object, or bad JSON: let the generic path name the problem.
-        Err(_) => open(&Value::String(ENVELOPE_VERSION.into()), Some(inner)).map(Inner::Map),
+        Err(_) => parse_object(&inner).map(Inner::Map),
     }
 }
 
@@ -277,13 +287,9 @@ impl<'de> Visitor<'de> for OuterVisitor {
     }
 }
 
-/// Checks the version and parses the inner message text.
-fn open(version: &Value, message: Option<String>) -> Result<Map<String, Value>> {
-    check_version(version)?;
-    let inner = message.ok_or_else(|| {
-        Error::Malformed(format!("envelope field {MESSAGE_KEY:?} must be a string"))
-    })?;
-    match serde_json::from_str::<Value>(&inner) {
+/// Parses inner message text, which must be a JSON object.
+fn parse_object(inner: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(inner) {
         Ok(Value::Object(inner)) => Ok(inner),
         Ok(other) => Err(Error::Malformed(format!(
             "envelope field {MESSAGE_KEY:?} must hold a JSON object, got {}",
@@ -306,12 +312,11 @@ pub fn unwrap(value: Value) -> Result<Map<String, Value>> {
     if !(map.contains_key(VERSION_KEY) && map.contains_key(MESSAGE_KEY)) {
         return Ok(map);
     }
-    let version = map.remove(VERSION_KEY).unwrap_or(Value::Null);
-    let message = match map.remove(MESSAGE_KEY) {
-        Some(Value::String(s)) => Some(s),
-        _ => None,
-    };
-    open(&version, message)
+    check_version(&map.remove(VERSION_KEY).unwrap_or(Value::Null))?;
+    match map.remove(MESSAGE_KEY) {
+        Some(Value::String(text)) => parse_object(&text),
+        _ => Err(not_a_string()),
+    }
 }
 
 /// oslo accepts an envelope whose version is compatible with 2.0: major 2, minor 0.

@@ -83,12 +83,14 @@ struct NotificationFields {
     payload: Value,
     timestamp: Option<String>,
     unique_id: Option<String>,
-    context: Map<String, Value>,
-    nested: Option<Value>,
+    context: context::ContextFields,
 }
 
 impl super::envelope::FieldSink for NotificationFields {
     fn field(&mut self, key: &str, value: Value) -> Result<()> {
+        let Some(value) = self.context.take(key, value) else {
+            return Ok(());
+        };
         let slot = match key {
             "message_id" => &mut self.message_id,
             "publisher_id" => &mut self.publisher_id,
@@ -100,16 +102,7 @@ impl super::envelope::FieldSink for NotificationFields {
                 self.payload = value;
                 return Ok(());
             }
-            context::NESTED_CONTEXT_KEY => {
-                self.nested = Some(value);
-                return Ok(());
-            }
-            _ => {
-                if let Some(k) = key.strip_prefix(context::CONTEXT_PREFIX) {
-                    self.context.insert(k.to_string(), value);
-                }
-                return Ok(());
-            }
+            _ => return Ok(()),
         };
         *slot = match value {
             Value::Null => None,
@@ -130,12 +123,6 @@ impl NotificationFields {
         let required = |value: Option<String>, key: &str| {
             value.ok_or_else(|| Error::Malformed(format!("notification has no {key:?} field")))
         };
-        let mut context = self.context;
-        if let Some(Value::Object(nested)) = self.nested {
-            for (k, v) in nested {
-                context.entry(k).or_insert(v);
-            }
-        }
         Ok(NotificationMessage {
             publisher_id: required(self.publisher_id, "publisher_id")?,
             event_type: required(self.event_type, "event_type")?,
@@ -144,7 +131,7 @@ impl NotificationFields {
             timestamp: self.timestamp.unwrap_or_default(),
             unique_id: self.unique_id,
             payload: self.payload,
-            context: Context(context),
+            context: self.context.finish(),
         })
     }
 }

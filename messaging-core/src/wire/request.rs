@@ -84,7 +84,7 @@ impl Request {
     pub fn from_map(m: Map<String, Value>) -> Result<Request> {
         let mut fields = RequestFields::default();
         for (key, value) in m {
-            fields.field(&key, value)?;
+            super::envelope::FieldSink::field(&mut fields, &key, value)?;
         }
         fields.finish()
     }
@@ -101,12 +101,51 @@ struct RequestFields {
     msg_id: Option<String>,
     reply_q: Option<String>,
     timeout: Option<f64>,
-    context: Map<String, Value>,
-    nested: Option<Value>,
+    context: context::ContextFields,
 }
 
 impl RequestFields {
+    fn finish(self) -> Result<Request> {
+        let mut context = self.context.finish();
+        let method = self
+            .method
+            .ok_or_else(|| Error::Malformed("request has no \"method\" field".into()))?;
+        context.insert("client_timeout", seconds_to_json(self.timeout));
+        let reply = match (self.msg_id, self.reply_q) {
+            (Some(msg_id), Some(reply_q)) => Some(ReplyAddress {
+                msg_id,
+                reply_q,
+                call_monitor_timeout: self.timeout,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Error::Malformed(
+                    "request has \"_msg_id\" but no \"_reply_q\"".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Malformed(
+                    "request has \"_reply_q\" but no \"_msg_id\"".into(),
+                ));
+            }
+        };
+        Ok(Request {
+            method,
+            args: self.args,
+            namespace: self.namespace,
+            version: self.version,
+            reply,
+            unique_id: self.unique_id,
+            context,
+        })
+    }
+}
+
+impl super::envelope::FieldSink for RequestFields {
     fn field(&mut self, key: &str, value: Value) -> Result<()> {
+        let Some(value) = self.context.take(key, value) else {
+            return Ok(());
+        };
         match key {
             "method" => match value {
                 Value::String(s) => self.method = Some(s),
@@ -144,60 +183,9 @@ impl RequestFields {
                     }
                 }
             }
-            context::NESTED_CONTEXT_KEY => self.nested = Some(value),
-            _ => {
-                if let Some(k) = key.strip_prefix(context::CONTEXT_PREFIX) {
-                    self.context.insert(k.to_string(), value);
-                }
-            }
+            _ => {}
         }
         Ok(())
-    }
-
-    fn finish(self) -> Result<Request> {
-        let mut context = self.context;
-        if let Some(Value::Object(nested)) = self.nested {
-            for (k, v) in nested {
-                context.entry(k).or_insert(v);
-            }
-        }
-        let method = self
-            .method
-            .ok_or_else(|| Error::Malformed("request has no \"method\" field".into()))?;
-        context.insert("client_timeout".into(), seconds_to_json(self.timeout));
-        let reply = match (self.msg_id, self.reply_q) {
-            (Some(msg_id), Some(reply_q)) => Some(ReplyAddress {
-                msg_id,
-                reply_q,
-                call_monitor_timeout: self.timeout,
-            }),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(Error::Malformed(
-                    "request has \"_msg_id\" but no \"_reply_q\"".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(Error::Malformed(
-                    "request has \"_reply_q\" but no \"_msg_id\"".into(),
-                ));
-            }
-        };
-        Ok(Request {
-            method,
-            args: self.args,
-            namespace: self.namespace,
-            version: self.version,
-            reply,
-            unique_id: self.unique_id,
-            context: Context(context),
-        })
-    }
-}
-
-impl super::envelope::FieldSink for RequestFields {
-    fn field(&mut self, key: &str, value: Value) -> Result<()> {
-        RequestFields::field(self, key, value)
     }
 }
 
@@ -257,14 +245,7 @@ pub fn new_id() -> String {
 }
 
 pub(crate) fn optional_string(m: &mut Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match m.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(Error::Malformed(format!(
-            "field {key:?} must be a string, got {}",
-            kind_of(&other)
-        ))),
-    }
+    string_field(key, m.remove(key).unwrap_or(Value::Null))
 }
 
 /// Whole seconds are written as integers, as Python sends them.
