@@ -33,8 +33,13 @@ pub use driver_rabbit;
 #[cfg(feature = "zmq")]
 pub use driver_zmq;
 
-/// A registry with every driver this build enables: `memory`/`fake` always, and
-/// `rabbit`, `kafka`, `zmq` once their crates provide drivers (features of the same names).
+/// A registry with every driver this build enables: `memory`/`fake` always,
+/// `rabbit`/`amqp` with the `rabbit` feature, and `kafka`, `zmq` once their crates
+/// provide drivers (features of the same names).
 pub fn registry() -> DriverRegistry {
-    DriverRegistry::with_memory()
+    #[allow(unused_mut)]
+    let mut registry = DriverRegistry::with_memory();
+    #[cfg(feature = "rabbit")]
+    driver_rabbit::register(&mut registry);
+    registry
 }

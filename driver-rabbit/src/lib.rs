@@ -1,1 +1,59 @@
-//! RabbitMQ (AMQP 0-9-1) transport, wire compatible with Python oslo.messaging: not yet implemented.
+//! The RabbitMQ transport (`rabbit://`, `amqp://`) of the messaging crate family, on
+//! lapin, wire compatible with Python oslo.messaging's rabbit driver: the same
+//! exchanges, queues, bindings, declare flags, message properties and bodies, so a Rust
+//! service and Python services share one broker both ways.
+//!
+//! Register it in a registry and open transports by URL:
+//!
+//! ```no_run
+//! # async fn run() -> messaging_core::Result<()> {
+//! use messaging_core::{Config, DriverRegistry};
+//!
+//! let mut registry = DriverRegistry::with_memory();
+//! driver_rabbit::register(&mut registry);
+//! let transport = registry
+//!     .transport("rabbit://guest:guest@127.0.0.1:5672/", &Config::default())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `[oslo_messaging_rabbit]` options apply, and URL query parameters named like
+//! them override them (`rabbit://h/?rabbit_qos_prefetch_count=10`).
+
+mod compression;
+mod connection;
+mod consumer;
+mod driver;
+mod incoming;
+mod options;
+mod publisher;
+mod reply;
+mod topology;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use messaging_core::driver::Driver;
+use messaging_core::{Config, DriverFactory, DriverRegistry, Result, TransportUrl};
+
+pub use compression::Compression;
+pub use driver::RabbitDriver;
+pub use options::RabbitOptions;
+
+/// Makes [`RabbitDriver`]s; registered for `rabbit` and `amqp`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RabbitFactory;
+
+#[async_trait]
+impl DriverFactory for RabbitFactory {
+    async fn connect(&self, url: &TransportUrl, config: &Config) -> Result<Arc<dyn Driver>> {
+        Ok(Arc::new(RabbitDriver::new(url, config)?))
+    }
+}
+
+/// Registers the driver under `rabbit` and `amqp` (an alias, as in oslo).
+pub fn register(registry: &mut DriverRegistry) {
+    let factory: Arc<dyn DriverFactory> = Arc::new(RabbitFactory);
+    registry.register("rabbit", factory.clone());
+    registry.register("amqp", factory);
+}

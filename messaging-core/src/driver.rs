@@ -28,6 +28,11 @@ pub struct Capabilities {
     pub pools: bool,
     /// `at_least_once` (the AMQP `mandatory` flag) is honoured.
     pub mandatory: bool,
+    /// Queues and fanouts belong to their exchange. False on RabbitMQ, where queue
+    /// names (`<topic>`, `<topic>.<priority>`) and fanout exchanges (`<topic>_fanout`)
+    /// are global to the virtual host, so one topic in two exchanges shares them, as
+    /// it does for Python oslo.messaging.
+    pub isolated_exchanges: bool,
 }
 
 impl Capabilities {
@@ -39,6 +44,7 @@ impl Capabilities {
         requeue: true,
         pools: true,
         mandatory: true,
+        isolated_exchanges: true,
     };
 }
 

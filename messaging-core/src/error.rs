@@ -127,7 +127,8 @@ impl Error {
         )
     }
 
-    pub(crate) fn invalid_target(reason: impl Into<String>, target: &crate::Target) -> Self {
+    /// An [`Error::InvalidTarget`] for `target`, for drivers refusing an address.
+    pub fn invalid_target(reason: impl Into<String>, target: &crate::Target) -> Self {
         Error::InvalidTarget {
             reason: reason.into(),
             target: target.to_string(),

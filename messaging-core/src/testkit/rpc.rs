@@ -18,6 +18,8 @@ struct ServerState {
     ival: i64,
     sval: String,
     calls: usize,
+    /// long_running_task calls begun.
+    started: usize,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,7 @@ fn test_endpoint(state: Arc<Mutex<ServerState>>) -> Endpoint {
         .method("long_running_task", move |_c: Context, a: Seconds| {
             let s = s4.clone();
             async move {
+                s.lock().unwrap().started += 1;
                 tokio::time::sleep(Duration::from_secs_f64(a.seconds)).await;
                 s.lock().unwrap().calls += 1;
                 Ok::<_, RemoteError>(a.seconds)
@@ -221,13 +224,14 @@ pub async fn call_server_in_group(factory: &TransportFactory) -> Result<()> {
     group.stop().await
 }
 
-/// Groups on one topic in different exchanges are isolated.
+/// Groups in different exchanges are isolated. Each group has its own topic, as in
+/// oslo's functional test: on RabbitMQ queue names are global, so one topic in two
+/// exchanges would share its queue.
 pub async fn call_different_exchanges(factory: &TransportFactory) -> Result<()> {
-    let topic = unique("exchanges");
     let (xa, xb) = (unique("a"), unique("b"));
-    let g1 = Group::start(factory, &topic, None, 2).await?;
-    let g2 = Group::start(factory, &topic, Some(&xa), 2).await?;
-    let g3 = Group::start(factory, &topic, Some(&xb), 2).await?;
+    let g1 = Group::start(factory, &unique("exchanges"), None, 2).await?;
+    let g2 = Group::start(factory, &unique("exchanges"), Some(&xa), 2).await?;
+    let g3 = Group::start(factory, &unique("exchanges"), Some(&xb), 2).await?;
     for g in [&g1, &g2] {
         let client = g.client();
         for _ in 0..4 {
@@ -507,8 +511,11 @@ fn prefix(p: &str, v: &Value) -> Value {
 }
 
 /// oslo's `TestMultipleServers`: 36 combinations of exchange, topic, server, fanout,
-/// call/cast and shared/separate endpoints, each checking who received what.
+/// call/cast and shared/separate endpoints, each checking who received what. Where
+/// exchanges are not isolated (RabbitMQ), the 6 cases of one topic in two exchanges
+/// do not apply: oslo runs this matrix on its fake driver only.
 pub async fn multiple_servers_matrix(factory: &TransportFactory) -> Result<()> {
+    let isolated = factory.transport().await?.capabilities().isolated_exchanges;
     let mut ran = 0;
     for diff_exchange in [false, true] {
         for diff_topic in [false, true] {
@@ -517,6 +524,9 @@ pub async fn multiple_servers_matrix(factory: &TransportFactory) -> Result<()> {
                     for call in [true, false] {
                         for multi in [false, true] {
                             if (fanout && call) || (!diff_topic && !diff_server) {
+                                continue;
+                            }
+                            if !isolated && diff_exchange && !diff_topic {
                                 continue;
                             }
                             let case = MatrixCase {
@@ -535,7 +545,7 @@ pub async fn multiple_servers_matrix(factory: &TransportFactory) -> Result<()> {
             }
         }
     }
-    assert_eq!(ran, 36);
+    assert_eq!(ran, if isolated { 36 } else { 30 });
     Ok(())
 }
 
@@ -712,7 +722,13 @@ pub async fn server_stop_drains_in_flight(factory: &TransportFactory) -> Result<
             .await
     });
     // Stop while the request is being handled.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    for _ in 0..500 {
+        if group.states[0].lock().unwrap().started > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(group.states[0].lock().unwrap().started, 1, "the call arrived");
     group.servers[0].stop().await?;
     group.servers[0].wait().await?;
     assert_eq!(

@@ -1,0 +1,383 @@
+//! Opening AMQP connections: the URL's hosts with oslo's defaults, TLS, the login
+//! method, the negotiated heartbeat, failover across hosts and the reconnect backoff.
+//!
+//! lapin drives the AMQP heartbeat from its own I/O thread, so heartbeats keep flowing
+//! however busy the application's tasks are.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::uri::{
+    AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
+};
+use lapin::{Connection, ConnectionProperties};
+use messaging_core::{Error, Result, Retry, TransportUrl};
+use rand::seq::SliceRandom;
+
+use crate::options::RabbitOptions;
+
+/// How long one TCP + AMQP handshake may take before the next host is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SASL mechanism for `rabbit_login_method`.
+pub(crate) fn login_mechanism(name: &str) -> Result<SASLMechanism> {
+    match name.to_ascii_uppercase().as_str() {
+        "AMQPLAIN" => Ok(SASLMechanism::AMQPlain),
+        "PLAIN" => Ok(SASLMechanism::Plain),
+        "EXTERNAL" => Ok(SASLMechanism::External),
+        "RABBIT-CR-DEMO" => Ok(SASLMechanism::RabbitCrDemo),
+        _ => Err(Error::Config(format!(
+            "[oslo_messaging_rabbit] rabbit_login_method must be PLAIN, AMQPLAIN, EXTERNAL or RABBIT-CR-DEMO, not {name:?}"
+        ))),
+    }
+}
+
+/// One broker node to try.
+#[derive(Clone)]
+struct Node {
+    host: String,
+    port: u16,
+    username: String,
+    password: String,
+}
+
+impl Node {
+    /// `host:port`, the way logs and errors name a node (never with credentials).
+    fn label(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &"****")
+            .finish()
+    }
+}
+
+/// Opens connections to the nodes of one transport URL.
+pub(crate) struct Connector {
+    nodes: Vec<Node>,
+    vhost: String,
+    options: Arc<RabbitOptions>,
+    tls: Option<OwnedTLSConfig>,
+    mechanism: SASLMechanism,
+    next: AtomicUsize,
+    name_prefix: String,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("nodes", &self.nodes)
+            .field("vhost", &self.vhost)
+            .field("tls", &self.tls.is_some())
+            .field("mechanism", &self.mechanism)
+            .finish()
+    }
+}
+
+impl Connector {
+    /// Prepares connections for `url`: oslo's defaults (`guest`/`guest` at
+    /// `localhost:5672`, vhost `/`), hosts shuffled once when there are several.
+    pub(crate) fn new(url: &TransportUrl, options: Arc<RabbitOptions>) -> Result<Connector> {
+        let default_port = if options.rabbit.ssl { 5671 } else { 5672 };
+        let mut nodes: Vec<Node> = url
+            .hosts
+            .iter()
+            .map(|h| Node {
+                host: h
+                    .hostname
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into()),
+                port: h.port.unwrap_or(default_port),
+                username: h
+                    .username
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "guest".into()),
+                password: h
+                    .password
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "guest".into()),
+            })
+            .collect();
+        if nodes.is_empty() {
+            nodes.push(Node {
+                host: "localhost".into(),
+                port: default_port,
+                username: "guest".into(),
+                password: "guest".into(),
+            });
+        }
+        nodes.shuffle(&mut rand::rng());
+        // kombu turns an empty path into the default virtual host.
+        let vhost = url
+            .virtual_host
+            .clone()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let tls = if options.rabbit.ssl {
+            Some(tls_config(&options)?)
+        } else {
+            None
+        };
+        let mechanism = login_mechanism(&options.rabbit.rabbit_login_method)?;
+        let program = std::env::args()
+            .next()
+            .as_deref()
+            .map(std::path::Path::new)
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rust".into());
+        Ok(Connector {
+            nodes,
+            vhost,
+            options,
+            tls,
+            mechanism,
+            next: AtomicUsize::new(0),
+            name_prefix: format!("{program}:{}", std::process::id()),
+        })
+    }
+
+    /// The options this connector was made with.
+    pub(crate) fn options(&self) -> &Arc<RabbitOptions> {
+        &self.options
+    }
+
+    /// `host:port` of every node, for messages.
+    pub(crate) fn node_labels(&self) -> String {
+        self.nodes
+            .iter()
+            .map(Node::label)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn pick(&self) -> &Node {
+        let i = match self.options.rabbit.kombu_failover_strategy.as_str() {
+            "shuffle" => rand::random_range(0..self.nodes.len()),
+            _ => self.next.fetch_add(1, Ordering::Relaxed) % self.nodes.len(),
+        };
+        &self.nodes[i]
+    }
+
+    /// Connects to one node after another, waiting the configured backoff between
+    /// attempts, until one answers or `retry` is spent; then fails with
+    /// [`Error::DeliveryFailure`] naming the nodes tried. `purpose` names the
+    /// connection in logs.
+    pub(crate) async fn connect(
+        &self,
+        retry: Retry,
+        purpose: &str,
+    ) -> Result<(Connection, String)> {
+        let mut waits = self.options.retry_intervals();
+        let mut attempt: u32 = 0;
+        loop {
+            let node = self.pick().clone();
+            let label = node.label();
+            let error = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect_to(&node)).await {
+                Ok(Ok(connection)) => {
+                    tracing::info!(node = %label, purpose, "connected to RabbitMQ");
+                    return Ok((connection, label));
+                }
+                Ok(Err(e)) => scrub(&e.to_string(), &node.password),
+                Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
+            };
+            let exhausted = match retry {
+                Retry::Forever => false,
+                Retry::Times(n) => attempt >= n,
+            };
+            if exhausted {
+                return Err(Error::DeliveryFailure(format!(
+                    "cannot connect to RabbitMQ after {} attempt(s) (nodes {}): {error}",
+                    attempt + 1,
+                    self.node_labels()
+                )));
+            }
+            let wait = waits.next().unwrap_or(Duration::from_secs(1));
+            tracing::warn!(node = %label, purpose, %error, retry_in = ?wait, "cannot connect to RabbitMQ");
+            tokio::time::sleep(wait).await;
+            attempt = attempt.saturating_add(1);
+        }
+    }
+
+    async fn connect_to(&self, node: &Node) -> lapin::Result<Connection> {
+        let uri = AMQPUri {
+            scheme: if self.tls.is_some() {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: node.username.clone(),
+                    password: node.password.clone(),
+                },
+                host: node.host.clone(),
+                port: node.port,
+            },
+            vhost: self.vhost.clone(),
+            query: AMQPQueryString {
+                heartbeat: Some(self.options.heartbeat()),
+                auth_mechanism: Some(self.mechanism),
+                connection_timeout: Some(CONNECT_TIMEOUT.as_millis() as u64),
+                ..Default::default()
+            },
+        };
+        let name = format!("{}:{}", self.name_prefix, uuid::Uuid::new_v4());
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let runtime = lapin::runtime::default_runtime()?;
+        Connection::connect_uri_with_config(
+            uri,
+            properties,
+            self.tls.clone().unwrap_or_default(),
+            runtime,
+        )
+        .await
+    }
+}
+
+/// The TLS settings of `[oslo_messaging_rabbit]`: a CA file replaces the system roots;
+/// a client certificate and key (PEM) authenticate us. The broker's certificate and
+/// host name are always verified: rustls offers no way to skip either, which is
+/// stricter than `ssl_enforce_hostname_verification = false`.
+fn tls_config(options: &RabbitOptions) -> Result<OwnedTLSConfig> {
+    let r = &options.rabbit;
+    let read = |option: &str, path: &str| {
+        std::fs::read(path).map_err(|e| {
+            Error::Config(format!(
+                "[oslo_messaging_rabbit] {option} = {path}: cannot read: {e}"
+            ))
+        })
+    };
+    let cert_chain = if r.ssl_ca_file.is_empty() {
+        None
+    } else {
+        let pem = read("ssl_ca_file", &r.ssl_ca_file)?;
+        Some(String::from_utf8(pem).map_err(|_| {
+            Error::Config(format!(
+                "[oslo_messaging_rabbit] ssl_ca_file = {}: not a PEM file",
+                r.ssl_ca_file
+            ))
+        })?)
+    };
+    let identity = match (r.ssl_cert_file.is_empty(), r.ssl_key_file.is_empty()) {
+        (true, true) => None,
+        (false, false) => Some(OwnedIdentity::PKCS8 {
+            pem: read("ssl_cert_file", &r.ssl_cert_file)?,
+            key: read("ssl_key_file", &r.ssl_key_file)?,
+        }),
+        _ => {
+            return Err(Error::Config(
+                "[oslo_messaging_rabbit] ssl_cert_file and ssl_key_file must be set together"
+                    .into(),
+            ));
+        }
+    };
+    if !r.ssl_enforce_hostname_verification {
+        tracing::warn!(
+            "ssl_enforce_hostname_verification = false is ignored: the broker host name is always verified"
+        );
+    }
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
+}
+
+/// Removes a password from a text that may quote it (an error from the network stack).
+pub(crate) fn scrub(text: &str, password: &str) -> String {
+    if password.len() < 3 {
+        return text.to_string();
+    }
+    text.replace(password, "****")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messaging_core::Config;
+
+    fn connector(url: &str, ini: &str) -> Result<Connector> {
+        let url: TransportUrl = url.parse().unwrap();
+        let options = RabbitOptions::resolve(&url, &Config::from_ini_str(ini).unwrap())?;
+        Connector::new(&url, Arc::new(options))
+    }
+
+    #[test]
+    fn oslo_defaults_for_missing_parts() {
+        let c = connector("rabbit://", "").unwrap();
+        assert_eq!(c.node_labels(), "localhost:5672");
+        assert_eq!(c.vhost, "/");
+        assert_eq!(c.nodes[0].username, "guest");
+        let c = connector("rabbit://u:p@[::1]:5673/vh", "").unwrap();
+        assert_eq!(c.node_labels(), "[::1]:5673");
+        assert_eq!(c.vhost, "vh");
+        let c = connector("rabbit://h/?ssl=true", "").unwrap();
+        assert_eq!(c.node_labels(), "h:5671");
+    }
+
+    #[test]
+    fn round_robin_visits_every_node() {
+        let c = connector("rabbit://a:1,b:2,c:3/", "").unwrap();
+        let mut seen: Vec<String> = (0..3).map(|_| c.pick().label()).collect();
+        seen.sort();
+        assert_eq!(seen, ["a:1", "b:2", "c:3"]);
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let c = connector("rabbit://user:hunter22@h/", "").unwrap();
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter22"), "{text}");
+        assert!(text.contains("user"), "{text}");
+    }
+
+    #[test]
+    fn tls_files_are_checked() {
+        let e = connector(
+            "rabbit://h/",
+            "[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = /nonexistent/ca.pem\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ssl_ca_file"), "{e}");
+        let e = connector(
+            "rabbit://h/",
+            "[oslo_messaging_rabbit]\nssl = true\nssl_cert_file = /x.pem\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("together"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_node_fails_after_the_retries_naming_it() {
+        let c = connector(
+            "rabbit://guest:sekrit99@127.0.0.1:1/",
+            "[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\n",
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let e = c.connect(Retry::Times(1), "test").await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::DeliveryFailure(_)), "{e:?}");
+        assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(text.contains("2 attempt"), "{text}");
+        assert!(!text.contains("sekrit99"), "{text}");
+        assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+}

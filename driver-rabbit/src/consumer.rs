@@ -1,0 +1,266 @@
+//! Supervised consumption: a connection of its own per listener (and for the reply
+//! queue), its queues declared and consumed, and on any loss (broker restart, node
+//! failure, consumer cancelled by the broker) a new connection after the configured
+//! delay, the topology declared again and consuming resumed, with no help from the
+//! application.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::select_all;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Channel, Connection, Consumer};
+use messaging_core::{Error, Result, Retry};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::connection::Connector;
+use crate::topology::{self, Declarer, QueueSpec};
+
+/// Receives the deliveries of a supervised consumer, one at a time, in order.
+#[async_trait]
+pub(crate) trait DeliverySink: Send + 'static {
+    /// Handles one delivery (acks, decodes, forwards).
+    async fn deliver(&mut self, delivery: Delivery);
+}
+
+/// What to declare and consume.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerPlan {
+    pub queues: Vec<QueueSpec>,
+    /// Deliveries need no acknowledgement (the reply queue).
+    pub no_ack: bool,
+    /// `basic.qos` prefetch; 0 for none.
+    pub prefetch: u16,
+    pub arguments: FieldTable,
+    /// Names the connection in logs.
+    pub purpose: &'static str,
+}
+
+struct Consuming {
+    connection: Connection,
+    channel: Channel,
+    consumers: Vec<Consumer>,
+    tags: Vec<ShortString>,
+    node: String,
+}
+
+impl ConsumerPlan {
+    /// Declares and consumes on `connection`; closes it on failure.
+    async fn setup(&self, connection: Connection, node: String) -> lapin::Result<Consuming> {
+        match self.declare_and_consume(&connection).await {
+            Ok((channel, consumers)) => Ok(Consuming {
+                tags: consumers.iter().map(Consumer::tag).collect(),
+                connection,
+                channel,
+                consumers,
+                node,
+            }),
+            Err(e) => {
+                let _ = connection.close(200, "OK".into()).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn declare_and_consume(
+        &self,
+        connection: &Connection,
+    ) -> lapin::Result<(Channel, Vec<Consumer>)> {
+        let channel = connection.create_channel().await?;
+        let mut declarer = Declarer::new(connection, channel);
+        for queue in &self.queues {
+            declarer.queue(queue).await?;
+        }
+        let channel = declarer.into_channel();
+        if self.prefetch > 0 {
+            channel
+                .basic_qos(self.prefetch, BasicQosOptions::default())
+                .await?;
+        }
+        let mut consumers = Vec::with_capacity(self.queues.len());
+        for (i, queue) in self.queues.iter().enumerate() {
+            let consumer = channel
+                .basic_consume(
+                    queue.name.as_str().into(),
+                    (i + 1).to_string().into(),
+                    BasicConsumeOptions {
+                        no_ack: self.no_ack,
+                        ..Default::default()
+                    },
+                    self.arguments.clone(),
+                )
+                .await?;
+            consumers.push(consumer);
+        }
+        Ok((channel, consumers))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Stopped,
+    Closed,
+}
+
+/// A running supervised consumer.
+pub(crate) struct Supervised {
+    phase: watch::Sender<Phase>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Supervised {
+    /// Connects, declares and starts consuming; the first connection honours `retry`
+    /// and a declaration the broker refuses is an error here.
+    pub(crate) async fn start(
+        connector: Arc<Connector>,
+        plan: ConsumerPlan,
+        sink: Box<dyn DeliverySink>,
+        retry: Retry,
+    ) -> Result<Supervised> {
+        let (connection, node) = connector.connect(retry, plan.purpose).await?;
+        let consuming = match plan.setup(connection, node).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(Error::Transport(format!(
+                    "cannot declare or consume {}: {}",
+                    plan.queues
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    topology::describe(&e)
+                )));
+            }
+        };
+        let (phase, phase_rx) = watch::channel(Phase::Running);
+        let task = tokio::spawn(supervise(connector, plan, sink, phase_rx, consuming));
+        Ok(Supervised {
+            phase,
+            task: Some(task),
+        })
+    }
+
+    /// Stops consuming; the sink is dropped once the consumers are cancelled, and the
+    /// connection stays open so received messages can still be settled.
+    pub(crate) fn stop(&self) {
+        self.phase.send_if_modified(|p| {
+            let running = *p == Phase::Running;
+            if running {
+                *p = Phase::Stopped;
+            }
+            running
+        });
+    }
+
+    /// Deletes the queues marked for it and closes the connection.
+    pub(crate) async fn close(&mut self) {
+        let _ = self.phase.send(Phase::Closed);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        let _ = self.phase.send(Phase::Closed);
+    }
+}
+
+async fn supervise(
+    connector: Arc<Connector>,
+    plan: ConsumerPlan,
+    mut sink: Box<dyn DeliverySink>,
+    mut phase: watch::Receiver<Phase>,
+    first: Consuming,
+) {
+    let mut current = Some(first);
+    let consuming = loop {
+        let mut consuming = match current.take() {
+            Some(c) => c,
+            None => {
+                let reconnect = reconnect(&connector, &plan);
+                tokio::select! {
+                    c = reconnect => c,
+                    _ = until(&mut phase, |p| *p != Phase::Running) => break None,
+                }
+            }
+        };
+        let mut stream = select_all(std::mem::take(&mut consuming.consumers));
+        let lost = loop {
+            tokio::select! {
+                biased;
+                _ = until(&mut phase, |p| *p != Phase::Running) => break false,
+                next = stream.next() => match next {
+                    Some(Ok(delivery)) => sink.deliver(delivery).await,
+                    Some(Err(e)) => {
+                        tracing::warn!(node = %consuming.node, purpose = plan.purpose, error = %e, "consumer failed");
+                        break true;
+                    }
+                    None => break true,
+                },
+            }
+        };
+        if !lost {
+            break Some(consuming);
+        }
+        tracing::warn!(node = %consuming.node, purpose = plan.purpose, "connection or consumer lost; reconnecting");
+        drop(stream);
+        if consuming.connection.status().connected() {
+            let _ = consuming.connection.close(200, "OK".into()).await;
+        }
+    };
+    // Stopped: no more deliveries, but what was received may still be settled.
+    if let Some(c) = &consuming {
+        for tag in &c.tags {
+            let _ = c
+                .channel
+                .basic_cancel(tag.clone(), BasicCancelOptions::default())
+                .await;
+        }
+    }
+    drop(sink);
+    until(&mut phase, |p| *p == Phase::Closed).await;
+    if let Some(c) = consuming {
+        for queue in plan.queues.iter().filter(|q| q.delete_on_close) {
+            let _ = c
+                .channel
+                .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = c.connection.close(200, "OK".into()).await;
+    }
+}
+
+/// Connects and sets up again, for as long as it takes.
+async fn reconnect(connector: &Connector, plan: &ConsumerPlan) -> Consuming {
+    let mut waits = connector.options().retry_intervals();
+    loop {
+        tokio::time::sleep(connector.options().reconnect_delay()).await;
+        let Ok((connection, node)) = connector.connect(Retry::Forever, plan.purpose).await else {
+            continue;
+        };
+        match plan.setup(connection, node.clone()).await {
+            Ok(c) => {
+                tracing::info!(node = %node, purpose = plan.purpose, "consuming again");
+                return c;
+            }
+            Err(e) => {
+                let wait = waits.next().unwrap_or_default();
+                tracing::error!(node = %node, purpose = plan.purpose, error = %topology::describe(&e), retry_in = ?wait, "cannot declare or consume after reconnecting");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Waits until the phase satisfies `done` (or its sender is gone).
+async fn until(phase: &mut watch::Receiver<Phase>, done: impl FnMut(&Phase) -> bool) {
+    let _ = phase.wait_for(done).await.map(|_| ());
+}

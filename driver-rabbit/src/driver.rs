@@ -1,0 +1,305 @@
+//! [`RabbitDriver`]: requests, replies and notifications over RabbitMQ, laid out as
+//! Python oslo.messaging lays them out.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use messaging_core::driver::{
+    Capabilities, Driver, Listener, NotificationFormat, NotificationListener, RequestListener,
+    SendOptions,
+};
+use messaging_core::notify::Priority;
+use messaging_core::wire::request::new_id;
+use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request};
+use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
+use serde_json::Value;
+use tokio::sync::{OnceCell, mpsc};
+
+use crate::connection::Connector;
+use crate::consumer::{ConsumerPlan, Supervised};
+use crate::incoming::{NotificationSink, RequestSink};
+use crate::options::RabbitOptions;
+use crate::publisher::{Outgoing, Publisher, check_confirmation};
+use crate::reply::{Replier, ReplyQueue};
+use crate::topology::{self, ExchangeSpec, QueueSpec};
+
+/// The RabbitMQ driver of one transport.
+///
+/// Connections are opened when first needed: one for sending (requests, replies,
+/// notifications, over a pool of confirm-mode channels), one for the reply queue, and
+/// one per server or listener. Each is supervised and reconnected on loss.
+pub struct RabbitDriver {
+    options: Arc<RabbitOptions>,
+    connector: Arc<Connector>,
+    publisher: Arc<Publisher>,
+    replier: Arc<Replier>,
+    replies: OnceCell<ReplyQueue>,
+}
+
+impl std::fmt::Debug for RabbitDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitDriver")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RabbitDriver {
+    /// A driver for `url` configured by `config` (`[oslo_messaging_rabbit]` with the
+    /// URL's query parameters laid over it). Does not connect yet.
+    pub fn new(url: &TransportUrl, config: &Config) -> Result<RabbitDriver> {
+        let options = Arc::new(RabbitOptions::resolve(url, config)?);
+        let connector = Arc::new(Connector::new(url, options.clone())?);
+        let publisher = Arc::new(Publisher::new(connector.clone()));
+        let replier = Arc::new(Replier::new(
+            publisher.clone(),
+            options.missing_consumer_retry(),
+        ));
+        Ok(RabbitDriver {
+            options,
+            connector,
+            publisher,
+            replier,
+            replies: OnceCell::new(),
+        })
+    }
+
+    async fn reply_queue(&self, retry: Retry) -> Result<&ReplyQueue> {
+        self.replies
+            .get_or_try_init(|| ReplyQueue::start(self.connector.clone(), retry))
+            .await
+    }
+
+    fn exchange<'a>(&'a self, target: &'a Target) -> &'a str {
+        target.exchange_or(&self.options.control_exchange)
+    }
+}
+
+fn topic_of(target: &Target) -> Result<&str> {
+    target
+        .topic
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::invalid_target("a topic is required", target))
+}
+
+#[async_trait]
+impl Driver for RabbitDriver {
+    fn name(&self) -> &str {
+        "rabbit"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            isolated_exchanges: false,
+            ..Capabilities::ALL
+        }
+    }
+
+    async fn send(
+        &self,
+        target: &Target,
+        mut request: Request,
+        options: &SendOptions,
+    ) -> Result<Value> {
+        let topic = topic_of(target)?;
+        let routed;
+        let (exchange, routing_key) = if target.fanout {
+            (ExchangeSpec::fanout(topic, &self.options), "")
+        } else {
+            let exchange = ExchangeSpec::topic(self.exchange(target), &self.options);
+            match &target.server {
+                Some(server) => {
+                    routed = format!("{topic}.{server}");
+                    (exchange, routed.as_str())
+                }
+                None => (exchange, topic),
+            }
+        };
+        let Some(timeout) = options.timeout else {
+            let body = request.encode(ContextPacking::Flattened)?;
+            let out = Outgoing {
+                exchange: Some(&exchange),
+                queue: None,
+                routing_key,
+                body: &body,
+                expiration: None,
+                mandatory: options.at_least_once,
+            };
+            self.publisher
+                .publish_confirmed(&out, options.retry)
+                .await?;
+            return Ok(Value::Null);
+        };
+        let replies = self.reply_queue(options.retry).await?;
+        let msg_id = new_id();
+        request.reply = Some(ReplyAddress {
+            msg_id: msg_id.clone(),
+            reply_q: replies.name.clone(),
+            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
+        });
+        let body = request.encode(ContextPacking::Flattened)?;
+        let out = Outgoing {
+            exchange: Some(&exchange),
+            queue: None,
+            routing_key,
+            body: &body,
+            expiration: Some(timeout),
+            mandatory: options.at_least_once,
+        };
+        let pending = replies.waiters.register(&msg_id);
+        let confirm = self.publisher.publish(&out, options.retry).await?;
+        let reply = pending.wait(timeout, options.call_monitor_timeout, topic);
+        tokio::pin!(reply);
+        // The confirmation and the reply race: a reply proves delivery, while a return
+        // or a nack fails the call at once.
+        tokio::select! {
+            biased;
+            result = &mut reply => return result,
+            confirmation = confirm => match confirmation {
+                Ok(c) => check_confirmation(c, &out)?,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no confirmation for a request; publishing again");
+                    self.publisher.publish_confirmed(&out, options.retry).await?;
+                }
+            },
+        }
+        reply.await
+    }
+
+    async fn send_notification(
+        &self,
+        target: &Target,
+        message: NotificationMessage,
+        format: NotificationFormat,
+        retry: Retry,
+    ) -> Result<()> {
+        let routing_key = topic_of(target)?;
+        let exchange = ExchangeSpec::topic(self.exchange(target), &self.options);
+        // As oslo: the default queue is declared so notifications wait for a consumer.
+        let queue = topology::service_queue(
+            routing_key,
+            vec![(exchange.clone(), routing_key.to_string())],
+            &self.options,
+        );
+        let body = message.encode(ContextPacking::Flattened, format == NotificationFormat::V2)?;
+        let out = Outgoing {
+            exchange: Some(&exchange),
+            queue: Some(&queue),
+            routing_key,
+            body: &body,
+            expiration: None,
+            mandatory: false,
+        };
+        self.publisher.publish_confirmed(&out, retry).await
+    }
+
+    async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
+        let failure = |reason: String| Error::ListenFailure {
+            target: target.to_string(),
+            reason,
+        };
+        let topic = topic_of(target)?;
+        let server = target
+            .server
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| failure("a server target needs a server".into()))?;
+        let exchange = ExchangeSpec::topic(self.exchange(target), &self.options);
+        let directed = format!("{topic}.{server}");
+        let queues = vec![
+            topology::service_queue(topic, vec![(exchange.clone(), topic.into())], &self.options),
+            topology::service_queue(&directed, vec![(exchange, directed.clone())], &self.options),
+            topology::transient_queue(
+                &format!("{}_{}", topology::fanout_exchange(topic), new_id()),
+                vec![(ExchangeSpec::fanout(topic, &self.options), topic.into())],
+                &self.options,
+            ),
+        ];
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = Box::new(RequestSink::new(tx, self.replier.clone()));
+        let consumer = Supervised::start(
+            self.connector.clone(),
+            self.plan(queues, "rpc server"),
+            sink,
+            Retry::Forever,
+        )
+        .await
+        .map_err(|e| failure(e.to_string()))?;
+        Ok(Box::new(QueueListener { rx, consumer }))
+    }
+
+    async fn listen_for_notifications(
+        &self,
+        targets_and_priorities: &[(Target, Priority)],
+        pool: Option<&str>,
+    ) -> Result<Box<NotificationListener>> {
+        let mut queues: Vec<QueueSpec> = Vec::new();
+        for (target, priority) in targets_and_priorities {
+            let routing_key = format!("{}.{}", topic_of(target)?, priority.as_str());
+            let exchange = ExchangeSpec::topic(self.exchange(target), &self.options);
+            let name = pool.unwrap_or(&routing_key).to_string();
+            let binding = (exchange, routing_key);
+            match queues.iter_mut().find(|q| q.name == name) {
+                Some(q) if q.bindings.contains(&binding) => {}
+                Some(q) => q.bindings.push(binding),
+                None => queues.push(topology::service_queue(&name, vec![binding], &self.options)),
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let consumer = Supervised::start(
+            self.connector.clone(),
+            self.plan(queues, "notification listener"),
+            Box::new(NotificationSink { tx }),
+            Retry::Forever,
+        )
+        .await
+        .map_err(|e| Error::ListenFailure {
+            target: format!("{targets_and_priorities:?}"),
+            reason: e.to_string(),
+        })?;
+        Ok(Box::new(QueueListener { rx, consumer }))
+    }
+
+    async fn cleanup(&self) {
+        if let Some(replies) = self.replies.get() {
+            replies.close().await;
+        }
+        self.publisher.close().await;
+    }
+}
+
+impl RabbitDriver {
+    fn plan(&self, queues: Vec<QueueSpec>, purpose: &'static str) -> ConsumerPlan {
+        ConsumerPlan {
+            queues,
+            no_ack: false,
+            prefetch: self.options.rabbit.rabbit_qos_prefetch_count,
+            arguments: topology::consumer_arguments(&self.options),
+            purpose,
+        }
+    }
+}
+
+/// A server's or listener's queue of received messages.
+struct QueueListener<T> {
+    rx: mpsc::UnboundedReceiver<T>,
+    consumer: Supervised,
+}
+
+#[async_trait]
+impl<T: Send + 'static> Listener<T> for QueueListener<T> {
+    async fn next(&mut self) -> Option<T> {
+        self.rx.recv().await
+    }
+
+    async fn stop(&mut self) {
+        self.consumer.stop();
+    }
+
+    async fn cleanup(&mut self) {
+        self.consumer.stop();
+        self.consumer.close().await;
+        self.rx.close();
+    }
+}

@@ -1,0 +1,299 @@
+//! The send side: one connection per transport carrying a pool of channels in
+//! publisher-confirm mode, reconnected on demand, with each exchange (and the default
+//! notification queues) declared once per connection.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
+use messaging_core::{Error, Result, Retry};
+
+use crate::compression::{self, Compression};
+use crate::connection::Connector;
+use crate::topology::{Declarer, ExchangeSpec, QueueSpec};
+
+/// One message to publish.
+#[derive(Debug)]
+pub(crate) struct Outgoing<'a> {
+    /// Declared (once per connection) before the first publish to it; `None` for the
+    /// default exchange.
+    pub exchange: Option<&'a ExchangeSpec>,
+    /// A queue to declare and bind before the first publish (notifications).
+    pub queue: Option<&'a QueueSpec>,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    /// Per-message TTL (AMQP `expiration`), set on calls.
+    pub expiration: Option<Duration>,
+    /// Return the message if no queue takes it.
+    pub mandatory: bool,
+}
+
+impl Outgoing<'_> {
+    fn exchange_name(&self) -> &str {
+        self.exchange.map_or("", |x| x.name.as_str())
+    }
+}
+
+/// How a confirmed publish ended.
+pub(crate) fn check_confirmation(confirmation: Confirmation, out: &Outgoing<'_>) -> Result<()> {
+    match confirmation {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(Error::Undeliverable {
+            exchange: out.exchange_name().to_string(),
+            routing_key: out.routing_key.to_string(),
+        }),
+        Confirmation::Nack(None) => Err(Error::DeliveryFailure(format!(
+            "the broker refused the message for exchange {:?} with routing key {:?}",
+            out.exchange_name(),
+            out.routing_key
+        ))),
+    }
+}
+
+struct Session {
+    connection: Connection,
+    node: String,
+    slots: Vec<tokio::sync::Mutex<Option<Channel>>>,
+    next: AtomicUsize,
+    declare_channel: tokio::sync::Mutex<Option<Channel>>,
+    declared: Mutex<HashSet<String>>,
+}
+
+impl Session {
+    fn alive(&self) -> bool {
+        self.connection.status().connected()
+    }
+
+    async fn channel(&self) -> lapin::Result<Channel> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[i].lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.status().connected()) {
+            return Ok(c.clone());
+        }
+        let channel = self.connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        *slot = Some(channel.clone());
+        Ok(channel)
+    }
+
+    /// Declares what `out` needs unless this connection already did.
+    async fn declare(&self, out: &Outgoing<'_>) -> lapin::Result<()> {
+        let exchange_key = out.exchange.map(|x| format!("x:{}", x.name));
+        let queue_key = out.queue.map(|q| format!("q:{}", q.name));
+        let pending = {
+            let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+            let missing = |k: &Option<String>| k.as_ref().is_some_and(|k| !declared.contains(k));
+            missing(&exchange_key) || missing(&queue_key)
+        };
+        if !pending {
+            return Ok(());
+        }
+        let mut slot = self.declare_channel.lock().await;
+        let channel = match slot.as_ref().filter(|c| c.status().connected()) {
+            Some(c) => c.clone(),
+            None => self.connection.create_channel().await?,
+        };
+        let mut declarer = Declarer::new(&self.connection, channel);
+        let result: lapin::Result<()> = async {
+            if let Some(x) = out.exchange {
+                declarer.exchange(x).await?;
+            }
+            if let Some(q) = out.queue {
+                declarer.queue(q).await?;
+            }
+            Ok(())
+        }
+        .await;
+        let channel = declarer.into_channel();
+        *slot = Some(channel).filter(|c| c.status().connected());
+        result?;
+        let mut declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        declared.extend(exchange_key);
+        declared.extend(queue_key);
+        Ok(())
+    }
+}
+
+/// Publishes with confirms, reconnecting as `retry` allows.
+pub(crate) struct Publisher {
+    connector: Arc<Connector>,
+    compression: Option<Compression>,
+    pool_size: usize,
+    session: Mutex<Option<Arc<Session>>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Publisher {
+    pub(crate) fn new(connector: Arc<Connector>) -> Publisher {
+        let options = connector.options().clone();
+        Publisher {
+            compression: options.compression,
+            pool_size: options.rabbit.rpc_conn_pool_size.max(1),
+            connector,
+            session: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Session>> {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|s| s.alive())
+    }
+
+    async fn session(&self, retry: Retry) -> Result<Arc<Session>> {
+        if let Some(s) = self.current() {
+            return Ok(s);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(s) = self.current() {
+            return Ok(s);
+        }
+        let (connection, node) = self.connector.connect(retry, "send").await?;
+        let session = Arc::new(Session {
+            connection,
+            node,
+            slots: (0..self.pool_size)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            declare_channel: tokio::sync::Mutex::new(None),
+            declared: Mutex::new(HashSet::new()),
+        });
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
+        Ok(session)
+    }
+
+    fn properties(&self, out: &Outgoing<'_>) -> BasicProperties {
+        let mut headers = FieldTable::default();
+        if let Some(c) = self.compression {
+            headers.insert(
+                compression::HEADER.into(),
+                AMQPValue::LongString(c.header_value().into()),
+            );
+        }
+        let mut props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_content_encoding("utf-8".into())
+            .with_delivery_mode(2)
+            .with_priority(0)
+            .with_headers(headers);
+        if let Some(ttl) = out.expiration {
+            props = props.with_expiration(ttl.as_millis().to_string().into());
+        }
+        props
+    }
+
+    /// Publishes and returns the confirmation still to come, so a caller may wait for
+    /// it alongside something else (a call waits for its reply at the same time).
+    pub(crate) async fn publish(
+        &self,
+        out: &Outgoing<'_>,
+        retry: Retry,
+    ) -> Result<PublisherConfirm> {
+        let compressed;
+        let body = match self.compression {
+            Some(c) => {
+                compressed = c.compress(out.body);
+                compressed.as_slice()
+            }
+            None => out.body,
+        };
+        let properties = self.properties(out);
+        let mut failures: u32 = 0;
+        loop {
+            let session = self.session(retry).await?;
+            let attempt = async {
+                session.declare(out).await?;
+                let channel = session.channel().await?;
+                channel
+                    .basic_publish(
+                        out.exchange_name().into(),
+                        out.routing_key.into(),
+                        BasicPublishOptions {
+                            mandatory: out.mandatory,
+                            ..Default::default()
+                        },
+                        body,
+                        properties.clone(),
+                    )
+                    .await
+            };
+            let error = match attempt.await {
+                Ok(confirm) => return Ok(confirm),
+                Err(e) => e,
+            };
+            if session.alive() {
+                // The broker refused something on a live connection (a 406 on declare,
+                // a missing exchange): retrying will not help.
+                return Err(Error::Transport(format!(
+                    "publishing to exchange {:?} with routing key {:?} on {}: {}",
+                    out.exchange_name(),
+                    out.routing_key,
+                    session.node,
+                    crate::topology::describe(&error)
+                )));
+            }
+            failures += 1;
+            if let Retry::Times(n) = retry
+                && failures > n
+            {
+                return Err(Error::DeliveryFailure(format!(
+                    "lost the connection to {} while publishing, {failures} time(s) (nodes {}): {error}",
+                    session.node,
+                    self.connector.node_labels()
+                )));
+            }
+            tracing::warn!(node = %session.node, %error, "connection lost while publishing; reconnecting");
+            tokio::time::sleep(self.connector.options().reconnect_delay()).await;
+        }
+    }
+
+    /// Publishes and waits for the broker's confirmation: a returned (mandatory)
+    /// message is [`Error::Undeliverable`]. A connection lost before the confirmation
+    /// arrives means publishing again (the peer drops the copy by `_unique_id`).
+    pub(crate) async fn publish_confirmed(&self, out: &Outgoing<'_>, retry: Retry) -> Result<()> {
+        let mut failures: u32 = 0;
+        loop {
+            let confirm = self.publish(out, retry).await?;
+            match confirm.await {
+                Ok(confirmation) => return check_confirmation(confirmation, out),
+                Err(e) => {
+                    failures += 1;
+                    if let Retry::Times(n) = retry
+                        && failures > n
+                    {
+                        return Err(Error::DeliveryFailure(format!(
+                            "no confirmation for the message to exchange {:?} (nodes {}): {e}",
+                            out.exchange_name(),
+                            self.connector.node_labels()
+                        )));
+                    }
+                    tracing::warn!(error = %e, "no publisher confirmation; publishing again");
+                }
+            }
+        }
+    }
+
+    /// Closes the connection.
+    pub(crate) async fn close(&self) {
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(s) = session
+            && s.alive()
+        {
+            let _ = s.connection.close(200, "OK".into()).await;
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Replies: the client's reply queue (one per transport, shared by every call and
+//! demultiplexed by `_msg_id` as replies arrive, with no polling), and the server's
+//! side that sends replies and call-monitor heartbeats, retrying a missing reply queue
+//! as oslo does (§2.9 of the reference): every 0.25 s for
+//! `kombu_missing_consumer_retry_timeout`, then remembering the queue as gone.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lru::LruCache;
+use messaging_core::driver::Responder;
+use messaging_core::rpc::reply_waiter::ReplyWaiters;
+use messaging_core::wire::Reply;
+use messaging_core::wire::request::new_id;
+use messaging_core::{Error, RemoteError, Result, Retry};
+use serde_json::Value;
+
+use crate::connection::Connector;
+use crate::consumer::{ConsumerPlan, Supervised};
+use crate::incoming::ReplySink;
+use crate::publisher::{Outgoing, Publisher};
+use crate::topology;
+
+/// How often a reply to a missing queue is tried again.
+const MISSING_QUEUE_RETRY_EVERY: Duration = Duration::from_millis(250);
+/// How many vanished reply queues are remembered, and for how long.
+const OBSOLETE_QUEUES: usize = 200;
+const OBSOLETE_FOR: Duration = Duration::from_secs(60);
+
+/// This transport's reply queue and the calls waiting on it.
+pub(crate) struct ReplyQueue {
+    pub name: String,
+    pub waiters: ReplyWaiters,
+    consumer: tokio::sync::Mutex<Supervised>,
+}
+
+impl ReplyQueue {
+    /// Declares `reply_<uuid hex>` and starts consuming it.
+    pub(crate) async fn start(connector: Arc<Connector>, retry: Retry) -> Result<ReplyQueue> {
+        let name = format!("reply_{}", new_id());
+        let waiters = ReplyWaiters::new();
+        let plan = ConsumerPlan {
+            queues: vec![topology::transient_queue(
+                &name,
+                Vec::new(),
+                connector.options(),
+            )],
+            no_ack: true,
+            prefetch: 0,
+            arguments: topology::consumer_arguments(connector.options()),
+            purpose: "reply",
+        };
+        let sink = Box::new(ReplySink {
+            waiters: waiters.clone(),
+        });
+        let consumer = Supervised::start(connector, plan, sink, retry).await?;
+        Ok(ReplyQueue {
+            name,
+            waiters,
+            consumer: tokio::sync::Mutex::new(consumer),
+        })
+    }
+
+    /// Deletes the queue and closes its connection.
+    pub(crate) async fn close(&self) {
+        let mut consumer = self.consumer.lock().await;
+        consumer.stop();
+        consumer.close().await;
+    }
+}
+
+/// Sends replies and heartbeats for every server of a transport.
+pub(crate) struct Replier {
+    publisher: Arc<Publisher>,
+    obsolete: Mutex<LruCache<String, Instant>>,
+    retry_for: Duration,
+}
+
+impl Replier {
+    pub(crate) fn new(publisher: Arc<Publisher>, retry_for: Duration) -> Replier {
+        Replier {
+            publisher,
+            obsolete: Mutex::new(LruCache::new(
+                NonZeroUsize::new(OBSOLETE_QUEUES).unwrap_or(NonZeroUsize::MIN),
+            )),
+            retry_for,
+        }
+    }
+
+    fn is_obsolete(&self, reply_q: &str) -> bool {
+        let mut cache = self.obsolete.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(reply_q) {
+            Some(since) if since.elapsed() < OBSOLETE_FOR => true,
+            Some(_) => {
+                cache.pop(reply_q);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Publishes `reply` to the default exchange with routing key `reply_q`, mandatory.
+    /// A final reply to a missing queue is retried; a heartbeat is not.
+    pub(crate) async fn send(&self, reply_q: &str, reply: &Reply) -> Result<()> {
+        if self.is_obsolete(reply_q) {
+            tracing::debug!(reply_q, msg_id = %reply.msg_id, "reply queue known to be gone; reply dropped");
+            return Ok(());
+        }
+        let body = reply.encode()?;
+        let out = Outgoing {
+            exchange: None,
+            queue: None,
+            routing_key: reply_q,
+            body: &body,
+            expiration: None,
+            mandatory: true,
+        };
+        let started = Instant::now();
+        loop {
+            match self.publisher.publish_confirmed(&out, Retry::Forever).await {
+                Err(Error::Undeliverable { .. })
+                    if reply.ending && started.elapsed() < self.retry_for =>
+                {
+                    tokio::time::sleep(MISSING_QUEUE_RETRY_EVERY).await;
+                }
+                Err(e @ Error::Undeliverable { .. }) => {
+                    if reply.ending {
+                        tracing::warn!(reply_q, msg_id = %reply.msg_id, waited = ?started.elapsed(), "reply queue missing; reply dropped and the queue remembered as gone");
+                        self.obsolete
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .put(reply_q.to_string(), Instant::now());
+                    }
+                    return Err(e);
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Answers one call.
+pub(crate) struct AmqpResponder {
+    pub replier: Arc<Replier>,
+    pub reply_q: String,
+    pub msg_id: String,
+}
+
+#[async_trait]
+impl Responder for AmqpResponder {
+    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
+        let reply = Reply::new(self.msg_id.clone(), outcome);
+        self.replier.send(&self.reply_q, &reply).await
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        self.replier
+            .send(&self.reply_q, &Reply::heartbeat(self.msg_id.clone()))
+            .await
+    }
+}
