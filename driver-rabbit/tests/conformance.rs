@@ -1,20 +1,17 @@
 //! The whole conformance suite against the real RabbitMQ (`RABBIT_URL`, default
 //! `rabbit://guest:guest@127.0.0.1:5672/`; `scripts/services` starts it).
 
-use messaging_core::testkit::TransportFactory;
-use messaging_core::{Config, DriverRegistry};
+mod support;
 
-fn url() -> String {
-    std::env::var("RABBIT_URL").unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into())
-}
+use messaging_core::Config;
+use messaging_core::testkit::TransportFactory;
 
 fn rabbit() -> TransportFactory {
     TransportFactory::new(|| async {
-        let url = url();
-        let mut registry = DriverRegistry::with_memory();
-        driver_rabbit::register(&mut registry);
-        let transport = registry.transport(&url, &Config::default()).await?;
-        Ok(transport)
+        support::require_broker().await;
+        support::registry()
+            .transport(&support::url(), &Config::default())
+            .await
     })
 }
 

@@ -1,0 +1,457 @@
+//! The driver against the real RabbitMQ: what the conformance suite cannot see
+//! (declare flags and arguments on the broker, malformed messages, compression,
+//! failover, reconnection, passwords kept out of errors, logs and `Debug`).
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::BasicProperties;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use messaging_core::{Context, Endpoint, Error, RemoteError, Retry, RpcClient, RpcServer, Target};
+use serde_json::{Value, json};
+
+/// Everything logged by this test binary, to search for passwords and warnings.
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        buffer
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+fn echo_endpoint() -> Endpoint {
+    Endpoint::new().method(
+        "echo",
+        |_c: Context, a: serde_json::Map<String, Value>| async move {
+            Ok::<_, RemoteError>(a.get("data").cloned().unwrap_or(Value::Null))
+        },
+    )
+}
+
+async fn echo(client: &RpcClient, data: Value) -> messaging_core::Result<Value> {
+    client
+        .call(&Context::new(), "echo", json!({ "data": data }))
+        .await
+}
+
+/// Declares flags and arguments as Python oslo.messaging does: queues `<topic>` and
+/// `<topic>.<server>` non-durable without arguments, the fanout queue with
+/// `x-expires`, the topic exchange non-durable and the fanout exchange auto-delete.
+#[tokio::test]
+async fn topology_on_the_broker_matches_oslo() {
+    logs();
+    let transport = support::transport().await;
+    let topic = support::unique("topo");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .unwrap();
+    let client = RpcClient::new(&transport, Target::topic(topic.clone()));
+    assert_eq!(echo(&client, json!(1)).await.unwrap(), json!(1));
+
+    let columns = ["durable", "auto_delete", "arguments"];
+    let topic_q = support::queue_info(&topic, &columns).expect("topic queue");
+    assert_eq!(topic_q, format!("{topic}\tfalse\tfalse\t[]"));
+    let server_q = support::queue_info(&format!("{topic}.s1"), &columns).expect("server queue");
+    assert_eq!(server_q, format!("{topic}.s1\tfalse\tfalse\t[]"));
+    let queues = support::rabbitmqctl(&[
+        "list_queues",
+        "-q",
+        "--no-table-headers",
+        "name",
+        "durable",
+        "auto_delete",
+        "arguments",
+    ]);
+    let fanout_q = queues
+        .lines()
+        .find(|l| l.starts_with(&format!("{topic}_fanout_")))
+        .expect("fanout queue");
+    assert!(
+        fanout_q.contains("\tfalse\tfalse\t[{\"x-expires\",1800000}]"),
+        "{fanout_q}"
+    );
+    let reply_q = queues
+        .lines()
+        .filter(|l| l.starts_with("reply_"))
+        .find(|l| l.contains("x-expires"))
+        .expect("reply queue");
+    assert!(
+        reply_q.contains("\tfalse\tfalse\t[{\"x-expires\",1800000}]"),
+        "{reply_q}"
+    );
+    let exchanges = support::rabbitmqctl(&[
+        "list_exchanges",
+        "-q",
+        "--no-table-headers",
+        "name",
+        "type",
+        "durable",
+        "auto_delete",
+    ]);
+    assert!(
+        exchanges
+            .lines()
+            .any(|l| l == "openstack\ttopic\tfalse\tfalse"),
+        "{exchanges}"
+    );
+    assert!(
+        exchanges
+            .lines()
+            .any(|l| l == format!("{topic}_fanout\tfanout\tfalse\ttrue")),
+        "{exchanges}"
+    );
+
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    // A graceful shutdown deletes the fanout queue.
+    let after = support::rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"]);
+    assert!(
+        !after
+            .lines()
+            .any(|l| l.starts_with(&format!("{topic}_fanout_"))),
+        "{after}"
+    );
+    transport.cleanup().await;
+}
+
+/// Quorum queues (with a delivery limit), transient quorum reply and fanout queues,
+/// a transient TTL and the prefetch count, all from options, some of them given as
+/// URL query parameters.
+#[tokio::test]
+async fn queue_options_reach_the_broker() {
+    logs();
+    let transport = support::transport_with(
+        "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\nrabbit_quorum_delivery_limit = 3\nrabbit_transient_quorum_queue = true\n",
+        "?rabbit_qos_prefetch_count=7&rabbit_transient_queues_ttl=600",
+    )
+    .await;
+    let topic = support::unique("quorum");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .unwrap();
+    let client = RpcClient::new(&transport, Target::topic(topic.clone()).server("s1"));
+    assert_eq!(echo(&client, json!("q")).await.unwrap(), json!("q"));
+
+    let info = support::queue_info(&topic, &["durable", "type", "arguments"]).expect("queue");
+    assert!(info.contains("\ttrue\tquorum\t"), "{info}");
+    assert!(info.contains("{\"x-delivery-limit\",3}"), "{info}");
+    let queues = support::rabbitmqctl(&[
+        "list_queues",
+        "-q",
+        "--no-table-headers",
+        "name",
+        "type",
+        "arguments",
+    ]);
+    let fanout_q = queues
+        .lines()
+        .find(|l| l.starts_with(&format!("{topic}_fanout_")))
+        .expect("fanout queue");
+    assert!(fanout_q.contains("\tquorum\t"), "{fanout_q}");
+    assert!(fanout_q.contains("{\"x-expires\",600000}"), "{fanout_q}");
+    let consumers = support::rabbitmqctl(&[
+        "list_consumers",
+        "-q",
+        "--no-table-headers",
+        "queue_name",
+        "prefetch_count",
+        "arguments",
+    ]);
+    let line = consumers
+        .lines()
+        .find(|l| l.split('\t').next() == Some(topic.as_str()))
+        .expect("consumer of the topic queue");
+    assert!(line.contains("\t7\t"), "{line}");
+
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    support::rabbitmqctl(&["delete_queue", &topic]);
+    support::rabbitmqctl(&["delete_queue", &format!("{topic}.s1")]);
+    transport.cleanup().await;
+}
+
+/// `enable_cancel_on_failover` puts `x-cancel-on-ha-failover` on the consumers of
+/// classic queues.
+#[tokio::test]
+async fn cancel_on_failover_reaches_the_consumers() {
+    logs();
+    let transport = support::transport_with(
+        "[oslo_messaging_rabbit]\nenable_cancel_on_failover = true\n",
+        "",
+    )
+    .await;
+    let topic = support::unique("cancel");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .unwrap();
+    let consumers = support::rabbitmqctl(&[
+        "list_consumers",
+        "-q",
+        "--no-table-headers",
+        "queue_name",
+        "arguments",
+    ]);
+    let line = consumers
+        .lines()
+        .find(|l| l.split('\t').next() == Some(topic.as_str()))
+        .expect("consumer of the topic queue");
+    assert!(line.contains("x-cancel-on-ha-failover"), "{line}");
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    transport.cleanup().await;
+}
+
+/// Not JSON, an unknown envelope version, a request without a method, a bad
+/// compression header: each is logged and rejected without requeue, and the server
+/// goes on serving.
+#[tokio::test]
+async fn malformed_requests_are_rejected_and_the_server_keeps_serving() {
+    logs();
+    let transport = support::transport().await;
+    let topic = support::unique("malformed");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .unwrap();
+    let connection = support::raw().await;
+    let channel = connection.create_channel().await.unwrap();
+    let mut gzip_headers = FieldTable::default();
+    gzip_headers.insert(
+        "compression".into(),
+        AMQPValue::LongString("application/x-gzip".into()),
+    );
+    let bad: [(&[u8], FieldTable); 5] = [
+        (b"not json at all", FieldTable::default()),
+        (
+            br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#,
+            FieldTable::default(),
+        ),
+        (
+            br#"{"oslo.version": "2.0", "oslo.message": "{\"args\": {}}"}"#,
+            FieldTable::default(),
+        ),
+        (br#"[1, 2, 3]"#, FieldTable::default()),
+        (b"\x00\x01 not zlib", gzip_headers),
+    ];
+    for (body, headers) in bad {
+        channel
+            .basic_publish(
+                "openstack".into(),
+                topic.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_headers(headers),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let client = RpcClient::new(&transport, Target::topic(topic.clone()));
+    assert_eq!(
+        echo(&client, json!("still here")).await.unwrap(),
+        json!("still here")
+    );
+    // Rejected without requeue: nothing ready, nothing unacknowledged.
+    let mut info = String::new();
+    for _ in 0..50 {
+        info = support::queue_info(&topic, &["messages"]).expect("topic queue");
+        if info.ends_with("\t0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(info, format!("{topic}\t0"));
+    let logged = log_text();
+    assert!(
+        logged.matches("malformed request rejected").count() >= 5,
+        "every malformed request is logged:\n{logged}"
+    );
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    let _ = connection.close(200, "OK".into()).await;
+    transport.cleanup().await;
+}
+
+/// With `kombu_compression`, bodies travel compressed and say so in the
+/// `compression` header; both codecs round-trip a call.
+#[tokio::test]
+async fn compressed_bodies_round_trip() {
+    logs();
+    for (codec, header) in [("gzip", "application/x-gzip"), ("bz2", "application/x-bz2")] {
+        let transport = support::transport_with(
+            &format!("[oslo_messaging_rabbit]\nkombu_compression = {codec}\n"),
+            "",
+        )
+        .await;
+        let topic = support::unique("compressed");
+        let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+            .endpoint(echo_endpoint())
+            .start()
+            .await
+            .unwrap();
+        let client = RpcClient::new(&transport, Target::topic(topic.clone()));
+        let big = "x".repeat(10_000);
+        assert_eq!(echo(&client, json!(big)).await.unwrap(), json!(big));
+
+        // A raw consumer on a queue of its own sees the header and a small body.
+        let connection = support::raw().await;
+        let channel = connection.create_channel().await.unwrap();
+        let queue = support::unique("peek");
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                "openstack".into(),
+                topic.as_str().into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "peek".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        client
+            .cast(&Context::new(), "echo", json!({ "data": big }))
+            .await
+            .unwrap();
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("the cast arrives")
+            .unwrap()
+            .unwrap();
+        let headers = delivery.properties.headers().clone().unwrap_or_default();
+        assert_eq!(
+            headers.inner().get("compression"),
+            Some(&AMQPValue::LongString(header.into())),
+            "{codec}"
+        );
+        assert!(
+            delivery.data.len() < 1_000,
+            "{codec}: {} bytes",
+            delivery.data.len()
+        );
+        let _ = channel
+            .queue_delete(queue.as_str().into(), Default::default())
+            .await;
+        let _ = connection.close(200, "OK".into()).await;
+        server.stop().await.unwrap();
+        server.wait().await.unwrap();
+        transport.cleanup().await;
+    }
+}
+
+/// A multi-host URL whose first node is down: the driver moves on to the next.
+#[tokio::test]
+async fn fails_over_to_a_live_node() {
+    logs();
+    support::require_broker().await;
+    let url = "rabbit://guest:guest@127.0.0.1:1,guest:guest@127.0.0.1:5672/";
+    let config = messaging_core::Config::from_ini_str(
+        "[oslo_messaging_rabbit]\nkombu_failover_strategy = round-robin\n",
+    )
+    .unwrap();
+    let transport = support::registry().transport(url, &config).await.unwrap();
+    let topic = support::unique("failover");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .unwrap();
+    let client = RpcClient::new(&transport, Target::topic(topic.clone()));
+    assert_eq!(echo(&client, json!(7)).await.unwrap(), json!(7));
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    transport.cleanup().await;
+}
+
+/// Wrong credentials, an unreachable node: the errors, the logs and `Debug` name the
+/// nodes but never the password.
+#[tokio::test]
+async fn passwords_stay_out_of_errors_logs_and_debug() {
+    logs();
+    support::require_broker().await;
+    let secret = "Zq9-not-the-password-XYZ";
+    let config = messaging_core::Config::from_ini_str(
+        "[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\nrabbit_login_method = PLAIN\n",
+    )
+    .unwrap();
+    for url in [
+        format!("rabbit://guest:{secret}@127.0.0.1:5672/"),
+        format!("rabbit://guest:{secret}@127.0.0.1:1/"),
+    ] {
+        let transport = support::registry().transport(&url, &config).await.unwrap();
+        let debug = format!("{transport:?} {:?}", transport.driver().name());
+        assert!(!debug.contains(secret), "{debug}");
+        let client = RpcClient::new(&transport, Target::topic("nobody"))
+            .retry(Retry::Times(1))
+            .timeout(Duration::from_secs(2));
+        let err = client
+            .cast(&Context::new(), "echo", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::DeliveryFailure(_)), "{err:?}");
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(secret), "{text}");
+        assert!(
+            text.contains("127.0.0.1:"),
+            "the error names the node: {text}"
+        );
+        transport.cleanup().await;
+    }
+    let logged = log_text();
+    assert!(logged.contains("cannot connect to RabbitMQ"), "{logged}");
+    assert!(!logged.contains(secret), "a log line shows the password");
+}

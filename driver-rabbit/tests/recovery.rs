@@ -1,0 +1,134 @@
+//! Recovery without restarting anything: the broker closes the driver's connections,
+//! or the RabbitMQ application stops and starts again, while a server and a client
+//! run. Both come back by themselves and calls work again.
+//!
+//! These tests disturb the broker, so they run one at a time in a binary of their own
+//! and touch only this process's connections where they can.
+
+mod support;
+
+use std::time::Duration;
+
+use messaging_core::{Context, Endpoint, RemoteError, RpcClient, RpcServer, Target, Transport};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+async fn serve(transport: &Transport, topic: &str) -> RpcServer {
+    RpcServer::new(transport, Target::topic(topic.to_string()).server("s1"))
+        .endpoint(Endpoint::new().method(
+            "echo",
+            |_c: Context, a: serde_json::Map<String, Value>| async move {
+                Ok::<_, RemoteError>(a.get("data").cloned().unwrap_or(Value::Null))
+            },
+        ))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Calls until one succeeds, for at most `limit`; returns the last outcome.
+async fn call_until_ok(
+    client: &RpcClient,
+    data: &str,
+    limit: Duration,
+) -> messaging_core::Result<Value> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let outcome = client
+            .call::<_, Value>(&Context::new(), "echo", json!({ "data": data }))
+            .await;
+        if outcome.is_ok() || tokio::time::Instant::now() >= deadline {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// This process's connections, by the `<program>:<pid>:` prefix of their names.
+fn our_connections() -> Vec<String> {
+    let program = std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap();
+    let prefix = format!("{program}:{}:", std::process::id());
+    support::rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ])
+    .lines()
+    .filter(|l| l.contains(&prefix))
+    .filter_map(|l| l.split('\t').next().map(str::to_string))
+    .collect()
+}
+
+#[tokio::test]
+async fn recovers_when_the_broker_closes_its_connections() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let transport = support::transport().await;
+    let topic = support::unique("recover");
+    let server = serve(&transport, &topic).await;
+    let client =
+        RpcClient::new(&transport, Target::topic(topic.clone())).timeout(Duration::from_secs(5));
+    assert_eq!(
+        call_until_ok(&client, "before", Duration::ZERO)
+            .await
+            .unwrap(),
+        json!("before")
+    );
+    let pids = our_connections();
+    assert!(
+        pids.len() >= 3,
+        "send, reply and server connections: {pids:?}"
+    );
+    for pid in &pids {
+        support::rabbitmqctl(&["close_connection", pid, "test: closing the connection"]);
+    }
+    let after = call_until_ok(&client, "after", Duration::from_secs(30)).await;
+    assert_eq!(after.unwrap(), json!("after"));
+    let again = our_connections();
+    assert!(
+        again.iter().all(|p| !pids.contains(p)),
+        "new connections: {pids:?} then {again:?}"
+    );
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    transport.cleanup().await;
+}
+
+/// The broker-restart test: `rabbitmqctl stop_app` then `start_app`.
+#[tokio::test]
+async fn recovers_from_a_broker_restart() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let transport = support::transport().await;
+    let topic = support::unique("restart");
+    let server = serve(&transport, &topic).await;
+    let client =
+        RpcClient::new(&transport, Target::topic(topic.clone())).timeout(Duration::from_secs(5));
+    assert_eq!(
+        call_until_ok(&client, "before", Duration::ZERO)
+            .await
+            .unwrap(),
+        json!("before")
+    );
+    support::rabbitmqctl(&["stop_app"]);
+    let started = tokio::task::spawn_blocking(|| {
+        std::thread::sleep(Duration::from_secs(2));
+        support::rabbitmqctl(&["start_app"]);
+        support::rabbitmqctl(&["await_startup"]);
+    });
+    started.await.unwrap();
+    let after = call_until_ok(&client, "after", Duration::from_secs(60)).await;
+    assert_eq!(after.unwrap(), json!("after"));
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    transport.cleanup().await;
+}

@@ -1,0 +1,97 @@
+//! What the driver's broker tests share: the broker URL, a check that it answers
+//! (failing with the way to start it), transports, and raw lapin access.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::time::Duration;
+
+use messaging_core::{Config, DriverRegistry, Transport};
+
+/// The broker of the tests: `RABBIT_URL`, default `rabbit://guest:guest@127.0.0.1:5672/`.
+pub fn url() -> String {
+    std::env::var("RABBIT_URL").unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into())
+}
+
+/// The same broker as lapin wants it.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Panics, naming the script that starts RabbitMQ, unless the broker answers.
+pub async fn require_broker() {
+    let url: messaging_core::TransportUrl = url().parse().expect("RABBIT_URL");
+    let host = url.hosts.first().cloned().unwrap_or_default();
+    let addr = format!(
+        "{}:{}",
+        host.hostname.unwrap_or_else(|| "127.0.0.1".into()),
+        host.port.unwrap_or(5672)
+    );
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    assert!(
+        reachable,
+        "RabbitMQ is not reachable at {addr}: start it with scripts/services (or set RABBIT_URL)"
+    );
+}
+
+/// A registry with the rabbit driver.
+pub fn registry() -> DriverRegistry {
+    let mut registry = DriverRegistry::with_memory();
+    driver_rabbit::register(&mut registry);
+    registry
+}
+
+/// A transport to the test broker with `ini` as configuration.
+pub async fn transport_with(ini: &str, url_suffix: &str) -> Transport {
+    require_broker().await;
+    let config = Config::from_ini_str(ini).expect("test configuration");
+    registry()
+        .transport(&format!("{}{url_suffix}", url()), &config)
+        .await
+        .expect("rabbit transport")
+}
+
+/// A transport to the test broker with the default configuration.
+pub async fn transport() -> Transport {
+    transport_with("", "").await
+}
+
+/// A raw lapin connection to the test broker.
+pub async fn raw() -> lapin::Connection {
+    require_broker().await;
+    lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("raw lapin connection")
+}
+
+/// Runs `rabbitmqctl` with `args`, returning its standard output.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs (scripts/services installs RabbitMQ)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The line of `rabbitmqctl list_queues name <columns>` for queue `name`.
+pub fn queue_info(name: &str, columns: &[&str]) -> Option<String> {
+    let mut args = vec!["list_queues", "-q", "--no-table-headers", "name"];
+    args.extend_from_slice(columns);
+    rabbitmqctl(&args)
+        .lines()
+        .find(|l| l.split('\t').next() == Some(name))
+        .map(str::to_string)
+}
+
+/// A unique name for this test run.
+pub fn unique(prefix: &str) -> String {
+    messaging_core::testkit::unique(prefix)
+}
