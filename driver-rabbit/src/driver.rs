@@ -269,6 +269,17 @@ impl Driver for RabbitDriver {
     }
 }
 
+impl Drop for RabbitDriver {
+    fn drop(&mut self) {
+        // The reply queue's consumer closes itself when dropped; the send connection
+        // needs an async close.
+        let publisher = self.publisher.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { publisher.close().await });
+        }
+    }
+}
+
 impl RabbitDriver {
     fn plan(&self, queues: Vec<QueueSpec>, purpose: &'static str) -> ConsumerPlan {
         ConsumerPlan {

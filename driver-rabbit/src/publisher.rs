@@ -60,7 +60,7 @@ struct Session {
     slots: Vec<tokio::sync::Mutex<Option<Channel>>>,
     next: AtomicUsize,
     declare_channel: tokio::sync::Mutex<Option<Channel>>,
-    declared: Mutex<HashSet<String>>,
+    declared: Mutex<Declared>,
 }
 
 impl Session {
@@ -84,12 +84,10 @@ impl Session {
 
     /// Declares what `out` needs unless this connection already did.
     async fn declare(&self, out: &Outgoing<'_>) -> lapin::Result<()> {
-        let exchange_key = out.exchange.map(|x| format!("x:{}", x.name));
-        let queue_key = out.queue.map(|q| format!("q:{}", q.name));
         let pending = {
             let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
-            let missing = |k: &Option<String>| k.as_ref().is_some_and(|k| !declared.contains(k));
-            missing(&exchange_key) || missing(&queue_key)
+            out.exchange.is_some_and(|x| !declared.exchanges.contains(&x.name))
+                || out.queue.is_some_and(|q| !declared.queues.contains(&q.name))
         };
         if !pending {
             return Ok(());
@@ -114,10 +112,17 @@ impl Session {
         *slot = Some(channel).filter(|c| c.status().connected());
         result?;
         let mut declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
-        declared.extend(exchange_key);
-        declared.extend(queue_key);
+        declared.exchanges.extend(out.exchange.map(|x| x.name.clone()));
+        declared.queues.extend(out.queue.map(|q| q.name.clone()));
         Ok(())
     }
+}
+
+/// What a connection has declared, by name.
+#[derive(Default)]
+struct Declared {
+    exchanges: HashSet<String>,
+    queues: HashSet<String>,
 }
 
 /// Publishes with confirms, reconnecting as `retry` allows.
@@ -166,7 +171,7 @@ impl Publisher {
                 .collect(),
             next: AtomicUsize::new(0),
             declare_channel: tokio::sync::Mutex::new(None),
-            declared: Mutex::new(HashSet::new()),
+            declared: Mutex::new(Declared::default()),
         });
         *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
         Ok(session)
