@@ -728,7 +728,11 @@ pub async fn server_stop_drains_in_flight(factory: &TransportFactory) -> Result<
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(group.states[0].lock().unwrap().started, 1, "the call arrived");
+    assert_eq!(
+        group.states[0].lock().unwrap().started,
+        1,
+        "the call arrived"
+    );
     group.servers[0].stop().await?;
     group.servers[0].wait().await?;
     assert_eq!(
