@@ -193,6 +193,7 @@ impl Connector {
             let error = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect_to(&node)).await {
                 Ok(Ok(connection)) => {
                     tracing::info!(node = %label, purpose, "connected to RabbitMQ");
+                    watch_events(&connection, label.clone(), purpose.to_string());
                     return Ok((connection, label));
                 }
                 Ok(Err(e)) => scrub(&e.to_string(), &node.password),
@@ -250,6 +251,29 @@ impl Connector {
         )
         .await
     }
+}
+
+/// Logs what the broker says about a connection: blocked and unblocked (a resource
+/// alarm holds publishers), and errors.
+fn watch_events(connection: &Connection, node: String, purpose: String) {
+    use futures::StreamExt;
+    let mut events = connection.events_listener();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                lapin::Event::ConnectionBlocked(reason) => {
+                    tracing::error!(%node, %purpose, %reason, "the broker has blocked the connection");
+                }
+                lapin::Event::ConnectionUnblocked => {
+                    tracing::info!(%node, %purpose, "the broker has unblocked the connection");
+                }
+                lapin::Event::Error(error) => {
+                    tracing::warn!(%node, %purpose, %error, "connection error");
+                }
+                _ => {}
+            }
+        }
+    });
 }
 
 /// The TLS settings of `[oslo_messaging_rabbit]`: a CA file replaces the system roots;
