@@ -86,8 +86,11 @@ impl Session {
     async fn declare(&self, out: &Outgoing<'_>) -> lapin::Result<()> {
         let pending = {
             let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
-            out.exchange.is_some_and(|x| !declared.exchanges.contains(&x.name))
-                || out.queue.is_some_and(|q| !declared.queues.contains(&q.name))
+            out.exchange
+                .is_some_and(|x| !declared.exchanges.contains(&x.name))
+                || out
+                    .queue
+                    .is_some_and(|q| !declared.queues.contains(&q.name))
         };
         if !pending {
             return Ok(());
@@ -112,7 +115,9 @@ impl Session {
         *slot = Some(channel).filter(|c| c.status().connected());
         result?;
         let mut declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
-        declared.exchanges.extend(out.exchange.map(|x| x.name.clone()));
+        declared
+            .exchanges
+            .extend(out.exchange.map(|x| x.name.clone()));
         declared.queues.extend(out.queue.map(|q| q.name.clone()));
         Ok(())
     }
