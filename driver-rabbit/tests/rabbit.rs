@@ -308,6 +308,68 @@ async fn malformed_requests_are_rejected_and_the_server_keeps_serving() {
     transport.cleanup().await;
 }
 
+/// A reply whose queue is gone is retried for `kombu_missing_consumer_retry_timeout`,
+/// then dropped and the queue remembered, and the server goes on serving (§2.9).
+#[tokio::test]
+async fn replies_to_a_missing_reply_queue_give_up_and_the_server_goes_on() {
+    logs();
+    let transport = support::transport_with(
+        "[oslo_messaging_rabbit]\nkombu_missing_consumer_retry_timeout = 1\n",
+        "",
+    )
+    .await;
+    let topic = support::unique("noreply");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .unwrap();
+    let gone = support::unique("reply_gone");
+    let connection = support::raw().await;
+    let channel = connection.create_channel().await.unwrap();
+    let inner = json!({
+        "method": "echo", "args": {"data": 1}, "_msg_id": "m1", "_reply_q": gone,
+        "_timeout": null, "_unique_id": support::unique("u"),
+    });
+    let body = json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string();
+    channel
+        .basic_publish(
+            "openstack".into(),
+            topic.as_str().into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let client = RpcClient::new(&transport, Target::topic(topic.clone()));
+    assert_eq!(
+        echo(&client, json!("served")).await.unwrap(),
+        json!("served")
+    );
+    let mut logged = String::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        logged = log_text();
+        if logged.contains(&format!("reply_q=\"{gone}\"")) && logged.contains("reply queue missing")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged.contains("reply queue missing"), "{logged}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "retried for about a second"
+    );
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    let _ = connection.close(200, "OK".into()).await;
+    transport.cleanup().await;
+}
+
 /// With `kombu_compression`, bodies travel compressed and say so in the
 /// `compression` header; both codecs round-trip a call.
 #[tokio::test]
