@@ -196,6 +196,15 @@ impl Connector {
                     watch_events(&connection, label.clone(), purpose.to_string());
                     return Ok((connection, label));
                 }
+                Ok(Err(e)) if access_refused(&e) => {
+                    // Wrong credentials do not get better by retrying.
+                    return Err(Error::Transport(format!(
+                        "RabbitMQ at {label} refused the login of user {:?} with {}: {}",
+                        node.username,
+                        self.mechanism,
+                        scrub(&e.to_string(), &node.password)
+                    )));
+                }
                 Ok(Err(e)) => scrub(&e.to_string(), &node.password),
                 Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
             };
@@ -322,6 +331,14 @@ fn tls_config(options: &RabbitOptions) -> Result<OwnedTLSConfig> {
         identity,
         cert_chain,
     })
+}
+
+/// Whether the broker refused the login (403 ACCESS_REFUSED).
+fn access_refused(e: &lapin::Error) -> bool {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(err) => err.kind().get_id() == 403,
+        _ => e.to_string().contains("ACCESS_REFUSED"),
+    }
 }
 
 /// Removes a password from a text that may quote it (an error from the network stack).
