@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use messaging_core::{Error, Result, Retry};
 
 use crate::compression::{self, Compression};
@@ -57,8 +57,9 @@ pub(crate) fn check_confirmation(confirmation: Confirmation, out: &Outgoing<'_>)
 struct Session {
     connection: Connection,
     node: String,
-    slots: Vec<tokio::sync::Mutex<Option<Channel>>>,
+    slots: Vec<Slot>,
     next: AtomicUsize,
+    opening: tokio::sync::Mutex<()>,
     declare_channel: tokio::sync::Mutex<Option<Channel>>,
     declared: Mutex<Declared>,
 }
@@ -68,18 +69,31 @@ impl Session {
         self.connection.status().connected()
     }
 
-    async fn channel(&self) -> lapin::Result<Channel> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let mut slot = self.slots[i].lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| c.status().connected()) {
-            return Ok(c.clone());
+    /// A channel to publish on, fill-first: the first whose unconfirmed publishes are
+    /// below [`CHANNEL_FILL`], so light traffic rides one channel (the broker then
+    /// confirms in batches) and heavy traffic spreads over up to `rpc_conn_pool_size`.
+    async fn channel(&self) -> lapin::Result<(Channel, InFlight)> {
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.in_flight.load(Ordering::Relaxed) < CHANNEL_FILL)
+            .unwrap_or_else(|| {
+                &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()]
+            });
+        let in_flight = InFlight::enter(&slot.in_flight);
+        if let Some(c) = slot.open_channel() {
+            return Ok((c, in_flight));
+        }
+        let _one_at_a_time = self.opening.lock().await;
+        if let Some(c) = slot.open_channel() {
+            return Ok((c, in_flight));
         }
         let channel = self.connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        *slot = Some(channel.clone());
-        Ok(channel)
+        *slot.channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
+        Ok((channel, in_flight))
     }
 
     /// Declares what `out` needs unless this connection already did.
@@ -122,6 +136,45 @@ impl Session {
         Ok(())
     }
 }
+
+/// Unconfirmed publishes a channel takes before the next channel is used.
+const CHANNEL_FILL: usize = 256;
+
+/// One publishing channel of the pool.
+#[derive(Default)]
+struct Slot {
+    channel: Mutex<Option<Channel>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Slot {
+    fn open_channel(&self) -> Option<Channel> {
+        self.channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|c| c.status().connected())
+    }
+}
+
+/// Counts one unconfirmed publish on a slot until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A publish's confirmation still to come.
+pub(crate) type Confirm = futures::future::BoxFuture<'static, lapin::Result<Confirmation>>;
 
 /// What a connection has declared, by name.
 #[derive(Default)]
@@ -171,10 +224,9 @@ impl Publisher {
         let session = Arc::new(Session {
             connection,
             node,
-            slots: (0..self.pool_size)
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
+            slots: (0..self.pool_size).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
+            opening: tokio::sync::Mutex::new(()),
             declare_channel: tokio::sync::Mutex::new(None),
             declared: Mutex::new(Declared::default()),
         });
@@ -204,11 +256,7 @@ impl Publisher {
 
     /// Publishes and returns the confirmation still to come, so a caller may wait for
     /// it alongside something else (a call waits for its reply at the same time).
-    pub(crate) async fn publish(
-        &self,
-        out: &Outgoing<'_>,
-        retry: Retry,
-    ) -> Result<PublisherConfirm> {
+    pub(crate) async fn publish(&self, out: &Outgoing<'_>, retry: Retry) -> Result<Confirm> {
         let compressed;
         let body = match self.compression {
             Some(c) => {
@@ -223,8 +271,8 @@ impl Publisher {
             let session = self.session(retry).await?;
             let attempt = async {
                 session.declare(out).await?;
-                let channel = session.channel().await?;
-                channel
+                let (channel, in_flight) = session.channel().await?;
+                let confirm = channel
                     .basic_publish(
                         out.exchange_name().into(),
                         out.routing_key.into(),
@@ -235,7 +283,11 @@ impl Publisher {
                         body,
                         properties.clone(),
                     )
-                    .await
+                    .await?;
+                Ok::<Confirm, lapin::Error>(Box::pin(async move {
+                    let _counted = in_flight;
+                    confirm.await
+                }))
             };
             let error = match attempt.await {
                 Ok(confirm) => return Ok(confirm),
