@@ -5,8 +5,8 @@
 //! application.
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::stream::select_all;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions,
@@ -21,12 +21,17 @@ use tokio::task::JoinHandle;
 use crate::connection::Connector;
 use crate::topology::{self, Declarer, QueueSpec};
 
-/// Receives the deliveries of a supervised consumer, one at a time, in order.
+/// Receives the deliveries of a supervised consumer in order, in batches of what
+/// had already arrived, each tagged with the index of its queue in the plan (every
+/// queue is consumed on a channel of its own, so its delivery tags increase).
 #[async_trait]
 pub(crate) trait DeliverySink: Send + 'static {
-    /// Handles one delivery (acks, decodes, forwards).
-    async fn deliver(&mut self, delivery: Delivery);
+    /// Handles a batch of deliveries (acks, decodes, forwards).
+    async fn deliver(&mut self, batch: Vec<(usize, Delivery)>);
 }
+
+/// At most this many deliveries are handed over at once.
+const MAX_BATCH: usize = 128;
 
 /// What to declare and consume.
 #[derive(Debug, Clone)]
@@ -43,7 +48,8 @@ pub(crate) struct ConsumerPlan {
 
 struct Consuming {
     connection: Connection,
-    channel: Channel,
+    /// One channel per queue, in the plan's order.
+    channels: Vec<Channel>,
     consumers: Vec<Consumer>,
     tags: Vec<ShortString>,
     node: String,
@@ -53,10 +59,10 @@ impl ConsumerPlan {
     /// Declares and consumes on `connection`; closes it on failure.
     async fn setup(&self, connection: Connection, node: String) -> lapin::Result<Consuming> {
         match self.declare_and_consume(&connection).await {
-            Ok((channel, consumers)) => Ok(Consuming {
+            Ok((channels, consumers)) => Ok(Consuming {
                 tags: consumers.iter().map(Consumer::tag).collect(),
                 connection,
-                channel,
+                channels,
                 consumers,
                 node,
             }),
@@ -70,20 +76,25 @@ impl ConsumerPlan {
     async fn declare_and_consume(
         &self,
         connection: &Connection,
-    ) -> lapin::Result<(Channel, Vec<Consumer>)> {
+    ) -> lapin::Result<(Vec<Channel>, Vec<Consumer>)> {
         let channel = connection.create_channel().await?;
         let mut declarer = Declarer::new(connection, channel);
         for queue in &self.queues {
             declarer.queue(queue).await?;
         }
-        let channel = declarer.into_channel();
-        if self.prefetch > 0 {
-            channel
-                .basic_qos(self.prefetch, BasicQosOptions::default())
-                .await?;
-        }
+        let mut spare = Some(declarer.into_channel());
+        let mut channels = Vec::with_capacity(self.queues.len());
         let mut consumers = Vec::with_capacity(self.queues.len());
         for (i, queue) in self.queues.iter().enumerate() {
+            let channel = match spare.take() {
+                Some(c) => c,
+                None => connection.create_channel().await?,
+            };
+            if self.prefetch > 0 {
+                channel
+                    .basic_qos(self.prefetch, BasicQosOptions::default())
+                    .await?;
+            }
             let consumer = channel
                 .basic_consume(
                     queue.name.as_str().into(),
@@ -95,9 +106,10 @@ impl ConsumerPlan {
                     self.arguments.clone(),
                 )
                 .await?;
+            channels.push(channel);
             consumers.push(consumer);
         }
-        Ok((channel, consumers))
+        Ok((channels, consumers))
     }
 }
 
@@ -192,19 +204,44 @@ async fn supervise(
                 }
             }
         };
-        let mut stream = select_all(std::mem::take(&mut consuming.consumers));
+        let mut stream = select_all(
+            std::mem::take(&mut consuming.consumers)
+                .into_iter()
+                .enumerate()
+                .map(|(i, consumer)| consumer.map(move |d| d.map(|d| (i, d)))),
+        );
         let lost = loop {
-            tokio::select! {
+            let first = tokio::select! {
                 biased;
                 _ = until(&mut phase, |p| *p != Phase::Running) => break false,
-                next = stream.next() => match next {
-                    Some(Ok(delivery)) => sink.deliver(delivery).await,
-                    Some(Err(e)) => {
-                        tracing::warn!(node = %consuming.node, purpose = plan.purpose, error = %e, "consumer failed");
-                        break true;
-                    }
-                    None => break true,
-                },
+                next = stream.next() => next,
+            };
+            let mut end = match first {
+                Some(Ok(delivery)) => {
+                    let mut batch = vec![delivery];
+                    // Whatever else has already arrived goes in the same batch.
+                    let end = loop {
+                        if batch.len() >= MAX_BATCH {
+                            break None;
+                        }
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(d))) => batch.push(d),
+                            Some(other) => break Some(other),
+                            None => break None,
+                        }
+                    };
+                    sink.deliver(batch).await;
+                    end
+                }
+                other => Some(other),
+            };
+            match end.take() {
+                None => {}
+                Some(Some(Err(e))) => {
+                    tracing::warn!(node = %consuming.node, purpose = plan.purpose, error = %e, "consumer failed");
+                    break true;
+                }
+                Some(_) => break true,
             }
         };
         if !lost {
@@ -218,9 +255,8 @@ async fn supervise(
     };
     // Stopped: no more deliveries, but what was received may still be settled.
     if let Some(c) = &consuming {
-        for tag in &c.tags {
-            let _ = c
-                .channel
+        for (channel, tag) in c.channels.iter().zip(&c.tags) {
+            let _ = channel
                 .basic_cancel(tag.clone(), BasicCancelOptions::default())
                 .await;
         }
@@ -228,9 +264,11 @@ async fn supervise(
     drop(sink);
     until(&mut phase, |p| *p == Phase::Closed).await;
     if let Some(c) = consuming {
-        for queue in plan.queues.iter().filter(|q| q.delete_on_close) {
-            let _ = c
-                .channel
+        for (channel, queue) in c.channels.iter().zip(&plan.queues) {
+            if !queue.delete_on_close {
+                continue;
+            }
+            let _ = channel
                 .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }

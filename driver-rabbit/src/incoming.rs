@@ -71,11 +71,13 @@ pub(crate) struct ReplySink {
 
 #[async_trait]
 impl DeliverySink for ReplySink {
-    async fn deliver(&mut self, delivery: Delivery) {
+    async fn deliver(&mut self, batch: Vec<(usize, Delivery)>) {
         // The reply consumer runs without acknowledgements.
-        match body_of(&delivery) {
-            Ok(body) => self.waiters.deliver_body(&body),
-            Err(e) => tracing::warn!(error = %e, "unreadable reply dropped"),
+        for (_, delivery) in batch {
+            match body_of(&delivery) {
+                Ok(body) => self.waiters.deliver_body(&body),
+                Err(e) => tracing::warn!(error = %e, "unreadable reply dropped"),
+            }
         }
     }
 }
@@ -100,30 +102,47 @@ impl RequestSink {
 
 #[async_trait]
 impl DeliverySink for RequestSink {
-    async fn deliver(&mut self, delivery: Delivery) {
-        let request = match body_of(&delivery).and_then(|body| Request::decode(&body)) {
-            Ok(r) => r,
-            Err(e) => return reject(&delivery, "request", &e).await,
-        };
-        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-            // Without the ack the broker may deliver it again: run it at most once.
-            tracing::warn!(error = %e, method = %request.method, "could not ack a request; discarded");
-            return;
+    async fn deliver(&mut self, batch: Vec<(usize, Delivery)>) {
+        // Requests are acked on receipt, before anything runs: one `multiple` ack per
+        // queue covers the batch (each queue has its own channel, so its tags rise).
+        let mut requests = Vec::with_capacity(batch.len());
+        let mut last_of_queue: Vec<(usize, Acker)> = Vec::new();
+        for (queue, delivery) in batch {
+            match body_of(&delivery).and_then(|body| Request::decode(&body)) {
+                Ok(request) => {
+                    match last_of_queue.iter_mut().find(|(q, _)| *q == queue) {
+                        Some(last) => last.1 = delivery.acker,
+                        None => last_of_queue.push((queue, delivery.acker)),
+                    }
+                    requests.push((queue, request));
+                }
+                Err(e) => reject(&delivery, "request", &e).await,
+            }
         }
-        if let Some(id) = &request.unique_id
-            && self.duplicates.check_and_remember(id)
-        {
-            tracing::debug!(unique_id = %id, "duplicate request dropped");
-            return;
+        for (queue, acker) in last_of_queue {
+            let acked = acker.ack(BasicAckOptions { multiple: true }).await;
+            if let Err(e) = acked {
+                // Without the ack the broker may deliver them again: run them at most once.
+                tracing::warn!(error = %e, "could not ack requests; discarded");
+                requests.retain(|(q, _)| *q != queue);
+            }
         }
-        let responder = request.reply.as_ref().map(|address| {
-            Box::new(AmqpResponder {
-                replier: self.replier.clone(),
-                reply_q: address.reply_q.clone(),
-                msg_id: address.msg_id.clone(),
-            }) as Box<dyn Responder>
-        });
-        let _ = self.tx.send(IncomingRequest { request, responder });
+        for (_, request) in requests {
+            if let Some(id) = &request.unique_id
+                && self.duplicates.check_and_remember(id)
+            {
+                tracing::debug!(unique_id = %id, "duplicate request dropped");
+                continue;
+            }
+            let responder = request.reply.as_ref().map(|address| {
+                Box::new(AmqpResponder {
+                    replier: self.replier.clone(),
+                    reply_q: address.reply_q.clone(),
+                    msg_id: address.msg_id.clone(),
+                }) as Box<dyn Responder>
+            });
+            let _ = self.tx.send(IncomingRequest { request, responder });
+        }
     }
 }
 
@@ -134,15 +153,21 @@ pub(crate) struct NotificationSink {
 
 #[async_trait]
 impl DeliverySink for NotificationSink {
-    async fn deliver(&mut self, delivery: Delivery) {
-        let message = match body_of(&delivery).and_then(|body| NotificationMessage::decode(&body)) {
-            Ok(m) => m,
-            Err(e) => return reject(&delivery, "notification", &e).await,
-        };
-        let settle = Box::new(AmqpSettle {
-            acker: Some(delivery.acker),
-        });
-        let _ = self.tx.send(IncomingNotification { message, settle });
+    async fn deliver(&mut self, batch: Vec<(usize, Delivery)>) {
+        for (_, delivery) in batch {
+            let decoded = body_of(&delivery).and_then(|body| NotificationMessage::decode(&body));
+            let message = match decoded {
+                Ok(m) => m,
+                Err(e) => {
+                    reject(&delivery, "notification", &e).await;
+                    continue;
+                }
+            };
+            let settle = Box::new(AmqpSettle {
+                acker: Some(delivery.acker),
+            });
+            let _ = self.tx.send(IncomingNotification { message, settle });
+        }
     }
 }
 
