@@ -75,14 +75,6 @@ impl RabbitDriver {
     }
 }
 
-fn topic_of(target: &Target) -> Result<&str> {
-    target
-        .topic
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::invalid_target("a topic is required", target))
-}
-
 #[async_trait]
 impl Driver for RabbitDriver {
     fn name(&self) -> &str {
@@ -102,7 +94,7 @@ impl Driver for RabbitDriver {
         mut request: Request,
         options: &SendOptions,
     ) -> Result<Value> {
-        let topic = topic_of(target)?;
+        let topic = target.required_topic()?;
         let routed;
         let (exchange, routing_key) = if target.fanout {
             (ExchangeSpec::fanout(topic, &self.options), "")
@@ -116,18 +108,18 @@ impl Driver for RabbitDriver {
                 None => (exchange, topic),
             }
         };
+        let outgoing = |body| Outgoing {
+            exchange: Some(&exchange),
+            queue: None,
+            routing_key,
+            body,
+            expiration: options.timeout,
+            mandatory: options.at_least_once,
+        };
         let Some(timeout) = options.timeout else {
             let body = request.encode(ContextPacking::Flattened)?;
-            let out = Outgoing {
-                exchange: Some(&exchange),
-                queue: None,
-                routing_key,
-                body: &body,
-                expiration: None,
-                mandatory: options.at_least_once,
-            };
             self.publisher
-                .publish_confirmed(&out, options.retry)
+                .publish_confirmed(&outgoing(&body), options.retry)
                 .await?;
             return Ok(Value::Null);
         };
@@ -139,14 +131,7 @@ impl Driver for RabbitDriver {
             call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
         });
         let body = request.encode(ContextPacking::Flattened)?;
-        let out = Outgoing {
-            exchange: Some(&exchange),
-            queue: None,
-            routing_key,
-            body: &body,
-            expiration: Some(timeout),
-            mandatory: options.at_least_once,
-        };
+        let out = outgoing(&body);
         let pending = replies.waiters.register(&msg_id);
         let confirm = self.publisher.publish(&out, options.retry).await?;
         let reply = pending.wait(timeout, options.call_monitor_timeout, topic);
@@ -174,7 +159,7 @@ impl Driver for RabbitDriver {
         format: NotificationFormat,
         retry: Retry,
     ) -> Result<()> {
-        let routing_key = topic_of(target)?;
+        let routing_key = target.required_topic()?;
         let exchange = ExchangeSpec::topic(self.exchange(target), &self.options);
         // As oslo: the default queue is declared so notifications wait for a consumer.
         let queue = topology::service_queue(
@@ -199,7 +184,7 @@ impl Driver for RabbitDriver {
             target: target.to_string(),
             reason,
         };
-        let topic = topic_of(target)?;
+        let topic = target.required_topic()?;
         let server = target
             .server
             .as_deref()
@@ -236,7 +221,7 @@ impl Driver for RabbitDriver {
     ) -> Result<Box<NotificationListener>> {
         let mut queues: Vec<QueueSpec> = Vec::new();
         for (target, priority) in targets_and_priorities {
-            let routing_key = format!("{}.{}", topic_of(target)?, priority.as_str());
+            let routing_key = format!("{}.{}", target.required_topic()?, priority.as_str());
             let exchange = ExchangeSpec::topic(self.exchange(target), &self.options);
             let name = pool.unwrap_or(&routing_key).to_string();
             let binding = (exchange, routing_key);

@@ -56,6 +56,22 @@ fn echo_endpoint() -> Endpoint {
     )
 }
 
+/// An `echo` server on `<topic>.s1`.
+async fn echo_server(transport: &messaging_core::Transport, topic: &str) -> RpcServer {
+    RpcServer::new(transport, Target::topic(topic.to_string()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Stops a server and the transport gracefully.
+async fn finish(server: RpcServer, transport: messaging_core::Transport) {
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    transport.cleanup().await;
+}
+
 async fn echo(client: &RpcClient, data: Value) -> messaging_core::Result<Value> {
     client
         .call(&Context::new(), "echo", json!({ "data": data }))
@@ -70,11 +86,7 @@ async fn topology_on_the_broker_matches_oslo() {
     logs();
     let transport = support::transport().await;
     let topic = support::unique("topo");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(echo_endpoint())
-        .start()
-        .await
-        .unwrap();
+    let server = echo_server(&transport, &topic).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()));
     assert_eq!(echo(&client, json!(1)).await.unwrap(), json!(1));
 
@@ -156,11 +168,7 @@ async fn queue_options_reach_the_broker() {
     )
     .await;
     let topic = support::unique("quorum");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(echo_endpoint())
-        .start()
-        .await
-        .unwrap();
+    let server = echo_server(&transport, &topic).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()).server("s1"));
     assert_eq!(echo(&client, json!("q")).await.unwrap(), json!("q"));
 
@@ -213,11 +221,7 @@ async fn cancel_on_failover_reaches_the_consumers() {
     )
     .await;
     let topic = support::unique("cancel");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(echo_endpoint())
-        .start()
-        .await
-        .unwrap();
+    let server = echo_server(&transport, &topic).await;
     let consumers = support::rabbitmqctl(&[
         "list_consumers",
         "-q",
@@ -230,9 +234,7 @@ async fn cancel_on_failover_reaches_the_consumers() {
         .find(|l| l.split('\t').next() == Some(topic.as_str()))
         .expect("consumer of the topic queue");
     assert!(line.contains("x-cancel-on-ha-failover"), "{line}");
-    server.stop().await.unwrap();
-    server.wait().await.unwrap();
-    transport.cleanup().await;
+    finish(server, transport).await;
 }
 
 /// Not JSON, an unknown envelope version, a request without a method, a bad
@@ -243,11 +245,7 @@ async fn malformed_requests_are_rejected_and_the_server_keeps_serving() {
     logs();
     let transport = support::transport().await;
     let topic = support::unique("malformed");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(echo_endpoint())
-        .start()
-        .await
-        .unwrap();
+    let server = echo_server(&transport, &topic).await;
     let connection = support::raw().await;
     let channel = connection.create_channel().await.unwrap();
     let mut gzip_headers = FieldTable::default();
@@ -302,10 +300,8 @@ async fn malformed_requests_are_rejected_and_the_server_keeps_serving() {
         logged.matches("malformed request rejected").count() >= 5,
         "every malformed request is logged:\n{logged}"
     );
-    server.stop().await.unwrap();
-    server.wait().await.unwrap();
     let _ = connection.close(200, "OK".into()).await;
-    transport.cleanup().await;
+    finish(server, transport).await;
 }
 
 /// A reply whose queue is gone is retried for `kombu_missing_consumer_retry_timeout`,
@@ -319,11 +315,7 @@ async fn replies_to_a_missing_reply_queue_give_up_and_the_server_goes_on() {
     )
     .await;
     let topic = support::unique("noreply");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(echo_endpoint())
-        .start()
-        .await
-        .unwrap();
+    let server = echo_server(&transport, &topic).await;
     let gone = support::unique("reply_gone");
     let connection = support::raw().await;
     let channel = connection.create_channel().await.unwrap();
@@ -364,10 +356,8 @@ async fn replies_to_a_missing_reply_queue_give_up_and_the_server_goes_on() {
         started.elapsed() >= Duration::from_millis(900),
         "retried for about a second"
     );
-    server.stop().await.unwrap();
-    server.wait().await.unwrap();
     let _ = connection.close(200, "OK".into()).await;
-    transport.cleanup().await;
+    finish(server, transport).await;
 }
 
 /// With `kombu_compression`, bodies travel compressed and say so in the
@@ -382,11 +372,7 @@ async fn compressed_bodies_round_trip() {
         )
         .await;
         let topic = support::unique("compressed");
-        let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-            .endpoint(echo_endpoint())
-            .start()
-            .await
-            .unwrap();
+        let server = echo_server(&transport, &topic).await;
         let client = RpcClient::new(&transport, Target::topic(topic.clone()));
         let big = "x".repeat(10_000);
         assert_eq!(echo(&client, json!(big)).await.unwrap(), json!(big));
@@ -449,9 +435,7 @@ async fn compressed_bodies_round_trip() {
             .queue_delete(queue.as_str().into(), Default::default())
             .await;
         let _ = connection.close(200, "OK".into()).await;
-        server.stop().await.unwrap();
-        server.wait().await.unwrap();
-        transport.cleanup().await;
+        finish(server, transport).await;
     }
 }
 
@@ -467,16 +451,10 @@ async fn fails_over_to_a_live_node() {
     .unwrap();
     let transport = support::registry().transport(url, &config).await.unwrap();
     let topic = support::unique("failover");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(echo_endpoint())
-        .start()
-        .await
-        .unwrap();
+    let server = echo_server(&transport, &topic).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()));
     assert_eq!(echo(&client, json!(7)).await.unwrap(), json!(7));
-    server.stop().await.unwrap();
-    server.wait().await.unwrap();
-    transport.cleanup().await;
+    finish(server, transport).await;
 }
 
 /// Wrong credentials, an unreachable node: the errors, the logs and `Debug` name the

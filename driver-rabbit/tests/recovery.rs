@@ -28,6 +28,18 @@ async fn serve(transport: &Transport, topic: &str) -> RpcServer {
         .unwrap()
 }
 
+/// A transport, an echo server on a fresh topic and a client that has made one call.
+async fn running(what: &str) -> (Transport, RpcServer, RpcClient) {
+    let transport = support::transport().await;
+    let topic = support::unique(what);
+    let server = serve(&transport, &topic).await;
+    let client =
+        RpcClient::new(&transport, Target::topic(topic.clone())).timeout(Duration::from_secs(5));
+    let first = call_until_ok(&client, "before", Duration::ZERO).await;
+    assert_eq!(first.unwrap(), json!("before"));
+    (transport, server, client)
+}
+
 /// Calls until one succeeds, for at most `limit`; returns the last outcome.
 async fn call_until_ok(
     client: &RpcClient,
@@ -73,17 +85,7 @@ fn our_connections() -> Vec<String> {
 #[tokio::test]
 async fn recovers_when_the_broker_closes_its_connections() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let transport = support::transport().await;
-    let topic = support::unique("recover");
-    let server = serve(&transport, &topic).await;
-    let client =
-        RpcClient::new(&transport, Target::topic(topic.clone())).timeout(Duration::from_secs(5));
-    assert_eq!(
-        call_until_ok(&client, "before", Duration::ZERO)
-            .await
-            .unwrap(),
-        json!("before")
-    );
+    let (transport, server, client) = running("recover").await;
     let pids = our_connections();
     assert!(
         pids.len() >= 3,
@@ -108,17 +110,7 @@ async fn recovers_when_the_broker_closes_its_connections() {
 #[tokio::test]
 async fn recovers_from_a_broker_restart() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let transport = support::transport().await;
-    let topic = support::unique("restart");
-    let server = serve(&transport, &topic).await;
-    let client =
-        RpcClient::new(&transport, Target::topic(topic.clone())).timeout(Duration::from_secs(5));
-    assert_eq!(
-        call_until_ok(&client, "before", Duration::ZERO)
-            .await
-            .unwrap(),
-        json!("before")
-    );
+    let (transport, server, client) = running("restart").await;
     support::rabbitmqctl(&["stop_app"]);
     let started = tokio::task::spawn_blocking(|| {
         std::thread::sleep(Duration::from_secs(2));

@@ -103,6 +103,17 @@ impl Target {
         }
     }
 
+    /// The topic, which sending and listening need; an [`Error::InvalidTarget`]
+    /// when it is missing or empty.
+    ///
+    /// [`Error::InvalidTarget`]: crate::Error::InvalidTarget
+    pub fn required_topic(&self) -> crate::Result<&str> {
+        self.topic
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| crate::Error::invalid_target("a topic is required", self))
+    }
+
     /// The exchange to use with a transport whose default is `default_exchange`.
     pub fn exchange_or<'a>(&'a self, default_exchange: &'a str) -> &'a str {
         self.exchange.as_deref().unwrap_or(default_exchange)

@@ -107,14 +107,6 @@ impl Drop for MemoryDriver {
     }
 }
 
-fn topic_of(target: &Target) -> Result<&str> {
-    target
-        .topic
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::invalid_target("a topic is required", target))
-}
-
 #[async_trait]
 impl Driver for MemoryDriver {
     fn name(&self) -> &str {
@@ -131,7 +123,7 @@ impl Driver for MemoryDriver {
         mut request: Request,
         options: &SendOptions,
     ) -> Result<Value> {
-        let topic = topic_of(target)?;
+        let topic = target.required_topic()?;
         let exchange = self.exchange(target);
         let route = match (&target.server, target.fanout) {
             (_, true) => Route::Fanout(topic),
@@ -166,7 +158,7 @@ impl Driver for MemoryDriver {
         format: NotificationFormat,
         _retry: Retry,
     ) -> Result<()> {
-        let topic = topic_of(target)?;
+        let topic = target.required_topic()?;
         let body = message.encode(ContextPacking::Flattened, format == NotificationFormat::V2)?;
         self.broker
             .publish(self.exchange(target), Route::Topic(topic), body.into());
@@ -174,7 +166,7 @@ impl Driver for MemoryDriver {
     }
 
     async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
-        let topic = topic_of(target)?;
+        let topic = target.required_topic()?;
         let server = target
             .server
             .as_deref()
@@ -197,7 +189,7 @@ impl Driver for MemoryDriver {
     ) -> Result<Box<NotificationListener>> {
         let mut queues = Vec::new();
         for (target, priority) in targets_and_priorities {
-            let topic = format!("{}.{}", topic_of(target)?, priority.as_str());
+            let topic = format!("{}.{}", target.required_topic()?, priority.as_str());
             queues.push(self.broker.topic_queue(self.exchange(target), &topic, pool));
         }
         Ok(Box::new(MemoryNotificationListener {

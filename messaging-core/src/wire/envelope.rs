@@ -336,7 +336,8 @@ fn check_version(version: &Value) -> Result<()> {
     }
 }
 
-pub(crate) fn kind_of(value: &Value) -> &'static str {
+/// What kind of JSON value this is, for error messages ("a string", "an object").
+pub fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use messaging::wire::envelope::kind_of;
 use messaging::{Config, Context, Error, RemoteError, Transport};
 use serde_json::{Map, Value};
 
@@ -152,17 +153,6 @@ pub fn context(text: Option<&str>) -> Outcome<Context> {
     match text {
         None => Ok(Context::new()),
         Some(text) => Ok(Context(json_object(text, "--context")?)),
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
