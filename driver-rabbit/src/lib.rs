@@ -57,3 +57,21 @@ pub fn register(registry: &mut DriverRegistry) {
     registry.register("rabbit", factory.clone());
     registry.register("amqp", factory);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn registered_as_rabbit_and_amqp() {
+        let mut registry = DriverRegistry::new();
+        register(&mut registry);
+        assert_eq!(registry.schemes(), ["amqp", "rabbit"]);
+        // Opening a transport does not connect yet: no broker needed here.
+        for url in ["rabbit://h:1/", "amqp://h:1/"] {
+            let transport = registry.transport(url, &Config::default()).await.unwrap();
+            assert_eq!(transport.driver().name(), "rabbit");
+            assert!(!transport.capabilities().isolated_exchanges);
+        }
+    }
+}
