@@ -12,7 +12,7 @@ use futures::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use messaging_core::{Context, Endpoint, Error, RemoteError, Retry, RpcClient, RpcServer, Target};
+use messaging_core::{Context, Error, Retry, RpcClient, RpcServer, Target};
 use serde_json::{Value, json};
 
 /// Everything logged by this test binary, to search for passwords and warnings.
@@ -47,24 +47,6 @@ fn log_text() -> String {
     String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
 }
 
-fn echo_endpoint() -> Endpoint {
-    Endpoint::new().method(
-        "echo",
-        |_c: Context, a: serde_json::Map<String, Value>| async move {
-            Ok::<_, RemoteError>(a.get("data").cloned().unwrap_or(Value::Null))
-        },
-    )
-}
-
-/// An `echo` server on `<topic>.s1`.
-async fn echo_server(transport: &messaging_core::Transport, topic: &str) -> RpcServer {
-    RpcServer::new(transport, Target::topic(topic.to_string()).server("s1"))
-        .endpoint(echo_endpoint())
-        .start()
-        .await
-        .unwrap()
-}
-
 /// Stops a server and the transport gracefully.
 async fn finish(server: RpcServer, transport: messaging_core::Transport) {
     server.stop().await.unwrap();
@@ -86,7 +68,7 @@ async fn topology_on_the_broker_matches_oslo() {
     logs();
     let transport = support::transport().await;
     let topic = support::unique("topo");
-    let server = echo_server(&transport, &topic).await;
+    let server = support::echo_server(&transport, &topic).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()));
     assert_eq!(echo(&client, json!(1)).await.unwrap(), json!(1));
 
@@ -168,7 +150,7 @@ async fn queue_options_reach_the_broker() {
     )
     .await;
     let topic = support::unique("quorum");
-    let server = echo_server(&transport, &topic).await;
+    let server = support::echo_server(&transport, &topic).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()).server("s1"));
     assert_eq!(echo(&client, json!("q")).await.unwrap(), json!("q"));
 
@@ -221,7 +203,7 @@ async fn cancel_on_failover_reaches_the_consumers() {
     )
     .await;
     let topic = support::unique("cancel");
-    let server = echo_server(&transport, &topic).await;
+    let server = support::echo_server(&transport, &topic).await;
     let consumers = support::rabbitmqctl(&[
         "list_consumers",
         "-q",
@@ -245,7 +227,7 @@ async fn malformed_requests_are_rejected_and_the_server_keeps_serving() {
     logs();
     let transport = support::transport().await;
     let topic = support::unique("malformed");
-    let server = echo_server(&transport, &topic).await;
+    let server = support::echo_server(&transport, &topic).await;
     let connection = support::raw().await;
     let channel = connection.create_channel().await.unwrap();
     let mut gzip_headers = FieldTable::default();
@@ -315,7 +297,7 @@ async fn replies_to_a_missing_reply_queue_give_up_and_the_server_goes_on() {
     )
     .await;
     let topic = support::unique("noreply");
-    let server = echo_server(&transport, &topic).await;
+    let server = support::echo_server(&transport, &topic).await;
     let gone = support::unique("reply_gone");
     let connection = support::raw().await;
     let channel = connection.create_channel().await.unwrap();
@@ -372,7 +354,7 @@ async fn compressed_bodies_round_trip() {
         )
         .await;
         let topic = support::unique("compressed");
-        let server = echo_server(&transport, &topic).await;
+        let server = support::echo_server(&transport, &topic).await;
         let client = RpcClient::new(&transport, Target::topic(topic.clone()));
         let big = "x".repeat(10_000);
         assert_eq!(echo(&client, json!(big)).await.unwrap(), json!(big));
@@ -451,7 +433,7 @@ async fn fails_over_to_a_live_node() {
     .unwrap();
     let transport = support::registry().transport(url, &config).await.unwrap();
     let topic = support::unique("failover");
-    let server = echo_server(&transport, &topic).await;
+    let server = support::echo_server(&transport, &topic).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()));
     assert_eq!(echo(&client, json!(7)).await.unwrap(), json!(7));
     finish(server, transport).await;

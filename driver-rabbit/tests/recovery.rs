@@ -9,30 +9,17 @@ mod support;
 
 use std::time::Duration;
 
-use messaging_core::{Context, Endpoint, RemoteError, RpcClient, RpcServer, Target, Transport};
+use messaging_core::{Context, RpcClient, RpcServer, Target, Transport};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-async fn serve(transport: &Transport, topic: &str) -> RpcServer {
-    RpcServer::new(transport, Target::topic(topic.to_string()).server("s1"))
-        .endpoint(Endpoint::new().method(
-            "echo",
-            |_c: Context, a: serde_json::Map<String, Value>| async move {
-                Ok::<_, RemoteError>(a.get("data").cloned().unwrap_or(Value::Null))
-            },
-        ))
-        .start()
-        .await
-        .unwrap()
-}
-
 /// A transport, an echo server on a fresh topic and a client that has made one call.
 async fn running(what: &str) -> (Transport, RpcServer, RpcClient) {
     let transport = support::transport().await;
     let topic = support::unique(what);
-    let server = serve(&transport, &topic).await;
+    let server = support::echo_server(&transport, &topic).await;
     let client =
         RpcClient::new(&transport, Target::topic(topic.clone())).timeout(Duration::from_secs(5));
     let first = call_until_ok(&client, "before", Duration::ZERO).await;

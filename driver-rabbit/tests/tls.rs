@@ -7,26 +7,14 @@ mod support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use messaging_core::{
-    Config, Context, Endpoint, Error, RemoteError, Retry, RpcClient, RpcServer, Target,
-};
+use messaging_core::{Config, Context, Error, Retry, RpcClient, Target};
 use serde_json::{Value, json};
 use tokio::process::Child;
 
 fn run(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs (scripts/services installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::command("openssl", args, Some(dir));
 }
 
 /// A CA, and a certificate it signed for `name` (`<name>.pem`, `<name>.key`).
@@ -156,16 +144,7 @@ async fn tls_with_a_ca_file_and_a_client_certificate() {
         .await
         .unwrap();
     let topic = support::unique("tls");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(Endpoint::new().method(
-            "echo",
-            |_c: Context, a: serde_json::Map<String, Value>| async move {
-                Ok::<_, RemoteError>(a.get("data").cloned().unwrap_or(Value::Null))
-            },
-        ))
-        .start()
-        .await
-        .unwrap();
+    let server = support::echo_server(&transport, &topic).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()));
     let echoed: Value = client
         .call(&Context::new(), "echo", json!({"data": "over TLS"}))

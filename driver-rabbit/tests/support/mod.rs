@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use messaging_core::{Config, DriverRegistry, Transport};
+use messaging_core::{
+    Config, Context, DriverRegistry, Endpoint, RemoteError, RpcServer, Target, Transport,
+};
+use serde_json::Value;
 
 /// The broker of the tests: `RABBIT_URL`, default `rabbit://guest:guest@127.0.0.1:5672/`.
 pub fn url() -> String {
@@ -67,18 +70,28 @@ pub async fn raw() -> lapin::Connection {
         .expect("raw lapin connection")
 }
 
-/// Runs `rabbitmqctl` with `args`, returning its standard output.
-pub fn rabbitmqctl(args: &[&str]) -> String {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(args)
+/// Runs `program` with `args` (in `dir` if given), returning its standard output;
+/// panics with its standard error if it fails.
+pub fn command(program: &str, args: &[&str], dir: Option<&std::path::Path>) -> String {
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let out = command
         .output()
-        .expect("rabbitmqctl runs (scripts/services installs RabbitMQ)");
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/services installs it): {e}"));
     assert!(
         out.status.success(),
-        "rabbitmqctl {args:?} failed: {}",
+        "{program} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `rabbitmqctl` with `args`, returning its standard output.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    command("rabbitmqctl", args, None)
 }
 
 /// The line of `rabbitmqctl list_queues name <columns>` for queue `name`.
@@ -94,4 +107,23 @@ pub fn queue_info(name: &str, columns: &[&str]) -> Option<String> {
 /// A unique name for this test run.
 pub fn unique(prefix: &str) -> String {
     messaging_core::testkit::unique(prefix)
+}
+
+/// An endpoint whose `echo(data)` returns `data`.
+pub fn echo_endpoint() -> Endpoint {
+    Endpoint::new().method(
+        "echo",
+        |_c: Context, a: serde_json::Map<String, Value>| async move {
+            Ok::<_, RemoteError>(a.get("data").cloned().unwrap_or(Value::Null))
+        },
+    )
+}
+
+/// An `echo` server on `<topic>` as server `s1`.
+pub async fn echo_server(transport: &Transport, topic: &str) -> RpcServer {
+    RpcServer::new(transport, Target::topic(topic.to_string()).server("s1"))
+        .endpoint(echo_endpoint())
+        .start()
+        .await
+        .expect("echo server starts")
 }
