@@ -208,11 +208,7 @@ impl Connector {
                 Ok(Err(e)) => scrub(&e.to_string(), &node.password),
                 Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
             };
-            let exhausted = match retry {
-                Retry::Forever => false,
-                Retry::Times(n) => attempt >= n,
-            };
-            if exhausted {
+            if !retry.allows_another(attempt + 1) {
                 return Err(Error::DeliveryFailure(format!(
                     "cannot connect to RabbitMQ after {} attempt(s) (nodes {}): {error}",
                     attempt + 1,

@@ -136,20 +136,14 @@ impl Supervised {
         retry: Retry,
     ) -> Result<Supervised> {
         let (connection, node) = connector.connect(retry, plan.purpose).await?;
-        let consuming = match plan.setup(connection, node).await {
-            Ok(c) => c,
-            Err(e) => {
-                return Err(Error::Transport(format!(
-                    "cannot declare or consume {}: {}",
-                    plan.queues
-                        .iter()
-                        .map(|q| q.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    topology::describe(&e)
-                )));
-            }
-        };
+        let consuming = plan.setup(connection, node).await.map_err(|e| {
+            let queues: Vec<&str> = plan.queues.iter().map(|q| q.name.as_str()).collect();
+            Error::Transport(format!(
+                "cannot declare or consume {}: {}",
+                queues.join(", "),
+                topology::describe(&e)
+            ))
+        })?;
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let task = tokio::spawn(supervise(connector, plan, sink, phase_rx, consuming));
         Ok(Supervised {
@@ -216,7 +210,7 @@ async fn supervise(
                 _ = until(&mut phase, |p| *p != Phase::Running) => break false,
                 next = stream.next() => next,
             };
-            let mut end = match first {
+            let end = match first {
                 Some(Ok(delivery)) => {
                     let mut batch = vec![delivery];
                     // Whatever else has already arrived goes in the same batch.
@@ -235,7 +229,7 @@ async fn supervise(
                 }
                 other => Some(other),
             };
-            match end.take() {
+            match end {
                 None => {}
                 Some(Some(Err(e))) => {
                     tracing::warn!(node = %consuming.node, purpose = plan.purpose, error = %e, "consumer failed");

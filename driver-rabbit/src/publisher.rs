@@ -187,6 +187,8 @@ struct Declared {
 pub(crate) struct Publisher {
     connector: Arc<Connector>,
     compression: Option<Compression>,
+    /// oslo's (kombu's) message properties, made once.
+    properties: BasicProperties,
     pool_size: usize,
     session: Mutex<Option<Arc<Session>>>,
     connecting: tokio::sync::Mutex<()>,
@@ -195,8 +197,22 @@ pub(crate) struct Publisher {
 impl Publisher {
     pub(crate) fn new(connector: Arc<Connector>) -> Publisher {
         let options = connector.options().clone();
+        let mut headers = FieldTable::default();
+        if let Some(c) = options.compression {
+            headers.insert(
+                compression::HEADER.into(),
+                AMQPValue::LongString(c.header_value().into()),
+            );
+        }
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_content_encoding("utf-8".into())
+            .with_delivery_mode(2)
+            .with_priority(0)
+            .with_headers(headers);
         Publisher {
             compression: options.compression,
+            properties,
             pool_size: options.rabbit.rpc_conn_pool_size.max(1),
             connector,
             session: Mutex::new(None),
@@ -235,23 +251,13 @@ impl Publisher {
     }
 
     fn properties(&self, out: &Outgoing<'_>) -> BasicProperties {
-        let mut headers = FieldTable::default();
-        if let Some(c) = self.compression {
-            headers.insert(
-                compression::HEADER.into(),
-                AMQPValue::LongString(c.header_value().into()),
-            );
+        match out.expiration {
+            Some(ttl) => self
+                .properties
+                .clone()
+                .with_expiration(ttl.as_millis().to_string().into()),
+            None => self.properties.clone(),
         }
-        let mut props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_content_encoding("utf-8".into())
-            .with_delivery_mode(2)
-            .with_priority(0)
-            .with_headers(headers);
-        if let Some(ttl) = out.expiration {
-            props = props.with_expiration(ttl.as_millis().to_string().into());
-        }
-        props
     }
 
     /// Publishes and returns the confirmation still to come, so a caller may wait for
@@ -305,9 +311,7 @@ impl Publisher {
                 )));
             }
             failures += 1;
-            if let Retry::Times(n) = retry
-                && failures > n
-            {
+            if !retry.allows_another(failures) {
                 return Err(Error::DeliveryFailure(format!(
                     "lost the connection to {} while publishing, {failures} time(s) (nodes {}): {error}",
                     session.node,
@@ -330,9 +334,7 @@ impl Publisher {
                 Ok(confirmation) => return check_confirmation(confirmation, out),
                 Err(e) => {
                     failures += 1;
-                    if let Retry::Times(n) = retry
-                        && failures > n
-                    {
+                    if !retry.allows_another(failures) {
                         return Err(Error::DeliveryFailure(format!(
                             "no confirmation for the message to exchange {:?} (nodes {}): {e}",
                             out.exchange_name(),

@@ -59,6 +59,22 @@ pub enum Retry {
 }
 
 impl Retry {
+    /// Whether another attempt is allowed after `failures` failed ones.
+    ///
+    /// ```
+    /// use messaging_core::Retry;
+    /// assert!(Retry::Forever.allows_another(1_000));
+    /// assert!(Retry::Times(2).allows_another(2));
+    /// assert!(!Retry::Times(2).allows_another(3));
+    /// assert!(!Retry::Times(0).allows_another(1));
+    /// ```
+    pub fn allows_another(self, failures: u32) -> bool {
+        match self {
+            Retry::Forever => true,
+            Retry::Times(n) => failures <= n,
+        }
+    }
+
     /// oslo's integer form: negative means forever.
     pub fn from_oslo(retry: Option<i64>) -> Self {
         match retry {
