@@ -34,12 +34,14 @@ pub use driver_rabbit;
 pub use driver_zmq;
 
 /// A registry with every driver this build enables: `memory`/`fake` always,
-/// `rabbit`/`amqp` with the `rabbit` feature, and `kafka`, `zmq` once their crates
-/// provide drivers (features of the same names).
+/// `rabbit`/`amqp` with the `rabbit` feature, `kafka` with the `kafka` feature, and
+/// `zmq` once its crate provides a driver.
 pub fn registry() -> DriverRegistry {
     #[allow(unused_mut)]
     let mut registry = DriverRegistry::with_memory();
     #[cfg(feature = "rabbit")]
     driver_rabbit::register(&mut registry);
+    #[cfg(feature = "kafka")]
+    driver_kafka::register(&mut registry);
     registry
 }

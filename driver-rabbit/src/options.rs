@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use messaging_core::config::RabbitSection;
 use messaging_core::{Config, Error, Result, TransportUrl};
-use serde_json::Value;
 
 /// The resolved options of one transport.
 #[derive(Debug, Clone)]
@@ -25,7 +24,9 @@ impl RabbitOptions {
     /// (`rabbit://h/?rabbit_qos_prefetch_count=10`); any other query parameter is an
     /// error naming it, as in oslo.
     pub fn resolve(url: &TransportUrl, config: &Config) -> Result<RabbitOptions> {
-        let rabbit = with_url_overrides(&config.rabbit, url)?;
+        let rabbit = config
+            .with_url_overrides("oslo_messaging_rabbit", url, &["kombu_compression"])?
+            .rabbit;
         check(&rabbit)?;
         let compression = rabbit
             .kombu_compression
@@ -85,41 +86,6 @@ impl RabbitOptions {
     pub fn heartbeat(&self) -> u16 {
         u16::try_from(self.rabbit.heartbeat_timeout_threshold).unwrap_or(u16::MAX)
     }
-}
-
-/// Lays the URL's query parameters over the section, converting each value with the
-/// option's own type (by reading it as an INI value of that option).
-fn with_url_overrides(section: &RabbitSection, url: &TransportUrl) -> Result<RabbitSection> {
-    if url.query.is_empty() {
-        return Ok(section.clone());
-    }
-    let to_map = |s: &RabbitSection| match serde_json::to_value(s) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(Error::Config(
-            "[oslo_messaging_rabbit] cannot be represented".into(),
-        )),
-    };
-    let mut merged = to_map(section)?;
-    let known = to_map(&RabbitSection::default())?;
-    for (key, value) in &url.query {
-        if !known.contains_key(key) && key != "kombu_compression" {
-            return Err(Error::InvalidUrl {
-                url: url.masked(),
-                reason: format!("query parameter {key:?} is not an [oslo_messaging_rabbit] option"),
-            });
-        }
-        let ini = format!("[oslo_messaging_rabbit]\n{key} = {value}\n");
-        let parsed = Config::from_ini_str(&ini).map_err(|e| Error::InvalidUrl {
-            url: url.masked(),
-            reason: format!("query parameter {key:?}: {e}"),
-        })?;
-        let typed = to_map(&parsed.rabbit)?
-            .remove(key.as_str())
-            .unwrap_or(Value::Null);
-        merged.insert(key.clone(), typed);
-    }
-    serde_json::from_value(Value::Object(merged))
-        .map_err(|e| Error::Config(format!("[oslo_messaging_rabbit] after URL overrides: {e}")))
 }
 
 /// The combinations oslo refuses, and the features this driver does not offer.

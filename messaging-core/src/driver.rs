@@ -33,6 +33,9 @@ pub struct Capabilities {
     /// are global to the virtual host, so one topic in two exchanges shares them, as
     /// it does for Python oslo.messaging.
     pub isolated_exchanges: bool,
+    /// One listener receives a topic's notifications in the order they were sent.
+    /// False on Kafka, which keeps order per partition only.
+    pub total_order: bool,
 }
 
 impl Capabilities {
@@ -45,6 +48,7 @@ impl Capabilities {
         pools: true,
         mandatory: true,
         isolated_exchanges: true,
+        total_order: true,
     };
 }
 

@@ -498,7 +498,8 @@ impl Default for RabbitSection {
     }
 }
 
-/// `[oslo_messaging_kafka]` options (`_drivers/kafka_driver/kafka_options.py`).
+/// `[oslo_messaging_kafka]` options (`_drivers/kafka_driver/kafka_options.py`), plus this
+/// project's extensions, marked as such.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KafkaSection {
@@ -530,6 +531,38 @@ pub struct KafkaSection {
     pub ssl_client_key_file: String,
     /// Password of the client key. Secret. Default empty.
     pub ssl_client_key_password: String,
+    /// Extension: longest time the broker may hold a consumer's fetch waiting for data
+    /// (librdkafka `fetch.wait.max.ms`), in milliseconds. Default 500.
+    pub fetch_wait_max_ms: u64,
+    /// Extension: commit a notification's offset before dispatching it, as oslo does
+    /// (at most once), instead of after its handler settles it (at least once).
+    /// Default false.
+    pub commit_before_dispatch: bool,
+    /// Extension: partitions of the topics the driver creates. Listeners of one group
+    /// (and RPC servers of one topic) share work by partition, so this caps how many
+    /// of them work at once. Default 4.
+    pub topic_partitions: u32,
+    /// Extension: replication factor of the topics the driver creates; -1 takes the
+    /// broker's `default.replication.factor`. Default -1.
+    pub topic_replication_factor: i32,
+    /// Extension: seconds one delivery attempt may take (librdkafka
+    /// `message.timeout.ms`) before `retry` decides on another. Default 30.
+    pub producer_delivery_timeout: f64,
+    /// Extension: seconds without heartbeats after which the group gives a
+    /// listener's or server's partitions to the others (librdkafka
+    /// `session.timeout.ms`). Default 45.
+    pub consumer_session_timeout: f64,
+    /// Extension: create missing topics through the admin API. When false, topics
+    /// must exist already or be created by the broker when first asked for
+    /// (`auto.create.topics.enable`), for clients not allowed to create topics.
+    /// Default true.
+    pub create_topics: bool,
+    /// Extension: where a notification consumer group starts in a partition it has
+    /// no committed offset for: `earliest` (the notifications kept since the topic
+    /// was created, as a RabbitMQ queue declared by the notifier keeps them) or
+    /// `latest` (only those sent after the group first gets the partition, as in
+    /// oslo). Default `earliest`.
+    pub auto_offset_reset: String,
 }
 
 impl Default for KafkaSection {
@@ -549,6 +582,14 @@ impl Default for KafkaSection {
             ssl_client_cert_file: String::new(),
             ssl_client_key_file: String::new(),
             ssl_client_key_password: String::new(),
+            fetch_wait_max_ms: 500,
+            commit_before_dispatch: false,
+            topic_partitions: 4,
+            topic_replication_factor: -1,
+            producer_delivery_timeout: 30.0,
+            consumer_session_timeout: 45.0,
+            create_topics: true,
+            auto_offset_reset: "earliest".to_string(),
         }
     }
 }
@@ -575,6 +616,14 @@ impl fmt::Debug for KafkaSection {
             .field("ssl_client_cert_file", &self.ssl_client_cert_file)
             .field("ssl_client_key_file", &self.ssl_client_key_file)
             .field("ssl_client_key_password", &password)
+            .field("fetch_wait_max_ms", &self.fetch_wait_max_ms)
+            .field("commit_before_dispatch", &self.commit_before_dispatch)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication_factor", &self.topic_replication_factor)
+            .field("producer_delivery_timeout", &self.producer_delivery_timeout)
+            .field("consumer_session_timeout", &self.consumer_session_timeout)
+            .field("create_topics", &self.create_topics)
+            .field("auto_offset_reset", &self.auto_offset_reset)
             .finish()
     }
 }
@@ -868,6 +917,63 @@ impl Config {
         }
     }
 
+    /// This configuration with a transport URL's query parameters laid over one driver
+    /// section, as oslo's `ConfigOptsProxy` does: `rabbit://h/?rabbit_qos_prefetch_count=10`
+    /// overrides `[oslo_messaging_rabbit] rabbit_qos_prefetch_count`. Each value is
+    /// read with its option's own type; a parameter that is not an option of `section`
+    /// (or one of `also_known`, options without a default) is an error naming it.
+    ///
+    /// ```
+    /// use messaging_core::{Config, TransportUrl};
+    /// let url: TransportUrl = "kafka://h:9092/?consumer_group=audit".parse()?;
+    /// let config = Config::default().with_url_overrides("oslo_messaging_kafka", &url, &[])?;
+    /// assert_eq!(config.kafka.consumer_group, "audit");
+    /// # Ok::<(), messaging_core::Error>(())
+    /// ```
+    pub fn with_url_overrides(
+        &self,
+        section: &str,
+        url: &crate::TransportUrl,
+        also_known: &[&str],
+    ) -> Result<Config> {
+        if url.query.is_empty() {
+            return Ok(self.clone());
+        }
+        let as_json = |c: &Config| serde_json::to_value(c).map_err(|e| config_error(e.to_string()));
+        let section_of =
+            |value: &mut serde_json::Value| -> Result<serde_json::Map<String, serde_json::Value>> {
+                match value.get_mut(section).map(serde_json::Value::take) {
+                    Some(serde_json::Value::Object(map)) => Ok(map),
+                    _ => Err(config_error(format!("no section [{section}]"))),
+                }
+            };
+        let mut merged = as_json(self)?;
+        let mut overridden = section_of(&mut merged)?;
+        let known = section_of(&mut as_json(&Config::default())?)?;
+        for (key, value) in &url.query {
+            if !known.contains_key(key) && !also_known.contains(&key.as_str()) {
+                return Err(Error::InvalidUrl {
+                    url: url.masked(),
+                    reason: format!("query parameter {key:?} is not a [{section}] option"),
+                });
+            }
+            let ini = format!("[{section}]\n{key} = {value}\n");
+            let parsed = Config::from_ini_str(&ini).map_err(|e| Error::InvalidUrl {
+                url: url.masked(),
+                reason: format!("query parameter {key:?}: {e}"),
+            })?;
+            let typed = section_of(&mut as_json(&parsed)?)?
+                .remove(key.as_str())
+                .unwrap_or(serde_json::Value::Null);
+            overridden.insert(key.clone(), typed);
+        }
+        merged[section] = serde_json::Value::Object(overridden);
+        let config: Config = serde_json::from_value(merged)
+            .map_err(|e| config_error(format!("[{section}] after URL overrides: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the `choices` and `min`/`max` limits oslo puts on some options. The
     /// loaders call it; call it again after changing fields by hand.
     pub fn validate(&self) -> Result<()> {
@@ -951,6 +1057,12 @@ impl Config {
             "security_protocol",
             &k.security_protocol,
             &["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"],
+        )?;
+        choice(
+            KAFKA_SECTION,
+            "auto_offset_reset",
+            &k.auto_offset_reset,
+            &["earliest", "latest"],
         )?;
         let z = &self.zmq;
         choice(

@@ -1,0 +1,206 @@
+//! What arrives on topics: the handlers that decode records for a notification
+//! listener, an RPC server and a reply topic, and how a notification is settled and
+//! a call answered. A record that cannot be read is logged, marked done (so it is
+//! committed and skipped) and the consumer goes on.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use messaging_core::driver::{
+    Disposition, IncomingNotification, IncomingRequest, Responder, Settle,
+};
+use messaging_core::rpc::reply_waiter::ReplyWaiters;
+use messaging_core::wire::dedup::{DEFAULT_CAPACITY, DuplicateFilter};
+use messaging_core::wire::{NotificationMessage, Reply, Request};
+use messaging_core::{RemoteError, Result, Retry};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::consumer::{Ack, Handler, Record};
+use crate::producer::{Missing, Producer};
+
+fn skip(record: &Record<'_>, what: &str, error: &messaging_core::Error) {
+    tracing::warn!(
+        topic = record.topic,
+        partition = record.partition,
+        offset = record.offset,
+        %error,
+        "malformed {what} skipped"
+    );
+}
+
+/// Decodes notifications for a listener.
+pub struct NotificationHandler {
+    /// Where decoded notifications go.
+    pub tx: mpsc::UnboundedSender<IncomingNotification>,
+    /// oslo's order: mark done (and so commit) before the handler runs.
+    pub commit_before_dispatch: bool,
+}
+
+impl Handler for NotificationHandler {
+    fn handle(&mut self, record: Record<'_>, ack: Ack) {
+        let message = match NotificationMessage::decode(record.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                skip(&record, "notification", &e);
+                ack.done();
+                return;
+            }
+        };
+        let settle: Box<dyn Settle> = if self.commit_before_dispatch {
+            ack.done();
+            Box::new(Committed)
+        } else {
+            Box::new(KafkaSettle {
+                ack: Some(ack),
+                payload: record.payload.to_vec(),
+                tx: self.tx.clone(),
+            })
+        };
+        let _ = self.tx.send(IncomingNotification { message, settle });
+    }
+}
+
+/// Settles a notification whose offset is committed once it is acked. A requeued
+/// (or dropped, unsettled) notification is handed to the listener again; its offset
+/// stays uncommitted until then, so a crash in between redelivers it from the broker.
+struct KafkaSettle {
+    ack: Option<Ack>,
+    payload: Vec<u8>,
+    tx: mpsc::UnboundedSender<IncomingNotification>,
+}
+
+#[async_trait]
+impl Settle for KafkaSettle {
+    async fn settle(mut self: Box<Self>, disposition: Disposition) -> Result<()> {
+        if disposition == Disposition::Ack
+            && let Some(ack) = self.ack.take()
+        {
+            ack.done();
+        }
+        // A requeue happens in drop.
+        Ok(())
+    }
+}
+
+impl Drop for KafkaSettle {
+    fn drop(&mut self) {
+        let Some(ack) = self.ack.take() else {
+            return;
+        };
+        // The bytes decoded once already: this cannot fail.
+        if let Ok(message) = NotificationMessage::decode(&self.payload) {
+            let again = KafkaSettle {
+                ack: Some(ack),
+                payload: std::mem::take(&mut self.payload),
+                tx: self.tx.clone(),
+            };
+            let _ = self.tx.send(IncomingNotification {
+                message,
+                settle: Box::new(again),
+            });
+        }
+    }
+}
+
+/// The settle of a notification committed before dispatch: nothing left to do, and
+/// a requeue cannot be honoured.
+struct Committed;
+
+#[async_trait]
+impl Settle for Committed {
+    async fn settle(self: Box<Self>, disposition: Disposition) -> Result<()> {
+        if disposition == Disposition::Requeue {
+            tracing::warn!(
+                "requeue ignored: commit_before_dispatch committed the notification already"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Decodes RPC requests for a server; acks each on receipt (oslo's at-most-once
+/// execution) and drops duplicates by `_unique_id`.
+pub struct RequestHandler {
+    /// Where decoded requests go.
+    pub tx: mpsc::UnboundedSender<IncomingRequest>,
+    /// Sends replies.
+    pub producer: Arc<Producer>,
+    /// Requests seen lately.
+    pub seen: DuplicateFilter,
+}
+
+impl RequestHandler {
+    /// A handler sending requests to `tx` and replies through `producer`.
+    pub fn new(tx: mpsc::UnboundedSender<IncomingRequest>, producer: Arc<Producer>) -> Self {
+        RequestHandler {
+            tx,
+            producer,
+            seen: DuplicateFilter::new(DEFAULT_CAPACITY),
+        }
+    }
+}
+
+impl Handler for RequestHandler {
+    fn handle(&mut self, record: Record<'_>, ack: Ack) {
+        ack.done();
+        let request = match Request::decode(record.payload) {
+            Ok(r) => r,
+            Err(e) => return skip(&record, "request", &e),
+        };
+        if let Some(id) = &request.unique_id
+            && self.seen.check_and_remember(id)
+        {
+            tracing::debug!(unique_id = %id, "duplicate request dropped");
+            return;
+        }
+        let responder = request.reply.as_ref().map(|reply| {
+            Box::new(KafkaResponder {
+                producer: self.producer.clone(),
+                topic: reply.reply_q.clone(),
+                msg_id: reply.msg_id.clone(),
+            }) as Box<dyn Responder>
+        });
+        let _ = self.tx.send(IncomingRequest { request, responder });
+    }
+}
+
+/// Answers one call on its caller's reply topic.
+struct KafkaResponder {
+    producer: Arc<Producer>,
+    topic: String,
+    msg_id: String,
+}
+
+impl KafkaResponder {
+    async fn send(&self, reply: &Reply) -> Result<()> {
+        let body = reply.encode()?;
+        // A reply topic that is gone means its caller is gone: nothing to retry.
+        self.producer
+            .send(&self.topic, &body, Missing::Refuse, Retry::Times(3))
+            .await
+    }
+}
+
+#[async_trait]
+impl Responder for KafkaResponder {
+    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
+        self.send(&Reply::new(self.msg_id.clone(), outcome)).await
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        self.send(&Reply::heartbeat(self.msg_id.clone())).await
+    }
+}
+
+/// Hands replies on a reply topic to the calls waiting for them.
+pub struct ReplyHandler {
+    /// The calls waiting.
+    pub waiters: ReplyWaiters,
+}
+
+impl Handler for ReplyHandler {
+    fn handle(&mut self, record: Record<'_>, _ack: Ack) {
+        self.waiters.deliver_body(record.payload);
+    }
+}
