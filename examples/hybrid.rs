@@ -5,7 +5,12 @@
 //! cargo run --example hybrid                                   # everything on memory://
 //! cargo run --example hybrid -- --config /etc/nova/nova.conf   # oslo-style INI
 //! cargo run --example hybrid -- --rpc-url memory:///rpc --notify-url memory:///events
+//! # oslo's scenario02: RPC on RabbitMQ, notifications on Kafka (scripts/services starts both)
+//! cargo run --example hybrid -- --rpc-url rabbit://guest:guest@127.0.0.1:5672/ --notify-url kafka://127.0.0.1:9092
+//! cargo run --example hybrid -- --config examples/hybrid.ini  # the same from an INI file
 //! ```
+//!
+//! It exits 1 when a request or the notification does not arrive within 10 s.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -184,14 +189,19 @@ async fn run(args: Args) -> messaging::Result<()> {
     println!("[notifier] sent compute.instance.create.end and compute.ignored.by.filter");
 
     // What the other sides saw: 1 add + 1 directed reset + 2 fanout resets; 1 notification.
-    for _ in 0..4 {
+    let mut missing = Vec::new();
+    for n in 1..=4 {
         match tokio::time::timeout(Duration::from_secs(10), seen_rx.recv()).await {
             Ok(Some(line)) => println!("{line}"),
-            _ => break,
+            _ => {
+                missing.push(format!("{} of 4 server requests", 5 - n));
+                break;
+            }
         }
     }
-    if let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(10), note_rx.recv()).await {
-        println!("{line}");
+    match tokio::time::timeout(Duration::from_secs(10), note_rx.recv()).await {
+        Ok(Some(line)) => println!("{line}"),
+        _ => missing.push("the compute.instance.create.end notification".into()),
     }
 
     listener.stop().await;
@@ -199,6 +209,12 @@ async fn run(args: Args) -> messaging::Result<()> {
     for server in [&host1, &host2] {
         server.stop().await?;
         server.wait().await?;
+    }
+    if !missing.is_empty() {
+        return Err(Error::Timeout(format!(
+            "nothing arrived within 10 s for: {}",
+            missing.join(", ")
+        )));
     }
     Ok(())
 }

@@ -92,7 +92,7 @@ async fn an_unknown_scheme_lists_the_registered_ones() {
     let err = messaging::registry().rpc_transport(&cfg).await.unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("\"amqp1\"") && text.contains("fake, memory"),
+        text.contains("\"amqp1\"") && text.contains("fake, ") && text.contains("memory"),
         "{text}"
     );
 }

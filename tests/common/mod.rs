@@ -42,6 +42,36 @@ pub fn rabbit_url() -> String {
     std::env::var("RABBIT_URL").unwrap_or_else(|_| DEFAULT_RABBIT_URL.to_string())
 }
 
+/// The Kafka-protocol broker of the tests (tansu) unless `KAFKA_URL` says otherwise.
+pub const DEFAULT_KAFKA_URL: &str = "kafka://127.0.0.1:9092";
+
+/// How long the broker may hold a consumer's fetch, in ms. tansu answers a fetch only
+/// when this expires, so the tests keep it short on both sides (the Python peer sets
+/// the same for oslo's consumers).
+pub const KAFKA_FETCH_WAIT_MS: u32 = 10;
+
+/// The Kafka broker URL: `KAFKA_URL`, else [`DEFAULT_KAFKA_URL`].
+pub fn kafka_url() -> String {
+    std::env::var("KAFKA_URL").unwrap_or_else(|_| DEFAULT_KAFKA_URL.to_string())
+}
+
+/// `url` with `key=value` added to its query.
+pub fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
+}
+
+/// The Kafka URL the tests open: [`kafka_url`] with a short `fetch_wait_max_ms`. The
+/// Python peer accepts it too (it drops the Rust driver's extension parameters, which
+/// oslo would refuse, and sets the same fetch wait).
+pub fn kafka_test_url() -> String {
+    with_query(
+        &kafka_url(),
+        "fetch_wait_max_ms",
+        &KAFKA_FETCH_WAIT_MS.to_string(),
+    )
+}
+
 /// The interpreter of the peer: `OSLO_PEER_PYTHON`, else `<repo>/.venv/bin/python`.
 pub fn python() -> PathBuf {
     std::env::var_os("OSLO_PEER_PYTHON")
@@ -64,6 +94,14 @@ pub fn unique(what: &str) -> String {
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("interop-{what}-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// One of the slots that bound how many tests talk to Python at once.
+pub async fn slot() -> SemaphorePermit<'static> {
+    tokio::time::timeout(Duration::from_secs(600), SLOTS.acquire())
+        .await
+        .expect("no test slot within 600 s")
+        .expect("the slot semaphore is never closed")
 }
 
 /// What every test starts with: the services checked, a slot, and a transport.
@@ -102,16 +140,60 @@ pub async fn setup() -> Setup {
     }
 }
 
+/// Like [`setup`] for Kafka: checks that the Kafka broker answers (it is
+/// [`kafka_test_url`]), that the Python peer has confluent-kafka, takes a slot, and
+/// opens a transport through the facade's registry. `url` is the Kafka URL, which the
+/// Python peer accepts as it is.
+pub async fn setup_kafka() -> Setup {
+    let url = kafka_test_url();
+    require_kafka(&url).await;
+    require_python();
+    require_python_module("confluent_kafka").await;
+    let slot = slot().await;
+    let transport = open_kafka(&url, &Config::default()).await;
+    Setup {
+        transport,
+        url,
+        _slot: slot,
+    }
+}
+
+/// A transport for a Kafka URL through the facade's registry, failing with the way to
+/// fix it.
+pub async fn open_kafka(url: &str, config: &Config) -> Transport {
+    messaging::registry()
+        .transport(url, config)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot open a transport for {}: {e}\n(the kafka driver must be registered in \
+                 messaging::registry(); the broker is started by scripts/services)",
+                masked(url)
+            )
+        })
+}
+
 fn masked(url: &str) -> String {
     TransportUrl::parse(url)
         .map(|u| u.masked())
-        .unwrap_or_else(|_| "<unparsable RABBIT_URL>".into())
+        .unwrap_or_else(|_| "<unparsable URL>".into())
 }
 
-/// Fails unless a TCP connection to one of the URL's hosts succeeds.
-async fn require_broker(url: &str) {
+/// Fails unless a TCP connection to one of the RabbitMQ URL's hosts succeeds.
+pub async fn require_broker(url: &str) {
+    require_tcp(url, 5672, "RabbitMQ", "RABBIT_URL").await;
+}
+
+/// Fails unless a TCP connection to one of the Kafka URL's hosts succeeds.
+pub async fn require_kafka(url: &str) {
+    require_tcp(url, 9092, "The Kafka broker (tansu)", "KAFKA_URL").await;
+}
+
+/// Fails unless a TCP connection to one of the URL's hosts succeeds, naming
+/// `scripts/services`.
+async fn require_tcp(url: &str, default_port: u16, what: &str, variable: &str) {
     let parsed = TransportUrl::parse(url)
-        .unwrap_or_else(|e| panic!("RABBIT_URL is not a transport URL: {e}"));
+        .unwrap_or_else(|e| panic!("{variable} is not a transport URL: {e}"));
     let mut addresses: Vec<String> = parsed
         .hosts
         .iter()
@@ -122,11 +204,11 @@ async fn require_broker(url: &str) {
             } else {
                 host
             };
-            format!("{host}:{}", h.port.unwrap_or(5672))
+            format!("{host}:{}", h.port.unwrap_or(default_port))
         })
         .collect();
     if addresses.is_empty() {
-        addresses.push("127.0.0.1:5672".into());
+        addresses.push(format!("127.0.0.1:{default_port}"));
     }
     let mut errors = Vec::new();
     for address in &addresses {
@@ -142,14 +224,37 @@ async fn require_broker(url: &str) {
         }
     }
     panic!(
-        "RabbitMQ is not reachable ({}); run scripts/services to install and start it \
-         (RABBIT_URL overrides the broker URL)",
+        "{what} is not reachable ({}); run scripts/services to install and start it \
+         ({variable} overrides the broker URL)",
         errors.join("; ")
     );
 }
 
+/// Fails unless the peer's interpreter can import `module`.
+pub async fn require_python_module(module: &str) {
+    let python = python();
+    let mut command = Command::new(&python);
+    command
+        .args(["-c", &format!("import {module}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let run = tokio::time::timeout(COMMAND_LIMIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{} -c 'import {module}' hangs", python.display()))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    if !run.status.success() {
+        panic!(
+            "the Python peer's virtualenv has no {module} ({}); run scripts/services to \
+             install tests/peers/requirements.txt into it",
+            String::from_utf8_lossy(&run.stderr).trim()
+        );
+    }
+}
+
 /// Fails unless the peer's interpreter exists.
-fn require_python() {
+pub fn require_python() {
     let python = python();
     if !python.exists() {
         panic!(
@@ -285,6 +390,41 @@ impl Peer {
         let mut a = args(["server", "--url", url, "--topic", topic, "--server", server]);
         a.extend(extra.iter().map(|s| s.to_string()));
         Peer::start(a).await
+    }
+
+    /// Writes one line to the peer's stdin (the `service` peer's commands).
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        let Some(stdin) = self.stdin.as_mut() else {
+            self.fail("has no stdin any more")
+        };
+        let written = tokio::time::timeout(MESSAGE_LIMIT, async {
+            stdin.write_all(line.as_bytes()).await?;
+            stdin.write_all(b"\n").await?;
+            stdin.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.fail(&format!("does not take stdin: {e}")),
+            Err(_) => self.fail(&format!("took no stdin within {MESSAGE_LIMIT:?}")),
+        }
+    }
+
+    /// The next JSON line that has `key`, within [`MESSAGE_LIMIT`]; the lines without
+    /// it that came first are added to `skipped`.
+    pub async fn next_with(&mut self, key: &str, skipped: &mut Vec<Value>) -> Value {
+        let deadline = tokio::time::Instant::now() + MESSAGE_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.try_next(left).await {
+                Some(v) if v.get(key).is_some() => return v,
+                Some(v) => skipped.push(v),
+                None => self.fail(&format!(
+                    "printed no line with {key:?} within {MESSAGE_LIMIT:?}; before: {skipped:?}"
+                )),
+            }
+        }
     }
 
     /// Panics with what the peer printed on stderr.
