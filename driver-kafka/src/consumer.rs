@@ -81,7 +81,8 @@ pub struct Record<'a> {
 
 /// Receives the records of a consumer, on the consumer's thread.
 pub trait Handler: Send + 'static {
-    /// Takes one record; `ack` marks it done (at once, or once handled).
+    /// Takes one record; `ack` marks it done (at once, or once handled). Records not
+    /// yet done count against the consumer's flow-control limit.
     fn handle(&mut self, record: Record<'_>, ack: Ack);
 }
 
@@ -115,7 +116,7 @@ impl Ack {
             return;
         }
         let commit_to = part.pending.first().copied().unwrap_or(part.next);
-        let stored = commit_to > part.stored;
+        let stored = shared.commits && commit_to > part.stored;
         if stored {
             part.stored = commit_to;
             // Stored under the lock so that stores never go backwards.
@@ -200,6 +201,8 @@ impl Table {
 /// What the consumer's thread and the acks share.
 struct Shared {
     consumer: BaseConsumer<GroupContext>,
+    /// Whether offsets are stored and committed (not for `Tail` consumers).
+    commits: bool,
     table: Arc<Mutex<Table>>,
     stop: AtomicBool,
 }
@@ -341,6 +344,7 @@ impl Consumer {
             .map_err(|e| Error::Config(format!("Kafka consumer {name}: {e}")))?;
         let shared = Arc::new(Shared {
             consumer,
+            commits: start.is_some(),
             table,
             stop: AtomicBool::new(false),
         });
@@ -368,10 +372,11 @@ impl Consumer {
         let thread = {
             let shared = shared.clone();
             let slice = options.poll_timeout().min(POLL_SLICE);
+            let limit = options.kafka.max_poll_records.max(1) * 4;
             let name = name.clone();
             std::thread::Builder::new()
                 .name("kafka-consumer".into())
-                .spawn(move || poll_loop(&shared, slice, handler, &name))
+                .spawn(move || poll_loop(&shared, slice, limit, handler, &name))
                 .map_err(|e| failure(format!("cannot start a thread: {e}")))?
         };
         let mut consumer = Consumer {
@@ -449,10 +454,43 @@ fn assign_ends(consumer: &BaseConsumer<GroupContext>, topics: &[String]) -> Kafk
 }
 
 /// The consumer's thread: polls until stopped, handing each record to the handler.
-fn poll_loop(shared: &Arc<Shared>, slice: Duration, mut handler: impl Handler, name: &str) {
+///
+/// Flow control: while more than `limit` records are out and not done, the assigned
+/// partitions are paused (polling goes on, so the group keeps this member).
+fn poll_loop(
+    shared: &Arc<Shared>,
+    slice: Duration,
+    limit: usize,
+    mut handler: impl Handler,
+    name: &str,
+) {
     let weak = Arc::downgrade(shared);
     let mut last_error: Option<String> = None;
+    let mut paused = false;
     while !shared.stop.load(Ordering::Relaxed) {
+        let outstanding = shared
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .outstanding;
+        let busy = if paused {
+            outstanding > limit / 2
+        } else {
+            outstanding > limit
+        };
+        if busy != paused
+            && let Ok(assignment) = shared.consumer.assignment()
+        {
+            let switched = if busy {
+                shared.consumer.pause(&assignment)
+            } else {
+                shared.consumer.resume(&assignment)
+            };
+            match switched {
+                Ok(()) => paused = busy,
+                Err(e) => tracing::debug!(consumer = %name, error = %e, "pause/resume failed"),
+            }
+        }
         let message = match shared.consumer.poll(slice) {
             None => continue,
             Some(Ok(m)) => m,

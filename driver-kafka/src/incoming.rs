@@ -200,7 +200,8 @@ pub struct ReplyHandler {
 }
 
 impl Handler for ReplyHandler {
-    fn handle(&mut self, record: Record<'_>, _ack: Ack) {
+    fn handle(&mut self, record: Record<'_>, ack: Ack) {
+        ack.done();
         self.waiters.deliver_body(record.payload);
     }
 }

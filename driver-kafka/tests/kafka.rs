@@ -22,6 +22,10 @@ use serde_json::{Value, json};
 /// How long anything expected may take.
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// The restart test holds it for writing, the others for reading: a broker restart
+/// must not fall into another test of this file.
+static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn raw_config() -> ClientConfig {
     let url: messaging_core::TransportUrl = support::broker_url().parse().unwrap();
     let brokers: Vec<String> = url
@@ -88,6 +92,7 @@ async fn wait_for(seen: &Arc<Mutex<Vec<Value>>>, what: impl Fn(&[Value]) -> bool
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_record_is_skipped_and_committed_and_the_listener_goes_on() {
     support::init_logging();
+    let _shared = BROKER.read().await;
     let group = unique("group");
     let transport =
         support::broker_transport(&format!("topic_partitions=1&consumer_group={group}")).await;
@@ -121,6 +126,7 @@ async fn a_malformed_record_is_skipped_and_committed_and_the_listener_goes_on() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_before_dispatch_commits_what_the_handler_has_not_finished() {
     support::init_logging();
+    let _shared = BROKER.read().await;
     let group = unique("group");
     let transport = support::broker_transport(&format!(
         "topic_partitions=1&consumer_group={group}&commit_before_dispatch=true"
@@ -165,6 +171,7 @@ async fn commit_before_dispatch_commits_what_the_handler_has_not_finished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_virtual_host_is_appended_on_both_sides() {
     support::init_logging();
+    let _shared = BROKER.read().await;
     support::require_broker().await;
     let vhost_url = format!(
         "{}/tenant_a?{}",
@@ -200,6 +207,7 @@ async fn the_virtual_host_is_appended_on_both_sides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undeliverable_notification_fails_after_its_retries_naming_the_topic() {
     support::init_logging();
+    let _shared = BROKER.read().await;
     // Nothing listens on port 1: every attempt times out after a second.
     let transport = support::registry()
         .transport(
@@ -225,6 +233,7 @@ async fn an_undeliverable_notification_fails_after_its_retries_naming_the_topic(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_topics_are_created_for_a_server_and_a_call_to_nobody_is_undeliverable() {
     support::init_logging();
+    let _shared = BROKER.read().await;
     let transport = support::broker_transport("").await;
     let topic = unique("rpc");
     let client = RpcClient::new(&transport, Target::topic(topic.clone()))
@@ -276,6 +285,7 @@ async fn rpc_topics_are_created_for_a_server_and_a_call_to_nobody_is_undeliverab
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_during_a_notification_stream_loses_nothing() {
     support::init_logging();
+    let _exclusive = BROKER.write().await;
     let transport = support::broker_transport(&format!(
         "consumer_group={}&producer_delivery_timeout=10",
         unique("group")
