@@ -98,6 +98,19 @@ pub struct Ack {
 }
 
 impl Ack {
+    /// Marks the record done and commits at once, waiting for the broker (oslo's
+    /// synchronous commit before dispatch). Runs on the consumer's thread.
+    pub fn done_and_commit(self) {
+        let shared = self.shared.upgrade();
+        self.done();
+        if let Some(shared) = shared
+            && shared.commits
+            && let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "Kafka offset commit before dispatch failed");
+        }
+    }
+
     /// The record is handled: its offset may be committed once every earlier record
     /// of its partition is handled too.
     pub fn done(self) {

@@ -289,6 +289,7 @@ impl Driver for KafkaDriver {
             NotificationHandler {
                 tx,
                 commit_before_dispatch: self.options.kafka.commit_before_dispatch,
+                auto_commit: self.options.kafka.enable_auto_commit,
             },
         )
         .await?;

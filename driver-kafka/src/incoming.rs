@@ -35,6 +35,10 @@ pub struct NotificationHandler {
     pub tx: mpsc::UnboundedSender<IncomingNotification>,
     /// oslo's order: mark done (and so commit) before the handler runs.
     pub commit_before_dispatch: bool,
+    /// With `commit_before_dispatch`: leave the commit to the background committer
+    /// instead of committing each notification synchronously (oslo's
+    /// `enable_auto_commit`).
+    pub auto_commit: bool,
 }
 
 impl Handler for NotificationHandler {
@@ -48,7 +52,11 @@ impl Handler for NotificationHandler {
             }
         };
         let settle: Box<dyn Settle> = if self.commit_before_dispatch {
-            ack.done();
+            if self.auto_commit {
+                ack.done();
+            } else {
+                ack.done_and_commit();
+            }
             Box::new(Committed)
         } else {
             Box::new(KafkaSettle {

@@ -515,7 +515,10 @@ pub struct KafkaSection {
     pub producer_batch_size: u64,
     /// `none`, `gzip`, `snappy`, `lz4` or `zstd`. Default `none`.
     pub compression_codec: String,
-    /// Commit consumed offsets asynchronously. Default false.
+    /// With `commit_before_dispatch`: commit in the background rather than each
+    /// notification synchronously before its handler runs (oslo's meaning). In the
+    /// default at-least-once mode offsets are committed in the background anyway.
+    /// Default false.
     pub enable_auto_commit: bool,
     /// Records returned by one poll at most. Default 500.
     pub max_poll_records: usize,
