@@ -171,11 +171,7 @@ impl RustService {
     }
 
     async fn stop(self) {
-        self.listener.stop().await;
-        self.listener
-            .wait_timeout(Duration::from_secs(30))
-            .await
-            .expect("the listener stopped in time");
+        common::stop_listener(self.listener).await;
         self.server.stop().await.expect("stop");
         self.server
             .wait_timeout(Duration::from_secs(30))

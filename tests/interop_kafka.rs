@@ -14,41 +14,17 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Peer, Setup, args, drain, recv, run_peer, setup_kafka, unique};
-use messaging::notify::{Notification, NotificationListener, Notifier, Priority, Sink};
-use messaging::{Config, Context, Transport};
+use common::{
+    Peer, Setup, args, drain_notifications, py_listen, recv, run_peer, rust_listener,
+    rust_notifies, setup_kafka, stop_listener, unique,
+};
+use messaging::notify::{Notification, Notifier, Priority, Sink};
+use messaging::{Config, Context};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-fn py_notify(
-    url: &str,
-    topic: &str,
-    driver: &str,
-    priority: &str,
-    event_type: &str,
-    payload: Value,
-    extra: &[&str],
-) -> Vec<String> {
-    let mut a = args([
-        "notify",
-        "--url",
-        url,
-        "--topic",
-        topic,
-        "--publisher-id",
-        "compute.py1",
-        "--driver",
-        driver,
-        "--priority",
-        priority,
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a.push(event_type.to_string());
-    a.push(payload.to_string());
-    a
-}
-
-/// Runs a Python notifier and checks that it delivered everything.
+/// Runs a Python notifier of `compute.instance.update` and checks that it delivered
+/// everything.
 async fn python_notifies(
     s: &Setup,
     topic: &str,
@@ -57,7 +33,7 @@ async fn python_notifies(
     payload: Value,
     extra: &[&str],
 ) {
-    let run = run_peer(&py_notify(
+    common::python_notifies(&common::py_notify(
         &s.url,
         topic,
         driver,
@@ -67,40 +43,6 @@ async fn python_notifies(
         extra,
     ))
     .await;
-    assert_eq!(run.code, 0, "the Python notifier failed: {run:#?}");
-}
-
-/// A started Rust listener on `topic` in `pool`, forwarding `priorities` to `tx`.
-async fn rust_listener(
-    transport: &Transport,
-    topic: &str,
-    pool: Option<&str>,
-    priorities: &[Priority],
-    tx: &mpsc::UnboundedSender<(Priority, Notification)>,
-) -> NotificationListener {
-    let mut builder = NotificationListener::new(transport, [messaging::Target::topic(topic)]);
-    if let Some(pool) = pool {
-        builder = builder.pool(pool);
-    }
-    for &priority in priorities {
-        let tx = tx.clone();
-        builder = builder.on(priority, move |n: Notification| {
-            let _ = tx.send((priority, n));
-            std::future::ready(())
-        });
-    }
-    builder
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("the Rust listener on {topic} did not start: {e}"))
-}
-
-async fn stop(listener: NotificationListener) {
-    listener.stop().await;
-    listener
-        .wait_timeout(Duration::from_secs(30))
-        .await
-        .expect("the listener stopped in time");
 }
 
 fn message_ids(got: &[Notification]) -> BTreeSet<String> {
@@ -111,95 +53,10 @@ fn message_ids(got: &[Notification]) -> BTreeSet<String> {
 // Python notifier -> Rust listener
 // ---------------------------------------------------------------------------------
 
-async fn python_notifications_by_priority(driver: &str) {
-    let s = setup_kafka().await;
-    let topic = unique("kpynotify");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let pool = unique("pool");
-    let listener = rust_listener(
-        &s.transport,
-        &topic,
-        Some(&pool),
-        &[
-            Priority::Info,
-            Priority::Warn,
-            Priority::Error,
-            Priority::Audit,
-        ],
-        &tx,
-    )
-    .await;
-
-    let ctx = r#"{"user": "alice", "request_id": "req-k1", "auth_token": "s3cret"}"#;
-    for (priority, id) in [("info", 1), ("warn", 2), ("error", 3), ("audit", 4)] {
-        python_notifies(
-            &s,
-            &topic,
-            driver,
-            priority,
-            json!({"id": id}),
-            &["--context", ctx],
-        )
-        .await;
-    }
-    // Debug has no handler: the listener does not subscribe to `<topic>.debug`.
-    python_notifies(&s, &topic, driver, "debug", json!({"id": 5}), &[]).await;
-
-    let mut got = Vec::new();
-    for _ in 0..4 {
-        got.push(recv(&mut rx, "a Python notification over Kafka").await);
-    }
-    got.extend(drain(&mut rx, common::QUIET_PERIOD).await);
-    assert_eq!(got.len(), 4, "{got:#?}");
-    for (handler, n) in &got {
-        assert_eq!(
-            *handler, n.priority,
-            "routed to the handler of its priority"
-        );
-        let expected_id = match n.priority {
-            Priority::Info => 1,
-            Priority::Warn => 2,
-            Priority::Error => 3,
-            Priority::Audit => 4,
-            other => panic!("unexpected priority {other:?}"),
-        };
-        assert_eq!(n.payload, json!({"id": expected_id}));
-        assert_eq!(n.publisher_id, "compute.py1");
-        assert_eq!(n.event_type, "compute.instance.update");
-        assert_eq!(
-            n.metadata.message_id.len(),
-            36,
-            "uuid with dashes: {:?}",
-            n.metadata
-        );
-        assert!(n.metadata.timestamp.starts_with("20"), "{:?}", n.metadata);
-        assert_eq!(
-            n.context.get("user"),
-            Some(&json!("alice")),
-            "{:?}",
-            n.context
-        );
-        assert_eq!(n.context.get("request_id"), Some(&json!("req-k1")));
-        assert_ne!(
-            n.context.get("auth_token"),
-            Some(&json!("s3cret")),
-            "oslo redacts the token"
-        );
-    }
-    stop(listener).await;
-}
-
-/// oslo's kafka driver writes the 2.0 envelope whatever the notifier's format; both
-/// arrive whole.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_messaging_v1_notifications_reach_rust_by_priority() {
-    python_notifications_by_priority("messaging").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_messaging_v2_notifications_reach_rust_by_priority() {
-    python_notifications_by_priority("messagingv2").await;
-}
+// The tests that read the same over RabbitMQ: notifications of both formats, from
+// Python by priority and to Python. oslo's kafka driver writes the 2.0 envelope whatever
+// the notifier's format; both arrive whole. The listeners are in pools (consumer groups).
+common::notification_interop_tests!(setup: setup_kafka().await, transport: "kafka", pool: true);
 
 /// Pools are consumer groups: every pool gets every notification, and the members of
 /// one pool share them (each exactly once in the pool; how they split is up to the
@@ -211,30 +68,11 @@ async fn python_notifications_reach_every_rust_pool_and_members_of_a_pool_share(
     let (pool_a, pool_b) = (unique("pool-a"), unique("pool-b"));
     let (tx_a, mut rx_a) = mpsc::unbounded_channel();
     let (tx_b, mut rx_b) = mpsc::unbounded_channel();
-    let a1 = rust_listener(
-        &s.transport,
-        &topic,
-        Some(&pool_a),
-        &[Priority::Info],
-        &tx_a,
-    )
-    .await;
-    let a2 = rust_listener(
-        &s.transport,
-        &topic,
-        Some(&pool_a),
-        &[Priority::Info],
-        &tx_a,
-    )
-    .await;
-    let b = rust_listener(
-        &s.transport,
-        &topic,
-        Some(&pool_b),
-        &[Priority::Info],
-        &tx_b,
-    )
-    .await;
+    let mut listeners = Vec::new();
+    for (pool, tx) in [(&pool_a, &tx_a), (&pool_a, &tx_a), (&pool_b, &tx_b)] {
+        listeners
+            .push(rust_listener(&s.transport, &topic, Some(pool), &[Priority::Info], tx).await);
+    }
 
     let sent = 8;
     python_notifies(
@@ -252,12 +90,7 @@ async fn python_notifications_reach_every_rust_pool_and_members_of_a_pool_share(
         for _ in 0..sent {
             got.push(recv(rx, name).await.1);
         }
-        got.extend(
-            drain(rx, common::QUIET_PERIOD)
-                .await
-                .into_iter()
-                .map(|x| x.1),
-        );
+        got.extend(drain_notifications(rx, common::QUIET_PERIOD).await);
         assert_eq!(
             got.len(),
             sent,
@@ -272,8 +105,8 @@ async fn python_notifications_reach_every_rust_pool_and_members_of_a_pool_share(
         per_pool[0], per_pool[1],
         "both pools got the same notifications"
     );
-    for l in [a1, a2, b] {
-        stop(l).await;
+    for l in listeners {
+        stop_listener(l).await;
     }
 }
 
@@ -291,7 +124,7 @@ async fn python_notifications_reach_a_rust_listener_in_the_configured_consumer_g
     let (priority, n) = recv(&mut rx, "the critical notification").await;
     assert_eq!(priority, Priority::Critical);
     assert_eq!(n.payload, json!({"id": 9}));
-    stop(listener).await;
+    stop_listener(listener).await;
 }
 
 /// A Python listener and a Rust listener in one pool are one consumer group: each
@@ -304,19 +137,13 @@ async fn python_and_rust_listeners_share_one_pool() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Rust first: the Python listener's ready line comes after the group's rebalance.
     let rs = rust_listener(&s.transport, &topic, Some(&pool), &[Priority::Info], &tx).await;
-    let mut py = Peer::start(args([
-        "listen",
-        "--url",
+    let mut py = Peer::start(py_listen(
         &s.url,
-        "--topic",
         &topic,
-        "--pool",
-        &pool,
-        "--priorities",
+        Some(&pool),
         "info",
-        "--timeout",
-        "120",
-    ]))
+        &["--timeout", "120"],
+    ))
     .await;
     let sent = 12;
     python_notifies(
@@ -333,20 +160,10 @@ async fn python_and_rust_listeners_share_one_pool() {
     let mut on_python: Vec<Value> = Vec::new();
     let deadline = tokio::time::Instant::now() + common::MESSAGE_LIMIT;
     while on_rust.len() + on_python.len() < sent && tokio::time::Instant::now() < deadline {
-        on_rust.extend(
-            drain(&mut rx, Duration::from_millis(100))
-                .await
-                .into_iter()
-                .map(|x| x.1),
-        );
+        on_rust.extend(drain_notifications(&mut rx, Duration::from_millis(100)).await);
         on_python.extend(py.drain(Duration::from_millis(100)).await);
     }
-    on_rust.extend(
-        drain(&mut rx, common::QUIET_PERIOD)
-            .await
-            .into_iter()
-            .map(|x| x.1),
-    );
+    on_rust.extend(drain_notifications(&mut rx, common::QUIET_PERIOD).await);
     on_python.extend(py.drain(common::QUIET_PERIOD).await);
     let mut ids = message_ids(&on_rust);
     for line in &on_python {
@@ -362,7 +179,7 @@ async fn python_and_rust_listeners_share_one_pool() {
         on_python.len(),
         on_python
     );
-    stop(rs).await;
+    stop_listener(rs).await;
     // `listen` without --count runs until a signal: killed on drop.
     drop(py);
 }
@@ -371,121 +188,32 @@ async fn python_and_rust_listeners_share_one_pool() {
 // Rust notifier -> Python listener
 // ---------------------------------------------------------------------------------
 
-async fn rust_notifications_reach_python(sink: Sink) {
-    let s = setup_kafka().await;
-    let topic = unique("krsnotify");
-    let mut listener = Peer::start(args([
-        "listen",
-        "--url",
-        &s.url,
-        "--topic",
-        &topic,
-        "--pool",
-        &unique("pool"),
-        "--priorities",
-        "info,warn,error",
-        "--count",
-        "3",
-        "--timeout",
-        "60",
-    ]))
-    .await;
-    let notifier = Notifier::new(&s.transport, "compute.rs1")
-        .topics([topic.as_str()])
-        .sinks([sink]);
-    let ctx = Context::new()
-        .with("user", "alice")
-        .with("request_id", "req-k2")
-        .with("roles", json!(["admin", "member"]))
-        .with("auth_token", "s3cret");
-    for (priority, id) in [
-        (Priority::Info, 1),
-        (Priority::Warn, 2),
-        (Priority::Error, 3),
-        (Priority::Debug, 4),
-    ] {
-        notifier
-            .try_notify(&ctx, "compute.instance.update", priority, json!({"id": id}))
-            .await
-            .expect("sent");
-    }
-    let mut got = listener.take(3).await;
-    got.sort_by_key(|l| l["payload"]["id"].as_i64());
-    let priorities: Vec<&str> = got
-        .iter()
-        .map(|l| l["priority"].as_str().unwrap())
-        .collect();
-    assert_eq!(priorities, ["info", "warn", "error"], "{got:#?}");
-    for l in &got {
-        assert_eq!(l["publisher_id"], "compute.rs1");
-        assert_eq!(l["event_type"], "compute.instance.update");
-        assert_eq!(
-            l["metadata"]["message_id"].as_str().map(str::len),
-            Some(36),
-            "{l}"
-        );
-        assert!(l["metadata"]["timestamp"].as_str().is_some(), "{l}");
-        assert_eq!(l["ctxt"]["user"], "alice", "{l}");
-        assert_eq!(l["ctxt"]["request_id"], "req-k2", "{l}");
-        assert_eq!(l["ctxt"]["roles"], json!(["admin", "member"]), "{l}");
-        assert_ne!(
-            l["ctxt"]["auth_token"], "s3cret",
-            "the token is redacted: {l}"
-        );
-    }
-    let (code, rest) = listener.finish().await;
-    assert_eq!(
-        code, 0,
-        "the Python listener stops after 3 notifications: {rest:?}"
-    );
-    assert!(rest.iter().all(|l| l["priority"] != "debug"), "{rest:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_messaging_v1_notifications_reach_python() {
-    rust_notifications_reach_python(Sink::Messaging).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_messaging_v2_notifications_reach_python() {
-    rust_notifications_reach_python(Sink::MessagingV2).await;
-}
-
 /// Every Python pool gets its own copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_notifications_reach_every_python_pool() {
     let s = setup_kafka().await;
     let topic = unique("krspools");
     let listen = |pool: String| {
-        Peer::start(args([
-            "listen",
-            "--url",
+        Peer::start(py_listen(
             &s.url,
-            "--topic",
             &topic,
-            "--pool",
-            &pool,
-            "--priorities",
+            Some(&pool),
             "info",
-            "--count",
-            "2",
-            "--timeout",
-            "60",
-        ]))
+            &["--count", "2", "--timeout", "60"],
+        ))
     };
     let mut a = listen(unique("pool-a")).await;
     let mut b = listen(unique("pool-b")).await;
     let notifier = Notifier::new(&s.transport, "image.rs1").topics([topic.as_str()]);
     for n in 1..=2 {
-        notifier
-            .try_notify(
-                &Context::new(),
-                "image.upload",
-                Priority::Info,
-                json!({"n": n}),
-            )
-            .await
-            .expect("sent");
+        rust_notifies(
+            &notifier,
+            &Context::new(),
+            "image.upload",
+            Priority::Info,
+            json!({"n": n}),
+        )
+        .await;
     }
     for (name, py) in [("pool a", &mut a), ("pool b", &mut b)] {
         let mut got: Vec<Value> = py
@@ -516,15 +244,14 @@ async fn rust_records_are_oslo_envelopes(sink: Sink) {
     let ctx = Context::new()
         .with("user", "alice")
         .with("request_id", "req-k3");
-    notifier
-        .try_notify(
-            &ctx,
-            "compute.instance.delete.end",
-            Priority::Warn,
-            json!({"id": 7}),
-        )
-        .await
-        .expect("sent");
+    rust_notifies(
+        &notifier,
+        &ctx,
+        "compute.instance.delete.end",
+        Priority::Warn,
+        json!({"id": 7}),
+    )
+    .await;
     let run = run_peer(&args([
         "raw",
         "--url",

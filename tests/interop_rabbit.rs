@@ -8,10 +8,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Peer, Seen, args, drain, forward, recording_endpoint, recv, run_peer, setup, unique};
-use messaging::notify::{
-    Notification, NotificationFilter, NotificationListener, Notifier, Priority, Sink,
+use common::{
+    Peer, Seen, args, drain, forward, py_listen, py_notify, python_notifies, recording_endpoint,
+    recv, run_peer, rust_notifies, setup, stop_listener, unique,
 };
+use messaging::notify::{NotificationFilter, NotificationListener, Notifier, Priority};
 use messaging::{Context, Error, RpcClient, RpcServer, Target, Transport};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -830,137 +831,9 @@ async fn a_custom_exchange_works_both_ways() {
 // Notifications: Python notifier -> Rust listener
 // ---------------------------------------------------------------------------------
 
-fn py_notify(
-    url: &str,
-    topic: &str,
-    driver: &str,
-    priority: &str,
-    event_type: &str,
-    payload: Value,
-    extra: &[&str],
-) -> Vec<String> {
-    let mut a = args([
-        "notify",
-        "--url",
-        url,
-        "--topic",
-        topic,
-        "--publisher-id",
-        "compute.py1",
-        "--driver",
-        driver,
-        "--priority",
-        priority,
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a.push(event_type.to_string());
-    a.push(payload.to_string());
-    a
-}
-
-async fn python_notifications_by_priority(driver: &str) {
-    let s = setup().await;
-    let topic = unique("pynotify");
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Priority, Notification)>();
-    let mut builder = NotificationListener::new(&s.transport, [Target::topic(&topic)]);
-    for priority in [
-        Priority::Info,
-        Priority::Warn,
-        Priority::Error,
-        Priority::Audit,
-    ] {
-        let tx = tx.clone();
-        builder = builder.on(priority, move |n: Notification| {
-            let _ = tx.send((priority, n));
-            std::future::ready(())
-        });
-    }
-    let listener = builder.start().await.expect("Rust listener starts");
-
-    let ctx = r#"{"user": "alice", "request_id": "req-n1", "auth_token": "s3cret"}"#;
-    for (priority, id) in [("info", 1), ("warn", 2), ("error", 3), ("audit", 4)] {
-        let run = run_peer(&py_notify(
-            &s.url,
-            &topic,
-            driver,
-            priority,
-            "compute.instance.update",
-            json!({"id": id}),
-            &["--context", ctx],
-        ))
-        .await;
-        assert_eq!(run.code, 0, "{run:#?}");
-    }
-    // Debug has no handler: the listener does not subscribe to it.
-    let run = run_peer(&py_notify(
-        &s.url,
-        &topic,
-        driver,
-        "debug",
-        "compute.instance.update",
-        json!({"id": 5}),
-        &[],
-    ))
-    .await;
-    assert_eq!(run.code, 0, "{run:#?}");
-
-    let mut got = Vec::new();
-    for _ in 0..4 {
-        got.push(recv(&mut rx, "a Python notification").await);
-    }
-    got.extend(drain(&mut rx, common::QUIET_PERIOD).await);
-    assert_eq!(got.len(), 4, "{got:#?}");
-    for (handler, n) in &got {
-        assert_eq!(
-            *handler, n.priority,
-            "routed to the handler of its priority"
-        );
-        let expected_id = match n.priority {
-            Priority::Info => 1,
-            Priority::Warn => 2,
-            Priority::Error => 3,
-            Priority::Audit => 4,
-            other => panic!("unexpected priority {other:?}"),
-        };
-        assert_eq!(n.payload, json!({"id": expected_id}));
-        assert_eq!(n.publisher_id, "compute.py1");
-        assert_eq!(n.event_type, "compute.instance.update");
-        assert_eq!(
-            n.metadata.message_id.len(),
-            36,
-            "uuid with dashes: {:?}",
-            n.metadata
-        );
-        assert!(n.metadata.timestamp.starts_with("20"), "{:?}", n.metadata);
-        assert_eq!(
-            n.context.get("user"),
-            Some(&json!("alice")),
-            "{:?}",
-            n.context
-        );
-        assert_eq!(n.context.get("request_id"), Some(&json!("req-n1")));
-        assert_ne!(
-            n.context.get("auth_token"),
-            Some(&json!("s3cret")),
-            "oslo redacts the token"
-        );
-    }
-    listener.stop().await;
-    listener
-        .wait_timeout(Duration::from_secs(30))
-        .await
-        .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_messaging_v1_notifications_reach_rust_by_priority() {
-    python_notifications_by_priority("messaging").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_messaging_v2_notifications_reach_rust_by_priority() {
-    python_notifications_by_priority("messagingv2").await;
-}
+// Notifications of both formats, from Python by priority (and to Python, below): the
+// tests that read the same over Kafka.
+common::notification_interop_tests!(setup: setup().await, transport: "rabbit", pool: false);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_notifications_reach_every_rust_pool() {
@@ -980,7 +853,7 @@ async fn python_notifications_reach_every_rust_pool() {
         .start()
         .await
         .expect("pool b listens");
-    let run = run_peer(&py_notify(
+    python_notifies(&py_notify(
         &s.url,
         &topic,
         "messagingv2",
@@ -990,7 +863,6 @@ async fn python_notifications_reach_every_rust_pool() {
         &["--count", "2"],
     ))
     .await;
-    assert_eq!(run.code, 0, "{run:#?}");
     for (name, rx) in [("pool a", &mut rx_a), ("pool b", &mut rx_b)] {
         let mut got = vec![recv(rx, name).await, recv(rx, name).await];
         got.extend(drain(rx, common::QUIET_PERIOD).await);
@@ -998,8 +870,7 @@ async fn python_notifications_reach_every_rust_pool() {
         assert!(got.iter().all(|n| n.payload == json!({"size": 3})));
     }
     for l in [pool_a, pool_b] {
-        l.stop().await;
-        l.wait_timeout(Duration::from_secs(30)).await.unwrap();
+        stop_listener(l).await;
     }
 }
 
@@ -1019,7 +890,7 @@ async fn python_notifications_pass_a_rust_event_type_filter() {
         "xcompute.instance.create",
         "compute.instance.create.end",
     ] {
-        let run = run_peer(&py_notify(
+        python_notifies(&py_notify(
             &s.url,
             &topic,
             "messaging",
@@ -1029,145 +900,51 @@ async fn python_notifications_pass_a_rust_event_type_filter() {
             &[],
         ))
         .await;
-        assert_eq!(run.code, 0, "{run:#?}");
     }
     let n = recv(&mut rx, "the matching notification").await;
     assert_eq!(n.event_type, "compute.instance.create.end");
     let rest = drain(&mut rx, common::QUIET_PERIOD).await;
     assert!(rest.is_empty(), "filtered out: {rest:#?}");
-    listener.stop().await;
-    listener
-        .wait_timeout(Duration::from_secs(30))
-        .await
-        .unwrap();
+    stop_listener(listener).await;
 }
 
 // ---------------------------------------------------------------------------------
 // Notifications: Rust notifier -> Python listener
 // ---------------------------------------------------------------------------------
 
-async fn rust_notifications_reach_python(sink: Sink) {
-    let s = setup().await;
-    let topic = unique("rsnotify");
-    let mut listener = Peer::start(args([
-        "listen",
-        "--url",
-        &s.url,
-        "--topic",
-        &topic,
-        "--priorities",
-        "info,warn,error",
-        "--count",
-        "3",
-        "--timeout",
-        "60",
-    ]))
-    .await;
-    let notifier = Notifier::new(&s.transport, "compute.rs1")
-        .topics([topic.as_str()])
-        .sinks([sink]);
-    let ctx = Context::new()
-        .with("user", "alice")
-        .with("auth_token", "s3cret");
-    for (priority, id) in [
-        (Priority::Info, 1),
-        (Priority::Warn, 2),
-        (Priority::Error, 3),
-        (Priority::Debug, 4),
-    ] {
-        notifier
-            .try_notify(&ctx, "compute.instance.update", priority, json!({"id": id}))
-            .await
-            .expect("sent");
-    }
-    let mut got = listener.take(3).await;
-    got.sort_by_key(|l| l["payload"]["id"].as_i64());
-    let priorities: Vec<&str> = got
-        .iter()
-        .map(|l| l["priority"].as_str().unwrap())
-        .collect();
-    assert_eq!(priorities, ["info", "warn", "error"], "{got:#?}");
-    for l in &got {
-        assert_eq!(l["publisher_id"], "compute.rs1");
-        assert_eq!(l["event_type"], "compute.instance.update");
-        assert_eq!(
-            l["metadata"]["message_id"].as_str().map(str::len),
-            Some(36),
-            "{l}"
-        );
-        assert!(l["metadata"]["timestamp"].as_str().is_some(), "{l}");
-        assert_eq!(l["ctxt"]["user"], "alice", "{l}");
-        assert_ne!(
-            l["ctxt"]["auth_token"], "s3cret",
-            "the token is redacted: {l}"
-        );
-    }
-    let (code, rest) = listener.finish().await;
-    assert_eq!(
-        code, 0,
-        "the Python listener stops after 3 notifications: {rest:?}"
-    );
-    assert!(rest.iter().all(|l| l["priority"] != "debug"), "{rest:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_messaging_v1_notifications_reach_python() {
-    rust_notifications_reach_python(Sink::Messaging).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_messaging_v2_notifications_reach_python() {
-    rust_notifications_reach_python(Sink::MessagingV2).await;
-}
+// `rust_messaging_v1_notifications_reach_python` and
+// `rust_messaging_v2_notifications_reach_python` come from
+// `common::notification_interop_tests!` above.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_notifications_reach_a_python_pool_with_a_filter() {
     let s = setup().await;
     let topic = unique("rspool");
-    let mut listener = Peer::start(args([
-        "listen",
-        "--url",
+    let mut listener = Peer::start(py_listen(
         &s.url,
-        "--topic",
         &topic,
-        "--pool",
-        &unique("pool"),
-        "--priorities",
+        Some(&unique("pool")),
         "info",
-        "--event-type-filter",
-        r"compute\.instance\.",
-        "--publisher-filter",
-        r"^compute\.",
-        "--timeout",
-        "60",
-    ]))
+        &[
+            "--event-type-filter",
+            r"compute\.instance\.",
+            "--publisher-filter",
+            r"^compute\.",
+            "--timeout",
+            "60",
+        ],
+    ))
     .await;
     let notifier = Notifier::new(&s.transport, "compute.rs1").topics([topic.as_str()]);
     let ctx = Context::new();
-    notifier
-        .try_notify(&ctx, "image.upload", Priority::Info, json!({"n": 1}))
-        .await
-        .unwrap();
-    notifier
-        .prepare()
-        .publisher_id("network.rs1")
-        .try_notify(
-            &ctx,
-            "compute.instance.create.end",
-            Priority::Info,
-            json!({"n": 2}),
-        )
-        .await
-        .unwrap();
-    notifier
-        .try_notify(
-            &ctx,
-            "compute.instance.create.end",
-            Priority::Info,
-            json!({"n": 3}),
-        )
-        .await
-        .unwrap();
+    let other_publisher = notifier.prepare().publisher_id("network.rs1");
+    for (notifier, event_type, n) in [
+        (&notifier, "image.upload", 1),
+        (&other_publisher, "compute.instance.create.end", 2),
+        (&notifier, "compute.instance.create.end", 3),
+    ] {
+        rust_notifies(notifier, &ctx, event_type, Priority::Info, json!({"n": n})).await;
+    }
     let got = listener.next().await;
     assert_eq!(
         got["payload"],

@@ -353,6 +353,22 @@ def make_conf(args):
     return cfg.CONF
 
 
+def notification_transport(args, topics):
+    """oslo's notification transport for --url with the global conf, and the Kafka
+    helper (None for other transports). For a Kafka URL the confluent-kafka wrappers
+    are installed first, the URL loses the Rust driver's extensions, and the topics
+    ``topics(conf, kafka)`` names are created before oslo touches them."""
+    url, kafka = args.url, None
+    if is_kafka(url):
+        kafka = Kafka(url)
+        kafka.install()
+        url = kafka.url
+    conf = make_conf(args)
+    if kafka:
+        kafka.ensure_topics(conf, topics(conf, kafka))
+    return oslo_messaging.get_notification_transport(conf, url=url), kafka
+
+
 def stop_event(watch_stdin):
     """An event set on SIGTERM/SIGINT and, with `watch_stdin`, at end of stdin: a test
     stops a server by closing its stdin (or by killing it)."""
@@ -521,17 +537,13 @@ def cmd_send(args, is_call):
 def cmd_notify(args):
     if args.exchange:
         oslo_messaging.set_transport_defaults(control_exchange=args.exchange)
-    url, kafka = args.url, None
-    if is_kafka(url):
-        kafka = Kafka(url)
-        kafka.install()
-        url = kafka.url
-    conf = make_conf(args)
-    if kafka:
-        kafka.ensure_topics(
-            conf, kafka_topics(conf, kafka, [args.topic], [args.priority], vhost=True)
-        )
-    transport = oslo_messaging.get_notification_transport(conf, url=url)
+    # oslo's kafka notifier writes to <topic>.<priority>[.<vhost>].
+    transport, kafka = notification_transport(
+        args,
+        lambda conf, kafka: kafka_topics(
+            conf, kafka, [args.topic], [args.priority], vhost=True
+        ),
+    )
     notifier = oslo_messaging.Notifier(
         transport,
         publisher_id=args.publisher_id,
@@ -604,15 +616,9 @@ def cmd_listen(args):
         if pattern is not None:
             re.compile(pattern)
 
-    url, kafka = args.url, None
-    if is_kafka(url):
-        kafka = Kafka(url)
-        kafka.install()
-        url = kafka.url
-    conf = make_conf(args)
-    if kafka:
-        kafka.ensure_topics(conf, kafka_topics(conf, kafka, args.topic, priorities))
-    transport = oslo_messaging.get_notification_transport(conf, url=url)
+    transport, kafka = notification_transport(
+        args, lambda conf, kafka: kafka_topics(conf, kafka, args.topic, priorities)
+    )
     targets = [
         oslo_messaging.Target(topic=t, exchange=args.exchange) for t in args.topic
     ]
