@@ -180,15 +180,15 @@ struct Part {
 impl Table {
     fn dispatch(&mut self, topic: &str, partition: i32, offset: i64) -> (Arc<str>, u64) {
         let generation = self.generation;
-        if !self.parts.contains_key(topic) {
-            self.parts.insert(Arc::from(topic), HashMap::new());
-        }
-        let (name, parts) = self
-            .parts
-            .get_key_value(topic)
-            .map(|(k, _)| k.clone())
-            .and_then(|k| self.parts.get_mut(&k).map(|p| (k, p)))
-            .expect("inserted above");
+        let name = match self.parts.get_key_value(topic) {
+            Some((name, _)) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                self.parts.insert(name.clone(), HashMap::new());
+                name
+            }
+        };
+        let parts = self.parts.entry(name.clone()).or_default();
         let part = parts.entry(partition).or_insert_with(|| Part {
             generation,
             pending: BTreeSet::new(),
