@@ -78,7 +78,7 @@ impl RpcTopics {
         Ok(topics)
     }
 
-    /// Where a request to the target goes.
+    /// Where a request to `target` (the one these topics are of) goes.
     pub fn destination(&self, target: &Target) -> &str {
         if target.fanout {
             &self.fanout
@@ -156,10 +156,12 @@ mod tests {
         );
         assert_eq!(topics.fanout, "oslo.fanout.nova.compute");
         assert_eq!(topics.destination(&t), "oslo.rpc.nova.compute.host-1");
-        assert_eq!(
-            topics.destination(&Target::topic("compute")),
-            "oslo.rpc.nova.compute"
-        );
+        let shared = Target::topic("compute");
+        let of_shared = RpcTopics::of(&shared, "nova", None).unwrap();
+        assert_eq!(of_shared.destination(&shared), "oslo.rpc.nova.compute");
+        let fanout = Target::topic("compute").fanout(true);
+        let of_fanout = RpcTopics::of(&fanout, "nova", None).unwrap();
+        assert_eq!(of_fanout.destination(&fanout), "oslo.fanout.nova.compute");
         let vh = RpcTopics::of(&t, "nova", Some("vh")).unwrap();
         assert_eq!(vh.shared, "oslo.vh.rpc.nova.compute");
     }
