@@ -170,10 +170,11 @@ impl KafkaOptions {
             )
             .set("fetch.wait.max.ms", k.fetch_wait_max_ms.to_string())
             .set("session.timeout.ms", session.as_millis().to_string())
-            // librdkafka requires heartbeats well within the session timeout.
+            // Well within the session timeout; frequent enough that members rejoin
+            // a rebalance quickly (librdkafka's 3 s at the default session timeout).
             .set(
                 "heartbeat.interval.ms",
-                (session.as_millis() / 3).clamp(1, 3000).to_string(),
+                (session.as_millis() / 15).clamp(100, 3000).to_string(),
             )
             .set("enable.partition.eof", "false")
             .set("enable.auto.commit", "true")
