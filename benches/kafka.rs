@@ -388,7 +388,8 @@ impl Bench {
     /// Our Kafka URL with the consumers' fetch wait and the producer's linger.
     fn ours_kafka(&self, linger_ms: u64) -> String {
         let mut url = format!(
-            "{}?fetch_wait_max_ms={FETCH_WAIT_MS}&producer_batch_timeout={}",
+            // tansu 0.6 deletes every topic when asked to delete one.
+            "{}?fetch_wait_max_ms={FETCH_WAIT_MS}&delete_reply_topics=false&producer_batch_timeout={}",
             self.kafka_url,
             linger_ms as f64 / 1000.0
         );

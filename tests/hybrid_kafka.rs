@@ -57,7 +57,8 @@ fn scenario02_ini(topic: &str) -> String {
          topics = {topic}\n\
          \n\
          [oslo_messaging_kafka]\n\
-         fetch_wait_max_ms = {wait}\n",
+         fetch_wait_max_ms = {wait}\n\
+         delete_reply_topics = false\n",
         rabbit = common::rabbit_url(),
         kafka = common::kafka_url(),
         wait = common::KAFKA_FETCH_WAIT_MS,

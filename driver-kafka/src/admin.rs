@@ -53,6 +53,9 @@ pub struct Topics {
     /// CreateTopics request (made when first needed).
     auto_creator: OnceLock<Arc<AdminClient<LogContext>>>,
     known: Mutex<HashMap<String, usize>>,
+    /// Held while a topic is being created, so that the first sends of many callers
+    /// to a new topic make one request, not one each.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Topics {
@@ -76,12 +79,17 @@ impl Topics {
             admin: Arc::new(admin),
             auto_creator: OnceLock::new(),
             known: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
         })
     }
 
     /// The partition count of `topic`, creating it (with `topic_partitions` partitions
     /// and `topic_replication_factor`) when it does not exist.
     pub async fn ensure(&self, topic: &str) -> Result<usize> {
+        if let Some(n) = self.lock().get(topic) {
+            return Ok(*n);
+        }
+        let _creating = self.creating.lock().await;
         if let Some(n) = self.lock().get(topic) {
             return Ok(*n);
         }

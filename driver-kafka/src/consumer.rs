@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -141,6 +141,7 @@ impl Ack {
             }
         }
         table.outstanding = table.outstanding.saturating_sub(1);
+        shared.room.notify_one();
         // Caught up: commit now rather than at the next background commit, so that a
         // rebalance soon after does not hand the records out again. Busy consumers
         // are rarely caught up, and are limited to a commit per interval anyway.
@@ -217,6 +218,8 @@ struct Shared {
     /// Whether offsets are stored and committed (not for `Tail` consumers).
     commits: bool,
     table: Arc<Mutex<Table>>,
+    /// Signalled when records are done, for the flow control of the poll loop.
+    room: Condvar,
     stop: AtomicBool,
 }
 
@@ -358,6 +361,7 @@ impl Consumer {
         let shared = Arc::new(Shared {
             consumer,
             commits: start.is_some(),
+            room: Condvar::new(),
             table,
             stop: AtomicBool::new(false),
         });
@@ -468,8 +472,8 @@ fn assign_ends(consumer: &BaseConsumer<GroupContext>, topics: &[String]) -> Kafk
 
 /// The consumer's thread: polls until stopped, handing each record to the handler.
 ///
-/// Flow control: while more than `limit` records are out and not done, the assigned
-/// partitions are paused (polling goes on, so the group keeps this member).
+/// Flow control: while more than `limit` records are out and not done, polling waits
+/// until half of them are.
 fn poll_loop(
     shared: &Arc<Shared>,
     slice: Duration,
@@ -479,29 +483,21 @@ fn poll_loop(
 ) {
     let weak = Arc::downgrade(shared);
     let mut last_error: Option<String> = None;
-    let mut paused = false;
     while !shared.stop.load(Ordering::Relaxed) {
-        let outstanding = shared
-            .table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .outstanding;
-        let busy = if paused {
-            outstanding > limit / 2
-        } else {
-            outstanding > limit
-        };
-        if busy != paused
-            && let Ok(assignment) = shared.consumer.assignment()
+        // Flow control: wait while too many records are out. (Pausing the partitions
+        // instead would make librdkafka drop what it has prefetched and fetch it
+        // again.) Rebalances wait too, up to `max.poll.interval.ms`.
         {
-            let switched = if busy {
-                shared.consumer.pause(&assignment)
-            } else {
-                shared.consumer.resume(&assignment)
-            };
-            match switched {
-                Ok(()) => paused = busy,
-                Err(e) => tracing::debug!(consumer = %name, error = %e, "pause/resume failed"),
+            let mut table = shared.table.lock().unwrap_or_else(|e| e.into_inner());
+            if table.outstanding > limit {
+                while table.outstanding > limit / 2 && !shared.stop.load(Ordering::Relaxed) {
+                    table = shared
+                        .room
+                        .wait_timeout(table, POLL_SLICE)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                continue;
             }
         }
         let message = match shared.consumer.poll(slice) {

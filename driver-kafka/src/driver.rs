@@ -302,7 +302,9 @@ impl Driver for KafkaDriver {
     async fn cleanup(&self) {
         if let Some(replies) = self.replies.get() {
             replies.consumer.lock().await.close().await;
-            self.topics.delete(&replies.name).await;
+            if self.options.kafka.delete_reply_topics {
+                self.topics.delete(&replies.name).await;
+            }
         }
         let producer = self.producer.clone();
         let limit = self.options.delivery_timeout();

@@ -63,15 +63,18 @@ pub fn with_query(url: &str, key: &str, value: &str) -> String {
     format!("{url}{sep}{key}={value}")
 }
 
-/// The Kafka URL the tests open: [`kafka_url`] with a short `fetch_wait_max_ms`. The
+/// The Kafka URL the tests open: [`kafka_url`] with a short `fetch_wait_max_ms` and
+/// reply topics left in place at cleanup. The
 /// Python peer accepts it too (it drops the Rust driver's extension parameters, which
 /// oslo would refuse, and sets the same fetch wait).
 pub fn kafka_test_url() -> String {
-    with_query(
+    let url = with_query(
         &kafka_url(),
         "fetch_wait_max_ms",
         &KAFKA_FETCH_WAIT_MS.to_string(),
-    )
+    );
+    // tansu 0.6 deletes every topic when asked to delete one.
+    with_query(&url, "delete_reply_topics", "false")
 }
 
 /// The interpreter of the peer: `OSLO_PEER_PYTHON`, else `<repo>/.venv/bin/python`.

@@ -163,6 +163,10 @@ KAFKA_EXTENSIONS = (
     "topic_partitions",
     "topic_replication_factor",
     "producer_delivery_timeout",
+    "consumer_session_timeout",
+    "create_topics",
+    "auto_offset_reset",
+    "delete_reply_topics",
 )
 # How long a Kafka listener may take to have its partitions and fetch from them.
 KAFKA_READY_LIMIT = 60.0

@@ -12,8 +12,10 @@ use messaging_core::{Config, DriverRegistry, Transport};
 /// The real broker of the tests unless `KAFKA_URL` says otherwise.
 pub const DEFAULT_KAFKA_URL: &str = "kafka://127.0.0.1:9092";
 
-/// The fetch wait the tests use: tansu answers a fetch only when it expires.
-pub const FETCH_WAIT: &str = "fetch_wait_max_ms=10";
+/// The settings every test transport has: a short fetch wait (tansu answers a fetch
+/// only when it expires), and reply topics left in place (tansu 0.6 deletes every
+/// topic when asked to delete one).
+pub const FETCH_WAIT: &str = "fetch_wait_max_ms=10&delete_reply_topics=false";
 
 /// A registry with the Kafka driver.
 pub fn registry() -> DriverRegistry {

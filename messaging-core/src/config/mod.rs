@@ -566,6 +566,10 @@ pub struct KafkaSection {
     /// `latest` (only those sent after the group first gets the partition, as in
     /// oslo). Default `earliest`.
     pub auto_offset_reset: String,
+    /// Extension: delete the transport's reply topic at cleanup. Turn it off on
+    /// brokers whose topic deletion is unreliable (tansu 0.6 deletes every topic).
+    /// Default true.
+    pub delete_reply_topics: bool,
 }
 
 impl Default for KafkaSection {
@@ -593,6 +597,7 @@ impl Default for KafkaSection {
             consumer_session_timeout: 45.0,
             create_topics: true,
             auto_offset_reset: "earliest".to_string(),
+            delete_reply_topics: true,
         }
     }
 }
@@ -627,6 +632,7 @@ impl fmt::Debug for KafkaSection {
             .field("consumer_session_timeout", &self.consumer_session_timeout)
             .field("create_topics", &self.create_topics)
             .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("delete_reply_topics", &self.delete_reply_topics)
             .finish()
     }
 }
