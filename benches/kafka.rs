@@ -35,9 +35,11 @@
 //! tansu answers a fetch only when that expires.
 //!
 //! Topics are never deleted: tansu 0.6.0 deletes every topic of the cluster when asked
-//! to delete one. Restart it on fresh storage now and then (`scripts/services` does
-//! past 1 GB); it slows down as its storage grows. The RPC rows run last, after the
-//! Python rows, because our RPC client deletes its reply topic at cleanup.
+//! to delete one, so our Kafka URL sets `delete_reply_topics=false` and our RPC client
+//! leaves its reply topic behind at cleanup. Restart tansu on fresh storage now and
+//! then (`scripts/services` does past 1 GB); it slows down as its storage grows. The
+//! RPC rows run last, after the Python rows, which keeps the pre-filled drain topic
+//! safe should a reply topic be deleted all the same.
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) every row runs a handful of
 //! messages as a smoke test that asserts nothing about speed. The brokers are
@@ -46,10 +48,10 @@
 //! rows need `<repo>/.venv` (or `OSLO_PEER_PYTHON`) with oslo.messaging and
 //! confluent-kafka; without it the program fails unless given `--no-python`.
 
-use std::collections::HashMap;
+mod common;
+
 use std::fmt::Write as _;
 use std::future::Future;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,10 +59,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use common::{
+    CALL_TIMEOUT, Cell, Data, Echo, Measured, Plan, Profile, Table, bounded, cells, delete_queues,
+    drain, drive, err, measured, python, side,
+};
+
+/// What differs from the RabbitMQ benchmark in what they share.
+static PROFILE: Profile = Profile {
+    name: "kafka",
+    payloads: &[100],
+    seconds: 5.0,
+    drain_timeout: Duration::from_secs(180),
+    // Group joins, topic creation.
+    setup_timeout: Duration::from_secs(90),
+    counted: "notifications",
+};
 /// The default Kafka broker.
 const DEFAULT_KAFKA_URL: &str = "kafka://127.0.0.1:9092";
-/// The default RabbitMQ broker of the RPC comparison rows.
-const DEFAULT_RABBIT_URL: &str = "rabbit://guest:guest@127.0.0.1:5672/";
 /// `fetch.wait.max.ms` of every consumer.
 const FETCH_WAIT_MS: u64 = 10;
 /// Partitions of every topic: the driver's `topic_partitions` default.
@@ -69,14 +84,6 @@ const PARTITIONS: usize = 4;
 const PIPELINED_LINGER_MS: u64 = 5;
 /// Concurrent callers of the calls row that has many.
 const RPC_CALLERS: usize = 64;
-/// Call timeout.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a consumer may take to get everything a row sent.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(180);
-/// How long one operation may take: a lost broker must fail the row, not hang it.
-const OP_TIMEOUT: Duration = Duration::from_secs(70);
-/// Room for a row's setup and teardown (group joins, topic creation and deletion).
-const SETUP_TIMEOUT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------------
 // Scenarios, options and the measurement loops.
@@ -125,15 +132,15 @@ impl Row {
             Row::NotifyOne => "notifications, 1 caller, delivery awaited (linger.ms 0)".to_string(),
             Row::NotifyMany => format!(
                 "notifications, {} concurrent callers, delivery awaited (linger.ms {PIPELINED_LINGER_MS})",
-                o.callers
+                o.extra.callers
             ),
             Row::EndToEnd => format!(
                 "notifier → listener end to end, live: {} callers (linger.ms {PIPELINED_LINGER_MS}); handled/s, send → handler latency",
-                o.e2e_callers
+                o.extra.e2e_callers
             ),
             Row::Drain => format!(
                 "listener alone: a new group handles {} pre-filled notifications (first → last)",
-                o.drain
+                o.extra.drain
             ),
             Row::CallsOne => {
                 "RPC calls, 1 caller: ours over Kafka; raw columns: ours over RabbitMQ".to_string()
@@ -173,22 +180,9 @@ impl Row {
     }
 }
 
-/// Which implementations to run.
-#[derive(Debug, Clone, Copy)]
-struct Only {
-    ours: bool,
-    raw: bool,
-    python: bool,
-}
-
-/// Command-line options.
+/// The Kafka benchmark's own options.
 #[derive(Debug, Clone)]
-struct Options {
-    /// `--bench` given: the full measurement, else a smoke pass.
-    full: bool,
-    only: Only,
-    payloads: Vec<usize>,
-    seconds: f64,
+struct Extra {
     /// Concurrent callers of `notify-n` (and of the drain row's pre-fill).
     callers: usize,
     /// Concurrent callers of `e2e`.
@@ -197,158 +191,43 @@ struct Options {
     py_threads: usize,
     /// Notifications pre-filled for `drain`.
     drain: u64,
-    /// Row keys to run; empty: all.
-    rows: Vec<String>,
     /// Extra query parameters of our Kafka URL (`--ours-query a=1&b=2`), to try
     /// driver options.
     ours_query: String,
 }
 
-impl Options {
-    fn parse() -> Result<Self, String> {
-        let mut o = Options {
-            full: false,
-            only: Only {
-                ours: true,
-                raw: true,
-                python: true,
-            },
-            payloads: vec![100],
-            seconds: 5.0,
-            callers: 1024,
-            e2e_callers: 256,
-            py_threads: 4,
-            drain: 50_000,
-            rows: Vec::new(),
-            ours_query: String::new(),
-        };
-        let mut drain_given = false;
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-            match arg.as_str() {
-                "--bench" => o.full = true,
-                "--no-python" => o.only.python = false,
-                "--only" => {
-                    let list = value("--only")?;
-                    let has = |n: &str| list.split(',').any(|x| x.trim() == n);
-                    if let Some(bad) = list
-                        .split(',')
-                        .find(|x| !["ours", "raw", "python"].contains(&x.trim()))
-                    {
-                        return Err(format!("--only takes ours, raw, python; got {bad:?}"));
-                    }
-                    o.only = Only {
-                        ours: has("ours"),
-                        raw: has("raw"),
-                        python: has("python") && o.only.python,
-                    };
-                }
-                "--payload" => {
-                    o.payloads = value("--payload")?
-                        .split(',')
-                        .map(|p| p.trim().parse::<usize>())
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| format!("--payload: {e}"))?;
-                }
-                "--seconds" => {
-                    o.seconds = value("--seconds")?
-                        .parse()
-                        .map_err(|e| format!("--seconds: {e}"))?;
-                    if !(o.seconds > 0.0 && o.seconds.is_finite()) {
-                        return Err("--seconds must be positive".into());
-                    }
-                }
-                "--callers" => {
-                    o.callers = value("--callers")?
-                        .parse()
-                        .map_err(|e| format!("--callers: {e}"))?;
-                    if o.callers == 0 {
-                        return Err("--callers must be at least 1".into());
-                    }
-                }
-                "--e2e-callers" => {
-                    o.e2e_callers = value("--e2e-callers")?
-                        .parse()
-                        .map_err(|e| format!("--e2e-callers: {e}"))?;
-                    if o.e2e_callers == 0 {
-                        return Err("--e2e-callers must be at least 1".into());
-                    }
-                }
-                "--py-threads" => {
-                    o.py_threads = value("--py-threads")?
-                        .parse()
-                        .map_err(|e| format!("--py-threads: {e}"))?;
-                    if o.py_threads == 0 {
-                        return Err("--py-threads must be at least 1".into());
-                    }
-                }
-                "--drain" => {
-                    o.drain = value("--drain")?
-                        .parse()
-                        .map_err(|e| format!("--drain: {e}"))?;
-                    if o.drain < 2 {
-                        return Err("--drain must be at least 2".into());
-                    }
-                    drain_given = true;
-                }
-                "--ours-query" => o.ours_query = value("--ours-query")?,
-                "--rows" => {
-                    o.rows = value("--rows")?
-                        .split(',')
-                        .map(|r| r.trim().to_string())
-                        .collect();
-                    if let Some(bad) = o
-                        .rows
-                        .iter()
-                        .find(|r| !Row::ALL.iter().any(|row| row.key() == r.as_str()))
-                    {
-                        let keys: Vec<&str> = Row::ALL.iter().map(|r| r.key()).collect();
-                        return Err(format!("--rows takes {}; got {bad:?}", keys.join(", ")));
-                    }
-                }
-                // Whatever else cargo or a test runner passes (filters, --nocapture).
-                _ => {}
-            }
-        }
-        if !o.full && !drain_given {
-            o.drain = 100;
-        }
-        Ok(o)
-    }
+/// Command-line options: those every benchmark has, and ours.
+type Options = common::Options<Extra>;
 
-    fn rows(&self) -> Vec<Row> {
-        Row::ALL
-            .into_iter()
-            .filter(|r| self.rows.is_empty() || self.rows.iter().any(|k| k == r.key()))
-            .collect()
-    }
-
-    fn plan(&self) -> Plan {
-        if self.full {
-            Plan {
-                warmup: Duration::from_secs(1),
-                measure: Duration::from_secs_f64(self.seconds),
-                max_ops: None,
+fn parse_options() -> Result<Options, String> {
+    let keys: Vec<&str> = Row::ALL.iter().map(|r| r.key()).collect();
+    let extra = Extra {
+        callers: 1024,
+        e2e_callers: 256,
+        py_threads: 4,
+        drain: 50_000,
+        ours_query: String::new(),
+    };
+    let mut drain_given = false;
+    let mut o = Options::parse(&PROFILE, &keys, extra, |x, arg, args| {
+        match arg {
+            "--callers" => x.callers = args.at_least("--callers", 1)?,
+            "--e2e-callers" => x.e2e_callers = args.at_least("--e2e-callers", 1)?,
+            "--py-threads" => x.py_threads = args.at_least("--py-threads", 1)?,
+            "--drain" => {
+                x.drain = args.at_least("--drain", 2)?;
+                drain_given = true;
             }
-        } else {
-            // A smoke pass: a few messages per sender, bounded in time.
-            Plan {
-                warmup: Duration::ZERO,
-                measure: Duration::from_secs(2),
-                max_ops: Some(3),
-            }
+            "--ours-query" => x.ours_query = args.value("--ours-query")?,
+            // Whatever else cargo or a test runner passes (filters, --nocapture).
+            _ => {}
         }
+        Ok(())
+    })?;
+    if !o.full && !drain_given {
+        o.extra.drain = 100;
     }
-}
-
-/// How long a row runs.
-#[derive(Debug, Clone, Copy)]
-struct Plan {
-    warmup: Duration,
-    measure: Duration,
-    /// Operations per sender at most (the smoke pass).
-    max_ops: Option<u64>,
+    Ok(o)
 }
 
 /// The brokers, and what every row of one payload size shares.
@@ -377,11 +256,12 @@ struct Bench {
 impl Bench {
     /// A topic name unique to this run, implementation and row.
     fn topic(&self, implementation: &str, row: Row) -> String {
-        format!(
-            "bench_kafka_{}_{implementation}_{}_{}",
-            self.run_id,
-            row.key().replace('-', "_"),
-            self.payload.len()
+        common::topic(
+            self.plan,
+            &self.run_id,
+            implementation,
+            row.key(),
+            self.payload.len(),
         )
     }
 
@@ -401,12 +281,6 @@ impl Bench {
     }
 }
 
-/// The argument of `echo` and the payload of notifications: `{"data": "<payload>"}`.
-#[derive(Serialize)]
-struct Data<'a> {
-    data: &'a str,
-}
-
 /// A notification payload that carries its send time (ns since the Unix epoch, the
 /// wall clock, so that another process can read it).
 #[derive(Serialize)]
@@ -419,15 +293,6 @@ fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Builds a payload of `len` ASCII characters that need no JSON escaping.
-fn payload(len: usize) -> Arc<str> {
-    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len)
-        .map(|i| alphabet[i % alphabet.len()] as char)
-        .collect::<String>()
-        .into()
 }
 
 /// (our URL without query, ending in `/`; `bootstrap.servers`) from `KAFKA_URL`.
@@ -454,117 +319,6 @@ fn kafka_urls() -> Result<(String, String), String> {
         })
         .collect();
     Ok((format!("kafka://{authority}/"), hosts.join(",")))
-}
-
-/// (our RabbitMQ URL, lapin's form of it).
-fn rabbit_urls() -> (String, String) {
-    let url = std::env::var("RABBIT_URL").unwrap_or_else(|_| DEFAULT_RABBIT_URL.into());
-    let (scheme, rest) = url.split_once("://").unwrap_or(("rabbit", &url));
-    let (authority, vhost) = rest.split_once('/').unwrap_or((rest, ""));
-    let (oslo_vhost, amqp_vhost) = match vhost {
-        "" | "%2f" | "%2F" => ("", "%2f"),
-        v => (v, v),
-    };
-    let amqp =
-        std::env::var("AMQP_URL").unwrap_or_else(|_| format!("amqp://{authority}/{amqp_vhost}"));
-    let scheme = if scheme.starts_with("amqp") {
-        "rabbit"
-    } else {
-        scheme
-    };
-    (format!("{scheme}://{authority}/{oslo_vhost}"), amqp)
-}
-
-/// A short error string from anything displayable.
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-/// What a row reports, whichever implementation measured it.
-#[derive(Debug, Clone)]
-struct Measured {
-    throughput: f64,
-    /// None for rows without latency (the drain).
-    p50: Option<Duration>,
-    p99: Option<Duration>,
-    note: Option<String>,
-}
-
-/// Throughput and p50/p99 of `latencies` (any order) over `elapsed`.
-fn measured(mut latencies: Vec<Duration>, elapsed: Duration) -> Result<Measured, String> {
-    let n = latencies.len();
-    if n == 0 || elapsed.is_zero() {
-        return Err("no operation completed in the measured window".into());
-    }
-    latencies.sort_unstable();
-    let at = |q: usize| latencies[(n * q / 100).min(n - 1)];
-    Ok(Measured {
-        throughput: n as f64 / elapsed.as_secs_f64(),
-        p50: Some(at(50)),
-        p99: Some(at(99)),
-        note: None,
-    })
-}
-
-/// Runs `op` from `workers` concurrent tasks: a warm-up, then the measured window.
-/// Operations starting inside the window are timed; the window ends when the last of
-/// them finishes. The first failure ends the row. Returns the result and how many
-/// operations completed in all (warm-up included).
-async fn drive<F, Fut>(plan: Plan, workers: usize, op: F) -> (Result<Measured, String>, u64)
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let start = Instant::now();
-    let window = start + plan.warmup;
-    let end = window + plan.measure;
-    let total = Arc::new(AtomicU64::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..workers {
-        let (op, total) = (op.clone(), total.clone());
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            let mut last = window;
-            let mut done = 0u64;
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end || plan.max_ops.is_some_and(|m| done >= m) {
-                    break;
-                }
-                tokio::time::timeout(OP_TIMEOUT, op())
-                    .await
-                    .map_err(|_| format!("an operation took longer than {OP_TIMEOUT:?}"))??;
-                let t1 = Instant::now();
-                if t0 >= window {
-                    latencies.push(t1 - t0);
-                    last = t1;
-                }
-                done += 1;
-                total.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, String>((latencies, last))
-        });
-    }
-    let mut all = Vec::new();
-    let mut last = window;
-    let mut failure = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined.map_err(err).and_then(|r| r) {
-            Ok((latencies, worker_last)) => {
-                all.extend(latencies);
-                last = last.max(worker_last);
-            }
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        }
-    }
-    let sent = total.load(Ordering::Relaxed);
-    match failure {
-        Some(e) => (Err(e), sent),
-        None => (measured(all, last.saturating_duration_since(window)), sent),
-    }
 }
 
 /// What a listener saw: a count, and (send time, handling time) of each stamped
@@ -627,23 +381,6 @@ impl Arrivals {
     }
 }
 
-/// Waits until `received` reaches `expected`.
-async fn drain(received: &AtomicU64, expected: u64) -> Result<(), String> {
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    loop {
-        let got = received.load(Ordering::Relaxed);
-        if got >= expected {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the consumer got {got} of {expected} notifications within {DRAIN_TIMEOUT:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// A live stream: `workers` tasks send stamped notifications through `send` for the
 /// warm-up and the window while a listener records them into `arrivals`; then waits
 /// for the listener to have them all.
@@ -663,7 +400,7 @@ where
     let before = arrivals.received.load(Ordering::Relaxed);
     let (sent, total) = drive(plan, workers, move || send(now_ns())).await;
     sent?;
-    drain(&arrivals.received, before + total).await?;
+    drain(plan, &arrivals.received, before + total).await?;
     arrivals.live(window_ns, end_ns)
 }
 
@@ -675,11 +412,6 @@ mod ours {
     use super::*;
     use messaging::notify::{Notification, NotificationListener, Notifier, Priority};
     use messaging::{Config, Context, Endpoint, RemoteError, RpcClient, RpcServer, Target};
-
-    #[derive(serde::Deserialize)]
-    struct Echo {
-        data: String,
-    }
 
     async fn transport(url: &str) -> Result<messaging::Transport, String> {
         messaging::registry()
@@ -706,15 +438,7 @@ mod ours {
             let notifier = notifier.clone();
             async move {
                 let (notifier, payload) = &*notifier;
-                notifier
-                    .try_notify(
-                        &Context::new(),
-                        "bench.event",
-                        Priority::Info,
-                        Data { data: payload },
-                    )
-                    .await
-                    .map_err(err)
+                common::notify(notifier, Data { data: payload }).await
             }
         })
         .await;
@@ -754,15 +478,7 @@ mod ours {
             let state = state.clone();
             async move {
                 let (notifier, payload) = &*state;
-                notifier
-                    .try_notify(
-                        &Context::new(),
-                        "bench.event",
-                        Priority::Info,
-                        Stamped { data: payload, t },
-                    )
-                    .await
-                    .map_err(err)
+                common::notify(notifier, Stamped { data: payload, t }).await
             }
         })
         .await
@@ -814,18 +530,11 @@ mod ours {
             tasks.spawn(async move {
                 let (notifier, payload, next) = &*state;
                 while next.fetch_add(1, Ordering::Relaxed) < n {
-                    notifier
-                        .try_notify(
-                            &Context::new(),
-                            "bench.event",
-                            Priority::Info,
-                            Stamped {
-                                data: payload,
-                                t: now_ns(),
-                            },
-                        )
-                        .await
-                        .map_err(err)?;
+                    let stamped = Stamped {
+                        data: payload,
+                        t: now_ns(),
+                    };
+                    common::notify(notifier, stamped).await?;
                 }
                 Ok::<_, String>(())
             });
@@ -847,7 +556,7 @@ mod ours {
         let group = format!("{topic}_ours_{}", uuid::Uuid::new_v4().simple());
         let result = match listener(&t, topic, &group, arrivals.clone()).await {
             Ok(listener) => {
-                let drained = drain(&arrivals.received, n).await;
+                let drained = drain(b.plan, &arrivals.received, n).await;
                 listener.stop().await;
                 let _ = listener.wait().await;
                 drained.and_then(|()| arrivals.drained())
@@ -1155,7 +864,7 @@ mod raw {
                 stop,
                 thread: Some(thread),
             };
-            let deadline = Instant::now() + SETUP_TIMEOUT;
+            let deadline = Instant::now() + PROFILE.setup_timeout;
             while !ready.load(Ordering::Relaxed) {
                 if Instant::now() >= deadline {
                     listener.close().await;
@@ -1211,7 +920,7 @@ mod raw {
         let arrivals = Arc::new(Arrivals::default());
         let group = format!("{topic}_raw_{}", uuid::Uuid::new_v4().simple());
         let mut listener = Listener::start(b, topic, &group, arrivals.clone()).await?;
-        let drained = drain(&arrivals.received, n).await;
+        let drained = drain(b.plan, &arrivals.received, n).await;
         listener.close().await;
         drained.and_then(|()| arrivals.drained())
     }
@@ -1231,163 +940,42 @@ mod raw {
     }
 }
 
-/// Deletes RabbitMQ queues, best effort.
-async fn delete_queues(amqp_url: &str, queues: &[String]) {
-    use lapin::options::QueueDeleteOptions;
-    let work = async {
-        let Ok(conn) = lapin::Connection::connect(amqp_url, Default::default()).await else {
-            return;
-        };
-        for q in queues {
-            if let Ok(ch) = conn.create_channel().await {
-                let _ = ch
-                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-                let _ = ch.close(200, "bench done".into()).await;
-            }
-        }
-        let _ = conn.close(200, "bench done".into()).await;
-    };
-    let _ = tokio::time::timeout(SETUP_TIMEOUT, work).await;
-}
-
 // ---------------------------------------------------------------------------------
 // Python oslo.messaging: tests/peers/bench_oslo.py in its Kafka mode.
 // ---------------------------------------------------------------------------------
 
-mod python {
-    use super::*;
-    use serde_json::Value;
-
-    fn repo() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// Runs the Python rows of `rows`: `e2e` on topics of its own, `drain` on the
+/// pre-filled `drain_topic` (the name without `.info`). The report has each row under
+/// its key (`e2e`, not the `e2e-<threads>` the peer is given).
+fn run_python(
+    b: &Bench,
+    rows: &[Row],
+    drain_topic: Option<&str>,
+) -> Result<python::Report, String> {
+    let keys: Vec<String> = rows
+        .iter()
+        .filter(|r| r.has_python())
+        .map(|r| match r {
+            Row::EndToEnd => format!("e2e-{}", b.py_threads),
+            other => other.key().to_string(),
+        })
+        .collect();
+    let topic = b.topic("py", Row::EndToEnd);
+    let mut cmd = python::command(b.plan, &b.kafka_url, b.payload.len(), &keys, &topic)?;
+    cmd.args(["--fetch-wait-ms", &FETCH_WAIT_MS.to_string()])
+        .args(["--linger-ms", &PIPELINED_LINGER_MS.to_string()])
+        .args(["--partitions", &PARTITIONS.to_string()]);
+    if let Some(topic) = drain_topic {
+        cmd.args(["--drain-topic", topic])
+            .args(["--drain-count", &b.drain.to_string()]);
     }
-
-    /// The interpreter of the peer: `OSLO_PEER_PYTHON`, else the virtualenv that
-    /// `scripts/services` makes; `None` if it does not exist.
-    pub fn interpreter() -> Option<PathBuf> {
-        let py = std::env::var_os("OSLO_PEER_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join(".venv/bin/python"));
-        py.exists().then_some(py)
-    }
-
-    /// The oslo.messaging version and each row's result.
-    pub struct Report {
-        pub version: String,
-        pub rows: HashMap<String, Result<Measured, String>>,
-    }
-
-    /// Runs the Python rows of `rows`: `e2e` on topics of its own, `drain` on the
-    /// pre-filled `drain_topic` (the name without `.info`).
-    pub fn run(b: &Bench, rows: &[Row], drain_topic: Option<&str>) -> Result<Report, String> {
-        let py = interpreter().ok_or("no .venv: run scripts/services")?;
-        let keys: Vec<String> = rows
-            .iter()
-            .filter(|r| r.has_python())
-            .map(|r| match r {
-                Row::EndToEnd => format!("e2e-{}", b.py_threads),
-                other => other.key().to_string(),
-            })
-            .collect();
-        let mut cmd = std::process::Command::new(py);
-        cmd.arg(repo().join("tests/peers/bench_oslo.py"))
-            .args(["--url", &b.kafka_url])
-            .args(["--payload", &b.payload.len().to_string()])
-            .args(["--seconds", &b.plan.measure.as_secs_f64().to_string()])
-            .args(["--warmup", &b.plan.warmup.as_secs_f64().to_string()])
-            .args(["--rows", &keys.join(",")])
-            .args(["--topic", &b.topic("py", Row::EndToEnd)])
-            .args(["--fetch-wait-ms", &FETCH_WAIT_MS.to_string()])
-            .args(["--linger-ms", &PIPELINED_LINGER_MS.to_string()])
-            .args(["--partitions", &PARTITIONS.to_string()]);
-        if let Some(topic) = drain_topic {
-            cmd.args(["--drain-topic", topic])
-                .args(["--drain-count", &b.drain.to_string()]);
-        }
-        if let Some(m) = b.plan.max_ops {
-            cmd.args(["--max-ops", &m.to_string()]);
-        }
-        let per_row = b.plan.warmup + b.plan.measure + DRAIN_TIMEOUT + OP_TIMEOUT;
-        let limit = per_row * keys.len() as u32 + SETUP_TIMEOUT;
-        let (status, stdout, stderr) = output_within(cmd, limit)?;
-        if !status.success() {
-            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-            return Err(format!(
-                "bench_oslo.py failed ({status}): {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            ));
-        }
-        let mut report = Report {
-            version: "?".into(),
-            rows: HashMap::new(),
-        };
-        for line in stdout.lines().filter(|l| l.starts_with('{')) {
-            let v: Value = serde_json::from_str(line).map_err(err)?;
-            if let Some(version) = v["oslo.messaging"].as_str() {
-                report.version = version.into();
-                continue;
-            }
-            let Some(key) = v["row"].as_str() else {
-                continue;
-            };
-            let ms = |k: &str| v[k].as_f64().map(|x| Duration::from_secs_f64(x / 1000.0));
-            let measured = match v["error"].as_str() {
-                Some(e) => Err(e.to_string()),
-                None => Ok(Measured {
-                    throughput: v["throughput"].as_f64().unwrap_or(0.0),
-                    p50: ms("p50_ms"),
-                    p99: ms("p99_ms"),
-                    note: v["note"].as_str().map(String::from),
-                }),
-            };
-            let key = key.split('-').next().unwrap_or(key).to_string();
-            report.rows.insert(key, measured);
-        }
-        Ok(report)
-    }
-
-    /// Runs `cmd` to completion, killing it after `limit`; returns its exit status,
-    /// stdout and stderr.
-    fn output_within(
-        mut cmd: std::process::Command,
-        limit: Duration,
-    ) -> Result<(std::process::ExitStatus, String, String), String> {
-        use std::io::Read;
-        use std::process::Stdio;
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(err)?;
-        // Read both pipes while waiting, so a chatty child cannot block on a full pipe.
-        let read_all = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                if let Some(mut pipe) = pipe {
-                    let _ = pipe.read_to_string(&mut text);
-                }
-                text
-            })
-        };
-        let stdout = read_all(child.stdout.take().map(|p| Box::new(p) as _));
-        let stderr = read_all(child.stderr.take().map(|p| Box::new(p) as _));
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = child.try_wait().map_err(err)? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("bench_oslo.py did not finish within {limit:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let stdout = stdout.join().unwrap_or_default();
-        let stderr = stderr.join().unwrap_or_default();
-        Ok((status, stdout, stderr))
-    }
+    let mut report = python::run(b.plan, cmd, keys.len())?;
+    report.rows = report
+        .rows
+        .into_iter()
+        .map(|(key, m)| (key.split('-').next().unwrap_or(&key).to_string(), m))
+        .collect();
+    Ok(report)
 }
 
 // ---------------------------------------------------------------------------------
@@ -1397,152 +985,42 @@ mod python {
 /// One line of a table: a scenario and what each implementation measured.
 struct Line {
     row: Row,
-    ours: Option<Result<Measured, String>>,
-    raw: Option<Result<Measured, String>>,
-    python: Option<Result<Measured, String>>,
+    ours: Cell,
+    raw: Cell,
+    python: Cell,
 }
 
 fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|x| x.1.trim())
-        })
-        .unwrap_or("unknown CPU");
-    let cpus = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let version = |cmd: &str, arg: &str| {
-        std::process::Command::new(cmd)
-            .arg(arg)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let kafka = version("tansu", "--version").unwrap_or_else(|| "broker of unknown version".into());
-    let rabbit = version("rabbitmqctl", "version").unwrap_or_else(|| "unknown".into());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(String::from))
-        .unwrap_or_else(|| "?".into());
-    format!(
-        "{model}, {cpus} CPUs (load average {load} at start); Kafka: {kafka}; RabbitMQ {rabbit}"
-    )
-}
-
-fn cells(m: &Option<Result<Measured, String>>) -> (String, String) {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    match m {
-        None => ("–".into(), "–".into()),
-        Some(Ok(m)) => {
-            let rate = match &m.note {
-                Some(n) => format!("{:.0} ({n})", m.throughput),
-                None => format!("{:.0}", m.throughput),
-            };
-            let latency = match (m.p50, m.p99) {
-                (Some(p50), Some(p99)) => format!("{:.2} / {:.2}", ms(p50), ms(p99)),
-                _ => "–".into(),
-            };
-            (rate, latency)
-        }
-        Some(Err(e)) => {
-            let e: String = e.replace('|', "/").replace('\n', " ");
-            let e = if e.chars().count() > 120 {
-                format!("{}…", e.chars().take(120).collect::<String>())
-            } else {
-                e
-            };
-            (format!("error: {e}"), "–".into())
-        }
-    }
-}
-
-/// `ours / other` with its target, if both measured.
-fn ratio(
-    ours: &Option<Result<Measured, String>>,
-    other: &Option<Result<Measured, String>>,
-    target: Option<f64>,
-    what: &str,
-) -> String {
-    match (ours, other) {
-        (Some(Ok(o)), Some(Ok(r))) if r.throughput > 0.0 => {
-            let ratio = o.throughput / r.throughput;
-            match target {
-                Some(t) => {
-                    let mark = if ratio >= t { "✓" } else { "✗" };
-                    format!("{ratio:.2}× {mark} (≥ {t:.1}×)")
-                }
-                None => format!("{ratio:.2}×{what}"),
-            }
-        }
-        _ => "–".into(),
-    }
+    let kafka =
+        common::version("tansu", "--version").unwrap_or_else(|| "broker of unknown version".into());
+    let rabbit = common::version("rabbitmqctl", "version").unwrap_or_else(|| "unknown".into());
+    common::machine(&format!("Kafka: {kafka}; RabbitMQ {rabbit}"))
 }
 
 fn table(o: &Options, payload: usize, lines: &[Line], python_version: Option<&str>) -> String {
-    let mut t = String::new();
-    let py = python_version.map_or("Python".to_string(), |v| format!("oslo.messaging {v}"));
-    let _ = writeln!(t, "\n#### {payload}-byte payload\n");
-    let _ = writeln!(
-        t,
-        "| scenario | ours msg/s | ours p50 / p99 ms | raw rdkafka msg/s | raw p50 / p99 ms | ours / raw (target) | {py} msg/s | {py} p50 / p99 ms | ours / {py} (target) |"
-    );
-    let _ = writeln!(t, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let mut t = Table::new(payload, "raw rdkafka", python_version, true);
     for line in lines {
-        let ours = cells(&line.ours);
-        let raw = cells(&line.raw);
-        let python = cells(&line.python);
-        let vs_raw = ratio(
-            &line.ours,
-            &line.raw,
-            line.row.target(),
-            if line.row.is_rpc() {
-                " (Kafka / RabbitMQ, no target)"
-            } else {
-                " (no target)"
-            },
-        );
-        let vs_python = ratio(
-            &line.ours,
-            &line.python,
-            line.row.python_target(),
-            " (no target)",
-        );
-        let _ = writeln!(
-            t,
-            "| {} | {} | {} | {} | {} | {vs_raw} | {} | {} | {vs_python} |",
-            line.row.label(o),
-            ours.0,
-            ours.1,
-            raw.0,
-            raw.1,
-            python.0,
-            python.1
+        let ours = common::throughput(&line.ours);
+        let untargeted = if line.row.is_rpc() {
+            " (Kafka / RabbitMQ, no target)"
+        } else {
+            " (no target)"
+        };
+        let vs_raw = common::ratio(ours, &line.raw, line.row.target(), untargeted);
+        let vs_python = common::ratio(ours, &line.python, line.row.python_target(), " (no target)");
+        t.line(
+            &line.row.label(o),
+            [&cells(&line.ours), &cells(&line.raw), &cells(&line.python)],
+            &vs_raw,
+            Some(&vs_python),
         );
     }
-    t
+    t.finish()
 }
 
 // ---------------------------------------------------------------------------------
 // Main: every row, then the table.
 // ---------------------------------------------------------------------------------
-
-/// Bounds a whole row (setup, measurement, drain, teardown).
-async fn bounded(
-    plan: Plan,
-    row: impl Future<Output = Result<Measured, String>>,
-) -> Result<Measured, String> {
-    let limit = plan.warmup + plan.measure + DRAIN_TIMEOUT + OP_TIMEOUT + SETUP_TIMEOUT;
-    tokio::time::timeout(limit, row)
-        .await
-        .unwrap_or_else(|_| Err(format!("the row did not finish within {limit:?}")))
-}
 
 /// The drain row's topic (without `.info`), if it still holds what was pre-filled.
 async fn prefilled<'a>(b: &Bench, drain_topic: Option<&'a str>) -> Result<&'a str, String> {
@@ -1550,8 +1028,8 @@ async fn prefilled<'a>(b: &Bench, drain_topic: Option<&'a str>) -> Result<&'a st
     let held = raw::records(b, &format!("{topic}.info")).await?;
     if held < b.drain {
         // tansu 0.6.0 deletes every topic when asked to delete one (its
-        // topic_delete_by.sql matches the cluster, not the topic), and the driver
-        // deletes its reply topic when an RPC client's transport is cleaned up.
+        // topic_delete_by.sql matches the cluster, not the topic): a reply topic
+        // deleted despite `delete_reply_topics=false` would take this one with it.
         return Err(format!(
             "the pre-filled topic holds {held} of {} notifications: deleted meanwhile?",
             b.drain
@@ -1563,8 +1041,9 @@ async fn prefilled<'a>(b: &Bench, drain_topic: Option<&'a str>) -> Result<&'a st
 /// Runs one row for ours and raw (Python runs later, all its rows in one process).
 /// `drain_topic` is the pre-filled topic of the drain row.
 async fn run_row(b: &Bench, o: &Options, row: Row, drain_topic: Option<&str>) -> Line {
-    let progress =
-        |who: &str| eprintln!("kafka bench: {} B, {}, {who}", b.payload.len(), row.key());
+    let progress = |who: &'static str| {
+        move || PROFILE.say(format!("{} B, {}, {who}", b.payload.len(), row.key()))
+    };
     let only = o.only;
     let (ours, raw) = match row {
         Row::NotifyOne | Row::NotifyMany => {
@@ -1573,86 +1052,49 @@ async fn run_row(b: &Bench, o: &Options, row: Row, drain_topic: Option<&str>) ->
             } else {
                 (b.callers, PIPELINED_LINGER_MS)
             };
-            let ours = if only.ours {
-                progress("ours");
-                Some(bounded(b.plan, ours::send(b, row, workers, linger)).await)
-            } else {
-                None
-            };
-            let raw = if only.raw {
-                progress("raw rdkafka");
-                Some(bounded(b.plan, raw::send(b, row, workers, linger)).await)
-            } else {
-                None
-            };
+            let ours = ours::send(b, row, workers, linger);
+            let ours = side(only.ours, b.plan, progress("ours"), ours).await;
+            let raw = raw::send(b, row, workers, linger);
+            let raw = side(only.raw, b.plan, progress("raw rdkafka"), raw).await;
             (ours, raw)
         }
         Row::EndToEnd => {
-            let ours = if only.ours {
-                progress("ours");
-                Some(bounded(b.plan, ours::end_to_end(b)).await)
-            } else {
-                None
-            };
-            let raw = if only.raw {
-                progress("raw rdkafka");
-                Some(bounded(b.plan, raw::end_to_end(b)).await)
-            } else {
-                None
-            };
+            let ours = side(only.ours, b.plan, progress("ours"), ours::end_to_end(b)).await;
+            let raw = side(
+                only.raw,
+                b.plan,
+                progress("raw rdkafka"),
+                raw::end_to_end(b),
+            )
+            .await;
             (ours, raw)
         }
         Row::Drain => {
-            let ours = if only.ours {
-                progress("ours");
-                Some(match prefilled(b, drain_topic).await {
-                    Ok(t) => bounded(b.plan, ours::drain_topic(b, t, b.drain)).await,
-                    Err(e) => Err(e),
-                })
-            } else {
-                None
+            let ours = async {
+                let topic = prefilled(b, drain_topic).await?;
+                ours::drain_topic(b, topic, b.drain).await
             };
-            let raw = if only.raw {
-                progress("raw rdkafka");
-                Some(match prefilled(b, drain_topic).await {
-                    Ok(t) => {
-                        bounded(b.plan, raw::drain_topic(b, &format!("{t}.info"), b.drain)).await
-                    }
-                    Err(e) => Err(e),
-                })
-            } else {
-                None
+            let ours = side(only.ours, b.plan, progress("ours"), ours).await;
+            let raw = async {
+                let topic = prefilled(b, drain_topic).await?;
+                raw::drain_topic(b, &format!("{topic}.info"), b.drain).await
             };
+            let raw = side(only.raw, b.plan, progress("raw rdkafka"), raw).await;
             (ours, raw)
         }
         Row::CallsOne | Row::CallsMany => {
             let workers = if row == Row::CallsOne { 1 } else { RPC_CALLERS };
             // Ours over Kafka in the "ours" columns, ours over RabbitMQ in the "raw" ones.
-            let ours = if only.ours {
-                progress("ours over Kafka");
-                let topic = b.topic("ours", row);
-                let result = bounded(
-                    b.plan,
-                    ours::calls(&b.ours_kafka(0), &topic, b.plan, workers, b.payload.clone()),
-                )
-                .await;
-                Some(result)
-            } else {
-                None
-            };
-            let raw = if only.raw {
-                progress("ours over RabbitMQ");
-                let topic = b.topic("rabbit", row);
-                let result = bounded(
-                    b.plan,
-                    ours::calls(&b.rabbit_url, &topic, b.plan, workers, b.payload.clone()),
-                )
-                .await;
-                delete_queues(&b.amqp_url, &[topic.clone(), format!("{topic}.bench")]).await;
-                Some(result)
-            } else {
-                None
-            };
+            let (url, topic) = (b.ours_kafka(0), b.topic("ours", row));
+            let ours = ours::calls(&url, &topic, b.plan, workers, b.payload.clone());
+            let ours = side(only.ours, b.plan, progress("ours over Kafka"), ours).await;
+            let topic = b.topic("rabbit", row);
+            let raw = ours::calls(&b.rabbit_url, &topic, b.plan, workers, b.payload.clone());
+            let raw = side(only.raw, b.plan, progress("ours over RabbitMQ"), raw).await;
+            if raw.is_some() {
+                let queues = [topic.clone(), format!("{topic}.bench")];
+                delete_queues(b.plan, &b.amqp_url, &queues).await;
+            }
             (ours, raw)
         }
     };
@@ -1666,37 +1108,17 @@ async fn run_row(b: &Bench, o: &Options, row: Row, drain_topic: Option<&str>) ->
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
-        )
-        .init();
-    let options = match Options::parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("kafka bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (kafka_url, bootstrap) = match kafka_urls() {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("kafka bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (rabbit_url, amqp_url) = rabbit_urls();
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    common::main(&PROFILE, run()).await
+}
+
+/// Every row, then the table; whether a row failed.
+async fn run() -> Result<bool, String> {
+    let options = parse_options()?;
+    let (kafka_url, bootstrap) = kafka_urls()?;
+    options.check_python()?;
+    let (rabbit_url, amqp_url) = common::rabbit_urls();
+    let run_id = common::run_id();
     let only = options.only;
-    if only.python && python::interpreter().is_none() {
-        eprintln!(
-            "kafka bench: no Python with oslo.messaging (.venv or OSLO_PEER_PYTHON): run \
-             scripts/services, or pass --no-python"
-        );
-        return ExitCode::FAILURE;
-    }
     let mut out = String::new();
     if options.full {
         let _ = writeln!(out, "Kafka benchmark on {}", machine());
@@ -1721,60 +1143,46 @@ async fn main() -> ExitCode {
     }
     let mut failed = false;
     for (i, &size) in options.payloads.iter().enumerate() {
+        let x = &options.extra;
         let b = Bench {
             kafka_url: kafka_url.clone(),
             bootstrap: bootstrap.clone(),
             rabbit_url: rabbit_url.clone(),
             amqp_url: amqp_url.clone(),
             plan: options.plan(),
-            payload: payload(size),
-            callers: options.callers,
-            e2e_callers: options.e2e_callers,
-            py_threads: options.py_threads,
-            drain: options.drain,
+            payload: common::payload(size),
+            callers: x.callers,
+            e2e_callers: x.e2e_callers,
+            py_threads: x.py_threads,
+            drain: x.drain,
             run_id: run_id.clone(),
-            ours_query: options.ours_query.clone(),
+            ours_query: x.ours_query.clone(),
         };
-        if let Err(e) = raw::reachable(&b).await {
-            eprintln!(
-                "kafka bench: no Kafka broker answers at {bootstrap} ({e}); start it with scripts/services"
-            );
-            return ExitCode::FAILURE;
-        }
-        let rows = options.rows();
-        let python_rows =
-            only.python && (options.full || i == 0) && rows.iter().any(|r| r.has_python());
+        raw::reachable(&b).await.map_err(|e| {
+            format!("no Kafka broker answers at {bootstrap} ({e}); start it with scripts/services")
+        })?;
+        let rows: Vec<Row> = Row::ALL
+            .into_iter()
+            .filter(|r| options.wants(r.key()))
+            .collect();
+        let python_rows = options.python_at(i) && rows.iter().any(|r| r.has_python());
         // The drain row's topic, filled once for every implementation.
         let drain_base = b.topic("all", Row::Drain);
         let drain_topic = if rows.contains(&Row::Drain) && (only.ours || only.raw || python_rows) {
-            eprintln!(
-                "kafka bench: {size} B, pre-filling {} notifications",
-                b.drain
-            );
-            match bounded(b.plan, async {
-                ours::prefill(&b, &drain_base, b.drain)
-                    .await
-                    .map(|()| Measured {
-                        throughput: 0.0,
-                        p50: None,
-                        p99: None,
-                        note: None,
-                    })
-            })
-            .await
-            {
-                Ok(_) => Some(drain_base.clone()),
+            PROFILE.say(format!("{size} B, pre-filling {} notifications", b.drain));
+            match bounded(b.plan, ours::prefill(&b, &drain_base, b.drain)).await {
+                Ok(()) => Some(drain_base.clone()),
                 Err(e) => {
-                    eprintln!("kafka bench: pre-filling failed: {e}");
+                    PROFILE.say(format!("pre-filling failed: {e}"));
                     None
                 }
             }
         } else {
             None
         };
-        // The RPC rows come last, after Python's: the RPC client's transport deletes its
-        // reply topic when cleaned up, and tansu 0.6.0 then deletes every topic (the
-        // pre-filled one too).
+        // The RPC rows come last, after Python's: should an RPC client delete its reply
+        // topic after all (our URL sets delete_reply_topics=false), tansu 0.6.0 would
+        // delete every topic, the pre-filled one too.
         let (notify_rows, rpc_rows): (Vec<Row>, Vec<Row>) = rows.iter().partition(|r| !r.is_rpc());
         let mut lines = Vec::new();
         for &row in &notify_rows {
@@ -1782,61 +1190,42 @@ async fn main() -> ExitCode {
         }
         let mut version = None;
         if python_rows {
-            eprintln!("kafka bench: {size} B, Python oslo.messaging");
+            PROFILE.say(format!("{size} B, Python oslo.messaging"));
             let py_drain = match prefilled(&b, drain_topic.as_deref()).await {
                 Ok(t) => Some(t.to_string()),
                 Err(e) => {
-                    eprintln!("kafka bench: {size} B, Python drain: {e}");
+                    PROFILE.say(format!("{size} B, Python drain: {e}"));
                     None
                 }
             };
             let report = tokio::task::spawn_blocking({
                 let (b, rows, drain_topic) = (b.clone(), rows.clone(), py_drain);
-                move || python::run(&b, &rows, drain_topic.as_deref())
+                move || run_python(&b, &rows, drain_topic.as_deref())
             })
             .await
             .map_err(err)
             .and_then(|r| r);
-            match report {
-                Ok(mut report) => {
-                    version = Some(report.version.clone());
-                    for line in lines.iter_mut().filter(|l| l.row.has_python()) {
-                        line.python = Some(
-                            report
-                                .rows
-                                .remove(line.row.key())
-                                .unwrap_or_else(|| Err("no result".into())),
-                        );
-                    }
-                }
-                Err(e) => {
-                    for line in lines.iter_mut().filter(|l| l.row.has_python()) {
-                        line.python = Some(Err(e.clone()));
-                    }
-                }
-            }
+            version = python::fill(
+                report,
+                lines
+                    .iter_mut()
+                    .filter(|l| l.row.has_python())
+                    .map(|l| (l.row.key(), &mut l.python)),
+            );
         }
         for &row in &rpc_rows {
             lines.push(run_row(&b, &options, row, drain_topic.as_deref()).await);
         }
         for line in &lines {
-            for (who, cell) in [
+            let cells = [
                 ("ours", &line.ours),
                 ("raw", &line.raw),
                 ("python", &line.python),
-            ] {
-                if let Some(Err(e)) = cell {
-                    eprintln!("kafka bench: {size} B, {}, {who}: {e}", line.row.key());
-                    failed = true;
-                }
-            }
+            ];
+            failed |= common::failures(b.plan, size, line.row.key(), cells, |_| false);
         }
         out.push_str(&table(&options, size, &lines, version.as_deref()));
     }
     println!("{out}");
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    Ok(failed)
 }
