@@ -449,6 +449,23 @@ impl Consumer {
     }
 }
 
+/// The consumers of one server or listener.
+#[derive(Debug)]
+pub struct Consumers(pub Vec<Consumer>);
+
+#[async_trait::async_trait]
+impl messaging_core::driver::MessageSource for Consumers {
+    fn stop(&mut self) {
+        self.0.iter().for_each(Consumer::stop);
+    }
+
+    async fn close(&mut self) {
+        for consumer in &mut self.0 {
+            consumer.close().await;
+        }
+    }
+}
+
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.stop();

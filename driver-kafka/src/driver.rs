@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use messaging_core::driver::{
-    Capabilities, Driver, Listener, NotificationFormat, NotificationListener, RequestListener,
-    SendOptions,
+    Capabilities, ChannelListener, Driver, NotificationFormat, NotificationListener,
+    RequestListener, SendOptions,
 };
 use messaging_core::notify::Priority;
 use messaging_core::rpc::reply_waiter::ReplyWaiters;
@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell, mpsc};
 
 use crate::admin::Topics;
-use crate::consumer::{Consumer, Start, Subscription};
+use crate::consumer::{Consumer, Consumers, Start, Subscription};
 use crate::incoming::{NotificationHandler, ReplyHandler, RequestHandler};
 use crate::naming::{self, RpcTopics};
 use crate::options::KafkaOptions;
@@ -243,10 +243,7 @@ impl Driver for KafkaDriver {
             }
             return Err(e);
         }
-        Ok(Box::new(TopicListener {
-            rx,
-            consumers: started,
-        }))
+        Ok(Box::new(ChannelListener::new(rx, Consumers(started))))
     }
 
     async fn listen_for_notifications(
@@ -293,10 +290,10 @@ impl Driver for KafkaDriver {
             },
         )
         .await?;
-        Ok(Box::new(TopicListener {
+        Ok(Box::new(ChannelListener::new(
             rx,
-            consumers: vec![consumer],
-        }))
+            Consumers(vec![consumer]),
+        )))
     }
 
     async fn cleanup(&self) {
@@ -309,31 +306,5 @@ impl Driver for KafkaDriver {
         let producer = self.producer.clone();
         let limit = self.options.delivery_timeout();
         let _ = tokio::task::spawn_blocking(move || producer.flush(limit)).await;
-    }
-}
-
-/// A server's or listener's received messages.
-struct TopicListener<T> {
-    rx: mpsc::UnboundedReceiver<T>,
-    consumers: Vec<Consumer>,
-}
-
-#[async_trait]
-impl<T: Send + 'static> Listener<T> for TopicListener<T> {
-    async fn next(&mut self) -> Option<T> {
-        self.rx.recv().await
-    }
-
-    async fn stop(&mut self) {
-        for consumer in &self.consumers {
-            consumer.stop();
-        }
-    }
-
-    async fn cleanup(&mut self) {
-        for consumer in &mut self.consumers {
-            consumer.close().await;
-        }
-        self.rx.close();
     }
 }

@@ -296,3 +296,14 @@ async fn reconnect(connector: &Connector, plan: &ConsumerPlan) -> Consuming {
 async fn until(phase: &mut watch::Receiver<Phase>, done: impl FnMut(&Phase) -> bool) {
     let _ = phase.wait_for(done).await.map(|_| ());
 }
+
+#[async_trait::async_trait]
+impl messaging_core::driver::MessageSource for Supervised {
+    fn stop(&mut self) {
+        Supervised::stop(self);
+    }
+
+    async fn close(&mut self) {
+        Supervised::close(self).await;
+    }
+}

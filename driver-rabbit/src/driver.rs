@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use messaging_core::driver::{
-    Capabilities, Driver, Listener, NotificationFormat, NotificationListener, RequestListener,
-    SendOptions,
+    Capabilities, ChannelListener, Driver, NotificationFormat, NotificationListener,
+    RequestListener, SendOptions,
 };
 use messaging_core::notify::Priority;
 use messaging_core::wire::request::new_id;
@@ -211,7 +211,7 @@ impl Driver for RabbitDriver {
         )
         .await
         .map_err(|e| failure(e.to_string()))?;
-        Ok(Box::new(QueueListener { rx, consumer }))
+        Ok(Box::new(ChannelListener::new(rx, consumer)))
     }
 
     async fn listen_for_notifications(
@@ -243,7 +243,7 @@ impl Driver for RabbitDriver {
             target: format!("{targets_and_priorities:?}"),
             reason: e.to_string(),
         })?;
-        Ok(Box::new(QueueListener { rx, consumer }))
+        Ok(Box::new(ChannelListener::new(rx, consumer)))
     }
 
     async fn cleanup(&self) {
@@ -274,28 +274,5 @@ impl RabbitDriver {
             arguments: topology::consumer_arguments(&self.options),
             purpose,
         }
-    }
-}
-
-/// A server's or listener's queue of received messages.
-struct QueueListener<T> {
-    rx: mpsc::UnboundedReceiver<T>,
-    consumer: Supervised,
-}
-
-#[async_trait]
-impl<T: Send + 'static> Listener<T> for QueueListener<T> {
-    async fn next(&mut self) -> Option<T> {
-        self.rx.recv().await
-    }
-
-    async fn stop(&mut self) {
-        self.consumer.stop();
-    }
-
-    async fn cleanup(&mut self) {
-        self.consumer.stop();
-        self.consumer.close().await;
-        self.rx.close();
     }
 }

@@ -160,6 +160,48 @@ pub trait Listener<T: Send>: Send {
     async fn cleanup(&mut self);
 }
 
+/// What fills a [`ChannelListener`]: a driver's consumers, which can be stopped and
+/// closed.
+#[async_trait]
+pub trait MessageSource: Send {
+    /// Stops taking new messages; those already taken stay in the channel.
+    fn stop(&mut self);
+    /// Releases the consumers (connections, fanout queues, group membership).
+    async fn close(&mut self);
+}
+
+/// A [`Listener`] over a channel that a driver's consumers fill: `next` takes from
+/// the channel (cancel-safe), and returns `None` once the consumers are stopped and
+/// every sender is gone.
+pub struct ChannelListener<T, S> {
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+    source: S,
+}
+
+impl<T, S> ChannelListener<T, S> {
+    /// A listener taking from `rx`, which `source`'s consumers fill.
+    pub fn new(rx: tokio::sync::mpsc::UnboundedReceiver<T>, source: S) -> Self {
+        ChannelListener { rx, source }
+    }
+}
+
+#[async_trait]
+impl<T: Send + 'static, S: MessageSource + 'static> Listener<T> for ChannelListener<T, S> {
+    async fn next(&mut self) -> Option<T> {
+        self.rx.recv().await
+    }
+
+    async fn stop(&mut self) {
+        self.source.stop();
+    }
+
+    async fn cleanup(&mut self) {
+        self.source.stop();
+        self.source.close().await;
+        self.rx.close();
+    }
+}
+
 /// Receives RPC requests for one server target.
 pub type RequestListener = dyn Listener<IncomingRequest>;
 
