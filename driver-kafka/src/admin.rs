@@ -159,12 +159,9 @@ impl Topics {
     /// threads) and remembers its partition count. A topic that does not exist is
     /// `Undeliverable`.
     async fn partitions(&self, topic: &str, auto_create: bool, attempts: u64) -> Result<usize> {
-        type Fetch = Box<
-            dyn Fn(&str) -> rdkafka::error::KafkaResult<rdkafka::metadata::Metadata> + Send + Sync,
-        >;
-        let fetch: Fetch = if auto_create {
-            let producer = match self.auto_creator.get() {
-                Some(p) => p.clone(),
+        let client = if auto_create {
+            match self.auto_creator.get() {
+                Some(c) => c.clone(),
                 None => {
                     let made: AdminClient<LogContext> = self
                         .options
@@ -174,13 +171,10 @@ impl Topics {
                         .map_err(|e| Error::Config(format!("Kafka client: {e}")))?;
                     self.auto_creator.get_or_init(|| Arc::new(made)).clone()
                 }
-            };
-            Box::new(move |t| producer.inner().fetch_metadata(Some(t), ADMIN_TIMEOUT))
+            }
         } else {
-            let admin = self.admin.clone();
-            Box::new(move |t| admin.inner().fetch_metadata(Some(t), ADMIN_TIMEOUT))
+            self.admin.clone()
         };
-        let fetch = Arc::new(fetch);
         // Metadata of a just-created topic can lag behind on some brokers: ask again
         // a few times before calling it missing.
         let mut last = String::new();
@@ -188,11 +182,13 @@ impl Topics {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
-            let (fetch, name) = (fetch.clone(), topic.to_string());
-            let metadata = tokio::task::spawn_blocking(move || fetch(&name))
-                .await
-                .map_err(|e| Error::Transport(format!("Kafka metadata of {topic:?}: {e}")))?
-                .map_err(|e| Error::Transport(format!("Kafka metadata of {topic:?}: {e}")))?;
+            let (client, name) = (client.clone(), topic.to_string());
+            let metadata = tokio::task::spawn_blocking(move || {
+                client.inner().fetch_metadata(Some(&name), ADMIN_TIMEOUT)
+            })
+            .await
+            .map_err(|e| Error::Transport(format!("Kafka metadata of {topic:?}: {e}")))?
+            .map_err(|e| Error::Transport(format!("Kafka metadata of {topic:?}: {e}")))?;
             let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
                 last = "not in the metadata".into();
                 continue;

@@ -153,11 +153,11 @@ impl Driver for KafkaDriver {
         };
         let replies = self.reply_topic().await?;
         let msg_id = new_id();
-        request.reply = Some(ReplyAddress {
-            msg_id: msg_id.clone(),
-            reply_q: replies.name.clone(),
-            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
-        });
+        request.reply = Some(ReplyAddress::new(
+            msg_id.clone(),
+            replies.name.clone(),
+            options.call_monitor_timeout,
+        ));
         let pending = replies.waiters.register(&msg_id);
         deliver(request.encode(ContextPacking::Nested)?).await?;
         pending

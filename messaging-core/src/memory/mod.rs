@@ -137,11 +137,11 @@ impl Driver for MemoryDriver {
         };
         let (reply_q, waiters) = self.reply_queue();
         let msg_id = new_id();
-        request.reply = Some(ReplyAddress {
-            msg_id: msg_id.clone(),
-            reply_q: reply_q.clone(),
-            call_monitor_timeout: options.call_monitor_timeout.map(|d| d.as_secs_f64()),
-        });
+        request.reply = Some(ReplyAddress::new(
+            msg_id.clone(),
+            reply_q.clone(),
+            options.call_monitor_timeout,
+        ));
         let body = request.encode(ContextPacking::Flattened)?;
         let pending = waiters.register(&msg_id);
         let routed = self.broker.publish(exchange, route, body.into());

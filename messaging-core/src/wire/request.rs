@@ -19,6 +19,21 @@ pub struct ReplyAddress {
     pub call_monitor_timeout: Option<f64>,
 }
 
+impl ReplyAddress {
+    /// The address of a call waiting on `reply_q` under `msg_id`.
+    pub fn new(
+        msg_id: impl Into<String>,
+        reply_q: impl Into<String>,
+        call_monitor_timeout: Option<std::time::Duration>,
+    ) -> Self {
+        ReplyAddress {
+            msg_id: msg_id.into(),
+            reply_q: reply_q.into(),
+            call_monitor_timeout: call_monitor_timeout.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
 /// An RPC request as it travels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
