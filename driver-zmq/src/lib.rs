@@ -1,1 +1,109 @@
-//! Brokerless ZeroMQ transport with matchmakers: not yet implemented.
+//! The brokerless ZeroMQ transport (`zmq://`) of the messaging crate family, on the
+//! pure-Rust `zeromq` crate.
+//!
+//! Nothing sits on the data path: a client sends a call straight to a node that
+//! serves its target, and the reply comes back on the same connection. A name service
+//! (the *matchmaker*) says which nodes serve what:
+//!
+//! | URL | matchmaker |
+//! |---|---|
+//! | `zmq+redis://host:6379` (or `zmq://` with `rpc_zmq_matchmaker = redis`) | Redis, registrations with a TTL, renewed while the node lives |
+//! | `zmq+static://` | the fixed map of `zmq_static_targets` (`name=host:port`, name a topic, `topic.server`, `topic.priority` or `*`) |
+//! | `zmq+dummy://` | one table in this process (tests, all-in-one) |
+//!
+//! Query parameters set `[oslo_messaging_zmq]` options, e.g.
+//! `zmq+redis://127.0.0.1:6379/?rpc_zmq_host=10.0.0.5&zmq_target_expire=30`.
+//!
+//! # Semantics
+//!
+//! - A transport that serves anything binds one ROUTER on `rpc_zmq_bind_address`, on
+//!   a random port of `rpc_zmq_min_port..=rpc_zmq_max_port` (`rpc_zmq_bind_port_retries`
+//!   tries), and registers `rpc_zmq_host:port` under each destination it serves.
+//! - Bare topics go to one registered node in turn, and on that node to one server in
+//!   turn; `topic.server` to that server; fanout to every node (or once through the
+//!   proxy's PUB), and there to every server of the topic.
+//! - A node that no longer serves a destination refuses what reaches it; a call then
+//!   looks again and tries another node. Calls look servers up until their timeout
+//!   (`at_least_once` fails at once with `Undeliverable` when nobody is registered).
+//! - Each peer has one connection with a bounded send queue (`zmq_send_queue`): a slow
+//!   or dead peer makes the sends to it wait and then time out with an error naming
+//!   it, without holding up sends to other peers; the connection reconnects with
+//!   backoff, and drops what it holds once its sender gave up.
+//! - Notifications go to one listener of each pool registered for `<topic>.<priority>`
+//!   (listeners without a pool form one pool); the receiving node acks each, and the
+//!   notifier tries another member when a node refuses or does not ack. A
+//!   notification nobody listens for yet is kept by its notifier, in the background,
+//!   for `zmq_send_timeout` seconds. A requeued notification goes back to its
+//!   listener. What a node took is lost if that process dies: there is no broker.
+//!
+//! # Security
+//!
+//! The `zeromq` crate has no CURVE encryption: messages travel in clear text and
+//! anyone who can reach a node's port can call its servers. Use this transport on
+//! trusted networks only.
+//!
+//! # Frames
+//!
+//! Every message is five frames, the first naming the protocol version (see
+//! [`frame`] for the layout and [`destination`] for the destination texts):
+//!
+//! ```text
+//! client DEALER → node ROUTER   ["omsg-zmq/1", kind, id, destination, body]
+//! node ROUTER  → client DEALER  ["omsg-zmq/1", answer kind, id, "", body]
+//! ```
+//!
+//! Kinds: `C` call, `S` cast, `F` fanout, `N` notification; answers `R` reply (body:
+//! oslo's reply JSON with `result`/`failure`/`ending`, heartbeats included), `A` ack,
+//! `X` refused. Request and notification bodies are the oslo 2.0 envelope that the
+//! RabbitMQ driver writes. Through the proxy a routing frame goes first (see
+//! [`proxy`]). A malformed message is logged and dropped; the node keeps serving.
+//!
+//! ```no_run
+//! # async fn run() -> messaging_core::Result<()> {
+//! use messaging_core::{Config, DriverRegistry};
+//!
+//! let mut registry = DriverRegistry::with_memory();
+//! driver_zmq::register(&mut registry);
+//! let transport = registry
+//!     .transport("zmq+redis://127.0.0.1:6379/?rpc_zmq_host=127.0.0.1", &Config::default())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod answers;
+pub mod destination;
+mod driver;
+pub mod frame;
+mod link;
+pub mod matchmaker;
+mod node;
+mod options;
+pub mod proxy;
+mod reply_path;
+mod routes;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use messaging_core::driver::Driver;
+use messaging_core::{Config, DriverFactory, DriverRegistry, Result, TransportUrl};
+
+pub use driver::ZmqDriver;
+pub use options::{MatchmakerKind, ZmqOptions};
+
+/// Makes [`ZmqDriver`]s; registered for `zmq` (and so `zmq+redis`, `zmq+static`,
+/// `zmq+dummy`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZmqFactory;
+
+#[async_trait]
+impl DriverFactory for ZmqFactory {
+    async fn connect(&self, url: &TransportUrl, config: &Config) -> Result<Arc<dyn Driver>> {
+        Ok(Arc::new(ZmqDriver::new(url, config)?))
+    }
+}
+
+/// Registers the driver under `zmq`.
+pub fn register(registry: &mut DriverRegistry) {
+    registry.register("zmq", Arc::new(ZmqFactory));
+}

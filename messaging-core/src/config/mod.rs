@@ -707,6 +707,24 @@ pub struct ZmqSection {
     /// Publisher hosts to subscribe to instead of the name service's list. Default
     /// empty.
     pub subscribe_on: Vec<String>,
+    /// This project's extension: messages queued for one peer before sends to it wait
+    /// for room (and then fail). Default 1000.
+    pub zmq_send_queue: usize,
+    /// This project's extension: seconds a cast or notification waits for a receiver
+    /// to be discovered and for room in its peer's send queue before it fails. A
+    /// notification nobody listens for is kept this long by its notifier. Default 30.
+    pub zmq_send_timeout: u64,
+    /// This project's extension: `host:port` of a `messaging-zmq-proxy` ROUTER to send
+    /// everything through when `use_router_proxy` is set. Default empty.
+    pub zmq_proxy_router: String,
+    /// This project's extension: `host:port` of the proxy's PUB socket, for fanout
+    /// casts through the proxy. Default empty (fanout goes through the ROUTER, one
+    /// copy per server).
+    pub zmq_proxy_publisher: String,
+    /// This project's extension: the static matchmaker's map, entries `name=host:port`
+    /// where name is a topic, `topic.server`, `topic.priority` or `*` (any). Default
+    /// empty.
+    pub zmq_static_targets: Vec<String>,
 }
 
 impl Default for ZmqSection {
@@ -742,6 +760,11 @@ impl Default for ZmqSection {
             rpc_ack_timeout_multiplier: 2,
             rpc_retry_attempts: 3,
             subscribe_on: Vec::new(),
+            zmq_send_queue: 1000,
+            zmq_send_timeout: 30,
+            zmq_proxy_router: String::new(),
+            zmq_proxy_publisher: String::new(),
+            zmq_static_targets: Vec::new(),
         }
     }
 }
@@ -1078,7 +1101,7 @@ impl Config {
             ZMQ_SECTION,
             "rpc_zmq_matchmaker",
             &z.rpc_zmq_matchmaker,
-            &["redis", "sentinel", "dummy"],
+            &["redis", "sentinel", "dummy", "static"],
         )?;
         choice(
             ZMQ_SECTION,

@@ -71,6 +71,12 @@ impl ReplyWaiters {
         }
     }
 
+    /// Fails the call waiting under `msg_id` with `error` (a driver learned that its
+    /// request cannot be answered, e.g. refused by the node it reached).
+    pub fn fail(&self, msg_id: &str, error: Error) {
+        self.send(msg_id, Err(error));
+    }
+
     fn send(&self, msg_id: &str, reply: Result<Reply>) {
         let sender = self.lock().get(msg_id).cloned();
         match sender {

@@ -1,0 +1,478 @@
+//! [`ZmqDriver`]: RPC and notifications sent straight to the nodes that serve them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use messaging_core::driver::{
+    Capabilities, ChannelListener, Driver, MessageSource, NotificationFormat, NotificationListener,
+    RequestListener, SendOptions,
+};
+use messaging_core::notify::Priority;
+use messaging_core::rpc::reply_waiter::deadline_after;
+use messaging_core::wire::request::new_id;
+use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request};
+use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::answers::is_refused;
+use crate::destination::{Destination, Member};
+use crate::frame::{Frame, Kind};
+use crate::node::Node;
+use crate::options::ZmqOptions;
+use crate::routes::RouteId;
+
+/// How long a notifier waits for one node's ack before trying another.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The ZeroMQ driver of one transport: one [`Node`].
+pub struct ZmqDriver {
+    node: Arc<Node>,
+    turn: AtomicUsize,
+}
+
+impl std::fmt::Debug for ZmqDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZmqDriver")
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+impl ZmqDriver {
+    /// A driver for `url` configured by `config` (`[oslo_messaging_zmq]` with the
+    /// URL's query parameters laid over it). Binds and connects on first use.
+    pub fn new(url: &TransportUrl, config: &Config) -> Result<ZmqDriver> {
+        let options = Arc::new(ZmqOptions::resolve(url, config)?);
+        Ok(ZmqDriver {
+            node: Node::new(options)?,
+            turn: AtomicUsize::new(0),
+        })
+    }
+
+    fn options(&self) -> &ZmqOptions {
+        &self.node.options
+    }
+
+    fn exchange<'a>(&'a self, target: &'a Target) -> &'a str {
+        target.exchange_or(&self.options().control_exchange)
+    }
+
+    fn destination(&self, target: &Target) -> Result<Destination> {
+        let topic = target.required_topic()?.to_string();
+        let exchange = self.exchange(target).to_string();
+        Ok(match target.server.as_deref().filter(|s| !s.is_empty()) {
+            Some(server) if !target.fanout => Destination::Server {
+                exchange,
+                topic,
+                server: server.to_string(),
+            },
+            _ => Destination::Topic { exchange, topic },
+        })
+    }
+
+    /// One of `members`, in turn.
+    fn pick<'a>(&self, members: &'a [Member]) -> &'a Member {
+        &members[self.turn.fetch_add(1, Ordering::Relaxed) % members.len()]
+    }
+
+    /// Finds a node serving `key` before `deadline`; none is `Undeliverable` with
+    /// `at_least_once` (at once) and a timeout otherwise.
+    async fn find(
+        &self,
+        key: &Destination,
+        target: &Target,
+        deadline: Instant,
+        at_least_once: bool,
+        waited: Duration,
+    ) -> Result<Vec<Member>> {
+        let members = if at_least_once {
+            self.node.lookup(key).await?
+        } else {
+            self.node.discover(key, deadline).await?
+        };
+        if !members.is_empty() {
+            return Ok(members);
+        }
+        if at_least_once {
+            return Err(Error::Undeliverable {
+                exchange: self.exchange(target).to_string(),
+                routing_key: key.static_name(),
+            });
+        }
+        Err(Error::Timeout(format!(
+            "no server registered for {key} within {waited:?}"
+        )))
+    }
+
+    async fn call(
+        &self,
+        target: &Target,
+        key: Destination,
+        mut request: Request,
+        options: &SendOptions,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let deadline = deadline_after(timeout);
+        let msg_id = new_id();
+        // Replies come back on the connection the call went out on; the address is
+        // informative (a node id behind the proxy).
+        let me = if self.options().zmq.use_router_proxy {
+            self.node.address().await?.address.clone()
+        } else {
+            String::new()
+        };
+        request.reply = Some(ReplyAddress::new(
+            msg_id.clone(),
+            me,
+            options.call_monitor_timeout,
+        ));
+        let body = Bytes::from(request.encode(ContextPacking::Flattened)?);
+        let topic = target.required_topic()?;
+        loop {
+            let members = self
+                .find(&key, target, deadline, options.at_least_once, timeout)
+                .await?;
+            let member = self.pick(&members).clone();
+            let pending = self.node.answers.replies.register(&msg_id);
+            let frame = Frame::new(Kind::Call, msg_id.clone(), key.to_string(), body.clone());
+            self.node.send_to(&member, frame, deadline).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match pending
+                .wait(left, options.call_monitor_timeout, topic)
+                .await
+            {
+                Err(e) if is_refused(&e) => {
+                    tracing::debug!(%key, node = %member.address, "refused; looking again");
+                    self.node.forget(&key);
+                    if Instant::now() >= deadline {
+                        return Err(Error::Timeout(format!(
+                            "no server took the call on {key} within {timeout:?}"
+                        )));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn cast(
+        &self,
+        target: &Target,
+        key: Destination,
+        request: Request,
+        options: &SendOptions,
+    ) -> Result<()> {
+        let wait = self.options().send_timeout();
+        let deadline = deadline_after(wait);
+        let body = Bytes::from(request.encode(ContextPacking::Flattened)?);
+        let members = match self
+            .find(&key, target, deadline, options.at_least_once, wait)
+            .await
+        {
+            Err(Error::Timeout(why)) => {
+                // As on RabbitMQ, a cast nobody listens for is dropped.
+                tracing::warn!(%key, "cast dropped: {why}");
+                return Ok(());
+            }
+            other => other?,
+        };
+        let id = request.unique_id.clone().unwrap_or_else(new_id);
+        if target.fanout {
+            let frame = Frame::new(Kind::Fanout, id, key.to_string(), body);
+            if self.node.publishes_fanout() {
+                return self.node.publish(frame, deadline).await;
+            }
+            for member in &members {
+                self.node.send_to(member, frame.clone(), deadline).await?;
+            }
+            return Ok(());
+        }
+        let member = self.pick(&members).clone();
+        let frame = Frame::new(Kind::Cast, id, key.to_string(), body);
+        self.node.send_to(&member, frame, deadline).await
+    }
+
+    /// Delivers a notification to one listener of each pool registered for `key`,
+    /// each acking it; a refusal or a silent node makes it try another member.
+    /// Returns `Ok(false)` when nobody is registered (any more), for the caller to
+    /// keep it for later.
+    async fn deliver_notification(
+        node: &Node,
+        key: &Destination,
+        body: &Bytes,
+        deadline: Instant,
+        turn: &AtomicUsize,
+    ) -> Result<bool> {
+        let mut pending: Option<Vec<Option<String>>> = None;
+        let mut last_error = String::from("no listener acked");
+        while Instant::now() < deadline {
+            let members = node.lookup(key).await?;
+            if members.is_empty() {
+                return Ok(false);
+            }
+            let mut pools: BTreeMap<Option<String>, Vec<&Member>> = BTreeMap::new();
+            for m in &members {
+                pools.entry(m.pool.clone()).or_default().push(m);
+            }
+            let wanted = pending.get_or_insert_with(|| pools.keys().cloned().collect());
+            let mut still = Vec::new();
+            // One turn per round for every pool, so each pool rotates over its members.
+            let n = turn.fetch_add(1, Ordering::Relaxed);
+            for pool in wanted.iter() {
+                let Some(candidates) = pools.get(pool) else {
+                    // That pool's listeners are gone: nobody to give its copy to.
+                    continue;
+                };
+                let member = candidates[n % candidates.len()];
+                let destination = match key {
+                    Destination::Notifications {
+                        exchange, topic, ..
+                    } => Destination::Notifications {
+                        exchange: exchange.clone(),
+                        topic: topic.clone(),
+                        pool: pool.clone(),
+                    },
+                    other => other.clone(),
+                };
+                let id = Bytes::from(new_id());
+                let mut ack = node.answers.expect_ack(id.clone());
+                let frame = Frame::new(Kind::Notify, id, destination.to_string(), body.clone());
+                let acked = match node.send_to(member, frame, deadline).await {
+                    Ok(()) => {
+                        let wait =
+                            ACK_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+                        match tokio::time::timeout(wait, &mut ack.rx).await {
+                            Ok(Ok(Ok(()))) => true,
+                            Ok(Ok(Err(reason))) => {
+                                last_error = format!("{}: {reason}", member.address);
+                                false
+                            }
+                            _ => {
+                                last_error =
+                                    format!("{} did not ack within {wait:?}", member.address);
+                                false
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        last_error = e.to_string();
+                        false
+                    }
+                };
+                if !acked {
+                    still.push(pool.clone());
+                }
+            }
+            if still.is_empty() {
+                return Ok(true);
+            }
+            node.forget(key);
+            *wanted = still;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(Error::DeliveryFailure(format!(
+            "notification to {key} not delivered: {last_error}"
+        )))
+    }
+}
+
+#[async_trait]
+impl Driver for ZmqDriver {
+    fn name(&self) -> &str {
+        "zmq"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    async fn send(
+        &self,
+        target: &Target,
+        request: Request,
+        options: &SendOptions,
+    ) -> Result<Value> {
+        let key = self.destination(target)?;
+        match options.timeout {
+            Some(timeout) => self.call(target, key, request, options, timeout).await,
+            None => {
+                self.cast(target, key, request, options).await?;
+                Ok(Value::Null)
+            }
+        }
+    }
+
+    async fn send_notification(
+        &self,
+        target: &Target,
+        message: NotificationMessage,
+        format: NotificationFormat,
+        _retry: Retry,
+    ) -> Result<()> {
+        let key = Destination::Notifications {
+            exchange: self.exchange(target).to_string(),
+            topic: target.required_topic()?.to_string(),
+            pool: None,
+        };
+        let body = Bytes::from(
+            message.encode(ContextPacking::Flattened, format == NotificationFormat::V2)?,
+        );
+        let deadline = deadline_after(self.options().send_timeout());
+        if Self::deliver_notification(&self.node, &key, &body, deadline, &self.turn).await? {
+            return Ok(());
+        }
+        // Nobody listens yet: keep it (in the background) until someone does or the
+        // send timeout passes, as a broker's queue would hold it.
+        tracing::debug!(%key, "no listener yet; notification kept for later");
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            let turn = AtomicUsize::new(0);
+            let mut pause = Duration::from_millis(10);
+            loop {
+                match Self::deliver_notification(&node, &key, &body, deadline, &turn).await {
+                    Ok(true) => return,
+                    Ok(false) if Instant::now() < deadline => {}
+                    Ok(false) => {
+                        tracing::error!(%key, "notification dropped: no listener registered within zmq_send_timeout");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(%key, error = %e, "notification dropped");
+                        return;
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        });
+        Ok(())
+    }
+
+    async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
+        let failure = |reason: String| Error::ListenFailure {
+            target: target.to_string(),
+            reason,
+        };
+        let Some(server) = target.server.as_deref().filter(|s| !s.is_empty()) else {
+            return Err(failure("a server target needs a server".into()));
+        };
+        let exchange = self.exchange(target).to_string();
+        let topic = target.required_topic()?.to_string();
+        let shared = Destination::Topic {
+            exchange: exchange.clone(),
+            topic: topic.clone(),
+        };
+        let own = Destination::Server {
+            exchange,
+            topic,
+            server: server.to_string(),
+        };
+        let member = self
+            .node
+            .address()
+            .await
+            .map_err(|e| failure(e.to_string()))?
+            .clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.node.routes.new_id();
+        for destination in [&shared, &own] {
+            self.node.routes.add_server(id, destination, tx.clone());
+        }
+        self.node
+            .subscribe_fanout(&shared)
+            .await
+            .map_err(|e| failure(e.to_string()))?;
+        let mut registrations = Registrations {
+            node: self.node.clone(),
+            route: id,
+            entries: Vec::new(),
+        };
+        for key in [shared, own] {
+            if let Err(e) = self.node.register(&key, &member).await {
+                registrations.close().await;
+                return Err(failure(e.to_string()));
+            }
+            registrations.entries.push((key, member.clone()));
+        }
+        Ok(Box::new(ChannelListener::new(rx, registrations)))
+    }
+
+    async fn listen_for_notifications(
+        &self,
+        targets_and_priorities: &[(Target, Priority)],
+        pool: Option<&str>,
+    ) -> Result<Box<NotificationListener>> {
+        let node_address = self.node.address().await?.clone();
+        let pool = pool.unwrap_or("").to_string();
+        let member = Member {
+            address: node_address.address,
+            pool: Some(pool.clone()),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.node.routes.new_id();
+        let mut registrations = Registrations {
+            node: self.node.clone(),
+            route: id,
+            entries: Vec::new(),
+        };
+        for (target, priority) in targets_and_priorities {
+            let key = Destination::Notifications {
+                exchange: self.exchange(target).to_string(),
+                topic: format!("{}.{}", target.required_topic()?, priority.as_str()),
+                pool: None,
+            };
+            if registrations.entries.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            self.node.routes.add_listener(id, &key, &pool, tx.clone());
+            if let Err(e) = self.node.register(&key, &member).await {
+                registrations.close().await;
+                return Err(e);
+            }
+            registrations.entries.push((key, member.clone()));
+        }
+        Ok(Box::new(ChannelListener::new(rx, registrations)))
+    }
+
+    async fn cleanup(&self) {
+        self.node.close().await;
+    }
+}
+
+/// A listener's routes and registrations: stopping removes both, so what still
+/// reaches this node for it is refused and goes elsewhere.
+struct Registrations {
+    node: Arc<Node>,
+    route: RouteId,
+    entries: Vec<(Destination, Member)>,
+}
+
+#[async_trait]
+impl MessageSource for Registrations {
+    fn stop(&mut self) {
+        self.node.routes.remove(self.route);
+        let entries = std::mem::take(&mut self.entries);
+        if entries.is_empty() {
+            return;
+        }
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            for (key, member) in entries {
+                node.unregister(&key, &member).await;
+            }
+        });
+    }
+
+    async fn close(&mut self) {
+        self.node.routes.remove(self.route);
+        for (key, member) in std::mem::take(&mut self.entries) {
+            self.node.unregister(&key, &member).await;
+        }
+    }
+}

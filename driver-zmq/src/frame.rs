@@ -1,0 +1,238 @@
+//! The frames this driver sends: its own multipart format, versioned by its first
+//! frame. See the crate docs for the whole protocol; this module reads and writes one
+//! message.
+//!
+//! A message is five frames:
+//!
+//! | # | frame | content |
+//! |---|---|---|
+//! | 0 | version | `omsg-zmq/1` |
+//! | 1 | kind | one ASCII byte, see [`Kind`] |
+//! | 2 | id | the call's `msg_id` (replies carry the call's), or the message's own id |
+//! | 3 | destination | UTF-8, what the message is for (see [`Destination`](crate::destination::Destination)); empty on answers |
+//! | 4 | body | the oslo JSON: the 2.0 envelope of a request or notification, or a reply |
+//!
+//! Through a proxy, one routing frame goes first (the peer's identity; see
+//! [`proxy`](crate::proxy)).
+
+use bytes::Bytes;
+use zeromq::ZmqMessage;
+
+/// Frame 0 of every message of this protocol version.
+pub const VERSION: &[u8] = b"omsg-zmq/1";
+
+/// What a message is (frame 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// An RPC call: the receiver answers with a [`Kind::Reply`] (and heartbeats).
+    Call,
+    /// An RPC cast to one server: no answer.
+    Cast,
+    /// A fanout cast: delivered to every server of the topic on the receiving node.
+    Fanout,
+    /// A notification: the receiver answers with [`Kind::Ack`] once it is queued
+    /// for a listener.
+    Notify,
+    /// A reply (or heartbeat) to a call, body in oslo's reply JSON.
+    Reply,
+    /// The receiver took a notification.
+    Ack,
+    /// The receiver has nobody for this destination (any more): the sender tries
+    /// another node. The body says why.
+    Refused,
+}
+
+impl Kind {
+    /// The byte on the wire.
+    pub fn byte(self) -> u8 {
+        match self {
+            Kind::Call => b'C',
+            Kind::Cast => b'S',
+            Kind::Fanout => b'F',
+            Kind::Notify => b'N',
+            Kind::Reply => b'R',
+            Kind::Ack => b'A',
+            Kind::Refused => b'X',
+        }
+    }
+
+    /// The kind a byte stands for.
+    pub fn from_byte(byte: u8) -> Option<Kind> {
+        Some(match byte {
+            b'C' => Kind::Call,
+            b'S' => Kind::Cast,
+            b'F' => Kind::Fanout,
+            b'N' => Kind::Notify,
+            b'R' => Kind::Reply,
+            b'A' => Kind::Ack,
+            b'X' => Kind::Refused,
+            _ => return None,
+        })
+    }
+
+    /// Whether this kind answers another message (travels back to its sender).
+    pub fn is_answer(self) -> bool {
+        matches!(self, Kind::Reply | Kind::Ack | Kind::Refused)
+    }
+}
+
+/// One message of this protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// What it is.
+    pub kind: Kind,
+    /// The message or call id.
+    pub id: Bytes,
+    /// What it is for; empty on answers.
+    pub destination: Bytes,
+    /// The payload.
+    pub body: Bytes,
+}
+
+/// Why frames could not be read as a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Not five frames.
+    #[error("expected 5 frames, got {0}")]
+    Count(usize),
+    /// Frame 0 is not [`VERSION`].
+    #[error("unsupported protocol version {0:?} (this node speaks omsg-zmq/1)")]
+    Version(String),
+    /// Frame 1 is not a known kind.
+    #[error("unknown message kind {0:?}")]
+    Kind(String),
+    /// The destination is not UTF-8.
+    #[error("destination is not UTF-8")]
+    Destination,
+}
+
+impl Frame {
+    /// A message of `kind`.
+    pub fn new(
+        kind: Kind,
+        id: impl Into<Bytes>,
+        destination: impl Into<Bytes>,
+        body: impl Into<Bytes>,
+    ) -> Frame {
+        Frame {
+            kind,
+            id: id.into(),
+            destination: destination.into(),
+            body: body.into(),
+        }
+    }
+
+    /// An answer of `kind` to message `id`.
+    pub fn answer(kind: Kind, id: Bytes, body: impl Into<Bytes>) -> Frame {
+        Frame::new(kind, id, Bytes::new(), body)
+    }
+
+    /// The destination as text.
+    pub fn destination_str(&self) -> &str {
+        // Checked in `parse`; a frame built locally is built from a &str.
+        std::str::from_utf8(&self.destination).unwrap_or("")
+    }
+
+    /// The id as text (lossy: ids are ASCII).
+    pub fn id_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.id)
+    }
+
+    /// The five frames, after `prefix` frames (routing identities).
+    pub fn into_message(self, prefix: impl IntoIterator<Item = Bytes>) -> ZmqMessage {
+        let mut frames: Vec<Bytes> = prefix.into_iter().collect();
+        frames.extend([
+            Bytes::from_static(VERSION),
+            Bytes::from(vec![self.kind.byte()]),
+            self.id,
+            self.destination,
+            self.body,
+        ]);
+        ZmqMessage::try_from(frames).expect("never empty")
+    }
+
+    /// Reads the five frames of a message (routing frames already taken off).
+    pub fn parse(frames: Vec<Bytes>) -> Result<Frame, FrameError> {
+        let [version, kind, id, destination, body]: [Bytes; 5] = frames
+            .try_into()
+            .map_err(|f: Vec<Bytes>| FrameError::Count(f.len()))?;
+        if version.as_ref() != VERSION {
+            return Err(FrameError::Version(lossy_prefix(&version)));
+        }
+        let kind = match kind.as_ref() {
+            [b] => Kind::from_byte(*b),
+            _ => None,
+        }
+        .ok_or_else(|| FrameError::Kind(lossy_prefix(&kind)))?;
+        if std::str::from_utf8(&destination).is_err() {
+            return Err(FrameError::Destination);
+        }
+        Ok(Frame {
+            kind,
+            id,
+            destination,
+            body,
+        })
+    }
+}
+
+/// At most 32 bytes of a frame, for an error message.
+fn lossy_prefix(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(32)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_a_routing_prefix() {
+        let frame = Frame::new(Kind::Call, "m1", "rpc/nova/compute", "{}");
+        let message = frame.clone().into_message([Bytes::from_static(b"peer")]);
+        let mut frames = message.into_vec();
+        assert_eq!(frames.remove(0), Bytes::from_static(b"peer"));
+        assert_eq!(frames[0], Bytes::from_static(VERSION));
+        assert_eq!(frames[1], Bytes::from_static(b"C"));
+        assert_eq!(Frame::parse(frames).unwrap(), frame);
+    }
+
+    #[test]
+    fn every_kind_has_its_byte() {
+        for kind in [
+            Kind::Call,
+            Kind::Cast,
+            Kind::Fanout,
+            Kind::Notify,
+            Kind::Reply,
+            Kind::Ack,
+            Kind::Refused,
+        ] {
+            assert_eq!(Kind::from_byte(kind.byte()), Some(kind));
+        }
+        assert_eq!(Kind::from_byte(b'?'), None);
+    }
+
+    #[test]
+    fn malformed_messages_are_named() {
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        assert_eq!(Frame::parse(vec![b("x")]), Err(FrameError::Count(1)));
+        assert_eq!(
+            Frame::parse(vec![b("1.0"), b("C"), b("m"), b("d"), b("{}")]),
+            Err(FrameError::Version("1.0".into()))
+        );
+        assert_eq!(
+            Frame::parse(vec![b("omsg-zmq/1"), b("CC"), b("m"), b("d"), b("{}")]),
+            Err(FrameError::Kind("CC".into()))
+        );
+        assert_eq!(
+            Frame::parse(vec![
+                b("omsg-zmq/1"),
+                b("C"),
+                b("m"),
+                Bytes::from_static(&[0xff, 0xfe]),
+                b("{}")
+            ]),
+            Err(FrameError::Destination)
+        );
+    }
+}

@@ -1,0 +1,578 @@
+//! [`Node`]: one transport's presence on the network: the ROUTER its servers and
+//! listeners receive on (or its connection to the proxy), its outgoing links, its
+//! registrations with the matchmaker and what it has looked up lately.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use messaging_core::{Error, Result};
+use rand::Rng;
+use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio::time::Instant;
+use zeromq::{RouterSocket, Socket, SocketRecv, SubSocket};
+
+use crate::answers::Answers;
+use crate::destination::{Destination, Member};
+use crate::frame::{Frame, Kind};
+use crate::link::{Link, OnMessage};
+use crate::matchmaker::Matchmaker;
+use crate::options::ZmqOptions;
+use crate::reply_path::ReplyPath;
+use crate::routes::Routes;
+
+/// How long a lookup's answer is reused. A node that stopped serving a destination
+/// refuses what still reaches it, and the sender then looks again at once.
+const LOOKUP_CACHE: Duration = Duration::from_secs(1);
+/// The longest pause between lookups while nobody is found.
+const MAX_LOOKUP_PAUSE: Duration = Duration::from_millis(500);
+/// Registration renewals after a matchmaker failure come this soon.
+const RENEW_AFTER_FAILURE: Duration = Duration::from_secs(10);
+
+/// One transport's presence on the network.
+pub struct Node {
+    /// The transport's options.
+    pub options: Arc<ZmqOptions>,
+    /// The name service.
+    pub matchmaker: Arc<dyn Matchmaker>,
+    /// Sends waiting for answers.
+    pub answers: Arc<Answers>,
+    /// This node's servers and listeners.
+    pub routes: Arc<Routes>,
+    id: String,
+    peers: Mutex<HashMap<String, Arc<Link>>>,
+    proxy: OnceCell<ProxyConnection>,
+    inbound: OnceCell<Member>,
+    cache: Mutex<HashMap<Destination, (Vec<Member>, Instant)>>,
+    registrations: Mutex<HashMap<(Destination, Member), usize>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// This node's connection to the proxy.
+struct ProxyConnection {
+    link: Arc<Link>,
+    subscriber: Option<mpsc::UnboundedSender<Subscribe>>,
+}
+
+/// A request to the SUB task: subscribe to a destination and say when the proxy has
+/// the subscription.
+struct Subscribe {
+    destination: String,
+    done: oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .field("address", &self.inbound.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Routes one message that reached this node.
+fn handle_incoming(routes: &Routes, answers: &Answers, frame: Frame, path: ReplyPath) {
+    match frame.kind {
+        kind if kind.is_answer() => answers.handle(frame),
+        Kind::Notify => {
+            let answer = routes.deliver_notification(frame);
+            tokio::spawn(async move {
+                if let Err(e) = path.answer(answer).await {
+                    tracing::debug!(error = %e, "notification ack not sent");
+                }
+            });
+        }
+        _ => {
+            if let Some(refusal) = routes.deliver_request(frame, path.clone()) {
+                tokio::spawn(async move {
+                    let _ = path.answer(refusal).await;
+                });
+            }
+        }
+    }
+}
+
+fn malformed(from: &str, error: &dyn std::fmt::Display) {
+    tracing::warn!(from, %error, "malformed ZeroMQ message dropped");
+}
+
+impl Node {
+    /// A node; nothing is bound or connected until first needed.
+    pub fn new(options: Arc<ZmqOptions>) -> Result<Arc<Node>> {
+        let matchmaker = options.open_matchmaker()?;
+        Ok(Arc::new(Node {
+            options,
+            matchmaker,
+            answers: Arc::default(),
+            routes: Arc::default(),
+            id: format!("n{}", uuid::Uuid::new_v4().simple()),
+            peers: Mutex::default(),
+            proxy: OnceCell::new(),
+            inbound: OnceCell::new(),
+            cache: Mutex::default(),
+            registrations: Mutex::default(),
+            tasks: Mutex::default(),
+        }))
+    }
+
+    fn keep(&self, task: tokio::task::AbortHandle) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    fn behind_proxy(&self) -> bool {
+        self.options.zmq.use_router_proxy
+    }
+
+    /// Where other nodes reach this one, binding (or connecting to the proxy) first.
+    pub async fn address(self: &Arc<Self>) -> Result<&Member> {
+        self.inbound
+            .get_or_try_init(|| async {
+                if self.behind_proxy() {
+                    self.proxy().await?;
+                    Ok(Member::node(format!("@{}", self.id)))
+                } else {
+                    self.bind().await
+                }
+            })
+            .await
+    }
+
+    /// Binds the ROUTER on a port of the configured range and starts receiving.
+    async fn bind(&self) -> Result<Member> {
+        let host = self.options.bind_host().to_string();
+        let (lo, hi) = self.options.port_range();
+        let tries = if lo == hi {
+            1
+        } else {
+            self.options.zmq.rpc_zmq_bind_port_retries.max(1)
+        };
+        let mut last_error = String::new();
+        for _ in 0..tries {
+            let port = rand::rng().random_range(lo..=hi);
+            let mut router = RouterSocket::new();
+            match router.bind(&format!("tcp://{host}:{port}")).await {
+                Ok(_) => {
+                    let address = format!("{}:{port}", self.options.zmq.rpc_zmq_host);
+                    tracing::info!(%address, bind = %format!("{host}:{port}"), "ZeroMQ node listening");
+                    let (send, mut recv) = router.split();
+                    let (routes, answers) = (self.routes.clone(), self.answers.clone());
+                    let task = tokio::spawn(async move {
+                        while let Ok(message) = recv.recv().await {
+                            let mut frames = message.into_vec();
+                            if frames.is_empty() {
+                                continue;
+                            }
+                            let identity = frames.remove(0);
+                            match Frame::parse(frames) {
+                                Ok(frame) => handle_incoming(
+                                    &routes,
+                                    &answers,
+                                    frame,
+                                    ReplyPath::Router {
+                                        send: send.clone(),
+                                        identity,
+                                    },
+                                ),
+                                Err(e) => malformed(&String::from_utf8_lossy(&identity), &e),
+                            }
+                        }
+                    });
+                    self.keep(task.abort_handle());
+                    return Ok(Member::node(address));
+                }
+                Err(e) => last_error = format!("{host}:{port}: {e}"),
+            }
+        }
+        Err(Error::Transport(format!(
+            "no free port in rpc_zmq_min_port..rpc_zmq_max_port ({lo}..{hi}) after {tries} \
+             tries; last: {last_error}"
+        )))
+    }
+
+    /// The connection to the proxy, made on first use.
+    async fn proxy(&self) -> Result<&ProxyConnection> {
+        self.proxy
+            .get_or_try_init(|| async {
+                let zmq = &self.options.zmq;
+                let link_slot: Arc<OnceLock<Weak<Link>>> = Arc::default();
+                let (routes, answers) = (self.routes.clone(), self.answers.clone());
+                let slot = link_slot.clone();
+                let timeout = self.options.send_timeout();
+                let on_message: OnMessage = Arc::new(move |mut frames: Vec<Bytes>| {
+                    if frames.is_empty() {
+                        return;
+                    }
+                    let from = frames.remove(0);
+                    let frame = match Frame::parse(frames) {
+                        Ok(f) => f,
+                        Err(e) => return malformed(&String::from_utf8_lossy(&from), &e),
+                    };
+                    let Some(link) = slot.get().and_then(Weak::upgrade) else {
+                        return;
+                    };
+                    handle_incoming(
+                        &routes,
+                        &answers,
+                        frame,
+                        ReplyPath::Proxy {
+                            link,
+                            from,
+                            timeout,
+                        },
+                    );
+                });
+                let link = Arc::new(Link::start(
+                    &zmq.zmq_proxy_router,
+                    Some(Bytes::from(self.id.clone())),
+                    zmq.zmq_send_queue,
+                    on_message,
+                ));
+                let _ = link_slot.set(Arc::downgrade(&link));
+                let subscriber = if zmq.zmq_proxy_publisher.is_empty() {
+                    None
+                } else {
+                    Some(self.subscribe_to_publisher(&zmq.zmq_proxy_publisher, link.clone()))
+                };
+                Ok::<_, Error>(ProxyConnection { link, subscriber })
+            })
+            .await
+    }
+
+    /// Starts the SUB task reading fanouts from the proxy's PUB.
+    fn subscribe_to_publisher(
+        &self,
+        publisher: &str,
+        link: Arc<Link>,
+    ) -> mpsc::UnboundedSender<Subscribe> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Subscribe>();
+        let endpoint = format!("tcp://{publisher}");
+        let probe = format!("probe/{}", self.id);
+        let routes = self.routes.clone();
+        let task = tokio::spawn(async move {
+            let mut sub = SubSocket::new();
+            if let Err(e) = sub.connect(&endpoint).await {
+                tracing::error!(%endpoint, error = %e, "cannot subscribe to the proxy's publisher; fanout through it will not arrive");
+                return;
+            }
+            let _ = sub.subscribe(&probe).await;
+            let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+            let mut ticker = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                tokio::select! {
+                    request = rx.recv() => {
+                        let Some(Subscribe { destination, done }) = request else { return };
+                        if let Err(e) = sub.subscribe(&destination).await {
+                            tracing::warn!(destination, error = %e, "subscription failed");
+                        }
+                        waiting.push(done);
+                    }
+                    _ = ticker.tick(), if !waiting.is_empty() => {
+                        // Subscriptions travel in order: once our probe comes back,
+                        // the proxy has every subscription sent before it.
+                        let frame = Frame::new(Kind::Fanout, "probe", probe.clone(), "");
+                        let _ = link
+                            .send(frame.into_message([Bytes::new()]), Instant::now() + Duration::from_millis(20))
+                            .await;
+                    }
+                    message = sub.recv() => {
+                        let Ok(message) = message else { return };
+                        let mut frames = message.into_vec();
+                        if frames.len() < 2 {
+                            continue;
+                        }
+                        let topic = frames.remove(0);
+                        let from = frames.remove(0);
+                        let frame = match Frame::parse(frames) {
+                            Ok(f) if f.destination == topic => f,
+                            Ok(_) => continue,
+                            Err(e) => {
+                                malformed(&String::from_utf8_lossy(&from), &e);
+                                continue;
+                            }
+                        };
+                        if frame.destination_str() == probe {
+                            for done in waiting.drain(..) {
+                                let _ = done.send(());
+                            }
+                        } else if frame.kind == Kind::Fanout {
+                            routes.deliver_request(frame, ReplyPath::None);
+                        }
+                    }
+                }
+            }
+        });
+        self.keep(task.abort_handle());
+        tx
+    }
+
+    /// Subscribes to fanouts for `destination` through the proxy's PUB, when there
+    /// is one; returns once the proxy has the subscription (or after 5 s).
+    pub async fn subscribe_fanout(&self, destination: &Destination) -> Result<()> {
+        if !self.behind_proxy() {
+            return Ok(());
+        }
+        let Some(subscriber) = &self.proxy().await?.subscriber else {
+            return Ok(());
+        };
+        let (done, confirmed) = oneshot::channel();
+        let _ = subscriber.send(Subscribe {
+            destination: destination.to_string(),
+            done,
+        });
+        if tokio::time::timeout(Duration::from_secs(5), confirmed)
+            .await
+            .is_err()
+        {
+            tracing::warn!(%destination, "the proxy's publisher did not confirm a subscription within 5 s");
+        }
+        Ok(())
+    }
+
+    /// Whether fanouts go out once through the proxy's PUB.
+    pub fn publishes_fanout(&self) -> bool {
+        self.behind_proxy() && !self.options.zmq.zmq_proxy_publisher.is_empty()
+    }
+
+    /// Publishes a fanout through the proxy's PUB.
+    pub async fn publish(&self, frame: Frame, deadline: Instant) -> Result<()> {
+        let proxy = self.proxy().await?;
+        proxy
+            .link
+            .send(frame.into_message([Bytes::new()]), deadline)
+            .await
+    }
+
+    /// The link to a node's address, started on first use.
+    fn peer(&self, address: &str) -> Arc<Link> {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(link) = peers.get(address) {
+            return link.clone();
+        }
+        let answers = self.answers.clone();
+        let from = address.to_string();
+        let on_message: OnMessage = Arc::new(move |frames: Vec<Bytes>| {
+            match Frame::parse(frames) {
+                Ok(frame) if frame.kind.is_answer() => answers.handle(frame),
+                Ok(frame) => {
+                    tracing::warn!(from, kind = ?frame.kind, "unexpected message on an outgoing connection dropped")
+                }
+                Err(e) => malformed(&from, &e),
+            }
+        });
+        let link = Arc::new(Link::start(
+            address,
+            None,
+            self.options.zmq.zmq_send_queue,
+            on_message,
+        ));
+        peers.insert(address.to_string(), link.clone());
+        link
+    }
+
+    /// Sends `frame` to the node `member`, waiting for queue room until `deadline`.
+    pub async fn send_to(&self, member: &Member, frame: Frame, deadline: Instant) -> Result<()> {
+        match member.address.strip_prefix('@') {
+            Some(id) => {
+                if !self.behind_proxy() {
+                    return Err(Error::Config(format!(
+                        "{} is reached through a messaging-zmq-proxy: set use_router_proxy and \
+                         zmq_proxy_router",
+                        member.address
+                    )));
+                }
+                let proxy = self.proxy().await?;
+                proxy
+                    .link
+                    .send(frame.into_message([Bytes::from(id.to_string())]), deadline)
+                    .await
+            }
+            None if self.behind_proxy() => Err(Error::Config(format!(
+                "{} is reached directly but this transport sends through the proxy \
+                 (use_router_proxy): every node of a deployment must use the same mode",
+                member.address
+            ))),
+            None => {
+                self.peer(&member.address)
+                    .send(frame.into_message([]), deadline)
+                    .await
+            }
+        }
+    }
+
+    /// The members registered for `key`, from a cache renewed every second.
+    pub async fn lookup(&self, key: &Destination) -> Result<Vec<Member>> {
+        if let Some((members, at)) = self.cache_lock().get(key)
+            && at.elapsed() < LOOKUP_CACHE
+        {
+            return Ok(members.clone());
+        }
+        let members = self.matchmaker.lookup(key).await?;
+        let mut cache = self.cache_lock();
+        if members.is_empty() {
+            cache.remove(key);
+        } else {
+            cache.insert(key.clone(), (members.clone(), Instant::now()));
+        }
+        Ok(members)
+    }
+
+    /// Forgets the cached members of `key` (one of them refused or failed).
+    pub fn forget(&self, key: &Destination) {
+        self.cache_lock().remove(key);
+    }
+
+    fn cache_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Destination, (Vec<Member>, Instant)>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Looks `key` up until someone is registered or `deadline` passes (then the
+    /// result is empty, or the matchmaker's last error).
+    pub async fn discover(&self, key: &Destination, deadline: Instant) -> Result<Vec<Member>> {
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let error = match self.lookup(key).await {
+                Ok(members) if !members.is_empty() => return Ok(members),
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return match error {
+                    Some(e) => Err(e),
+                    None => Ok(Vec::new()),
+                };
+            }
+            if let Some(e) = &error {
+                tracing::warn!(%key, error = %e, "matchmaker lookup failed; retrying");
+            }
+            tokio::time::sleep_until((now + pause).min(deadline)).await;
+            pause = (pause * 2).min(MAX_LOOKUP_PAUSE);
+        }
+    }
+
+    fn registrations_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(Destination, Member), usize>> {
+        self.registrations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `member` under `key` (counted: several listeners of this node may
+    /// share a registration) and keeps it renewed.
+    pub async fn register(self: &Arc<Self>, key: &Destination, member: &Member) -> Result<()> {
+        let first = {
+            let mut registrations = self.registrations_lock();
+            let was_empty = registrations.is_empty();
+            *registrations
+                .entry((key.clone(), member.clone()))
+                .or_default() += 1;
+            if was_empty {
+                self.start_renewals();
+            }
+            registrations[&(key.clone(), member.clone())] == 1
+        };
+        self.forget(key);
+        if !first {
+            return Ok(());
+        }
+        let registered = self
+            .matchmaker
+            .register(key, member, self.options.registration_ttl())
+            .await;
+        if registered.is_err() {
+            self.release(key, member);
+        }
+        registered
+    }
+
+    /// Drops one count of a registration; true when it was the last.
+    fn release(&self, key: &Destination, member: &Member) -> bool {
+        let mut registrations = self.registrations_lock();
+        let entry = (key.clone(), member.clone());
+        match registrations.get_mut(&entry) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                registrations.remove(&entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes one count of a registration, and the registration with the last.
+    pub async fn unregister(&self, key: &Destination, member: &Member) {
+        if self.release(key, member)
+            && let Err(e) = self.matchmaker.unregister(key, member).await
+        {
+            tracing::warn!(%key, error = %e, "could not unregister; the registration expires by itself");
+        }
+        self.forget(key);
+    }
+
+    /// Renews every registration every `zmq_target_update` seconds (sooner after a
+    /// failure), so they outlive their TTL while this node lives.
+    fn start_renewals(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        let every = self.options.registration_refresh();
+        let task = tokio::spawn(async move {
+            let mut pause = every;
+            loop {
+                tokio::time::sleep(pause).await;
+                let Some(node) = node.upgrade() else { return };
+                let current: Vec<(Destination, Member)> =
+                    node.registrations_lock().keys().cloned().collect();
+                pause = every;
+                for (key, member) in current {
+                    if let Err(e) = node
+                        .matchmaker
+                        .register(&key, &member, node.options.registration_ttl())
+                        .await
+                    {
+                        tracing::warn!(%key, error = %e, "registration renewal failed");
+                        pause = every.min(RENEW_AFTER_FAILURE);
+                    }
+                }
+            }
+        });
+        self.keep(task.abort_handle());
+    }
+
+    /// Unregisters everything and stops every task and connection.
+    pub async fn close(&self) {
+        let current: Vec<(Destination, Member)> =
+            self.registrations_lock().drain().map(|(k, _)| k).collect();
+        for (key, member) in current {
+            let _ = self.matchmaker.unregister(&key, &member).await;
+        }
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}

@@ -1,0 +1,282 @@
+//! [`Routes`]: the servers and listeners of one node, and how a message that reached
+//! the node is handed to them: a bare call to one server of the topic (round robin), a
+//! fanout to all, a notification to one listener per pool. A message nobody here takes
+//! is refused, so its sender tries another node.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use messaging_core::driver::{
+    Disposition, IncomingNotification, IncomingRequest, Responder, Settle,
+};
+use messaging_core::wire::{NotificationMessage, Reply, Request};
+use messaging_core::{RemoteError, Result};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::destination::Destination;
+use crate::frame::{Frame, Kind};
+use crate::reply_path::ReplyPath;
+
+type Requests = mpsc::UnboundedSender<IncomingRequest>;
+type Notifications = mpsc::UnboundedSender<IncomingNotification>;
+
+/// Identifies one listener's routes, to remove them together.
+pub type RouteId = u64;
+
+#[derive(Default)]
+struct Table {
+    /// Destination text → servers.
+    rpc: HashMap<String, Vec<(RouteId, Requests)>>,
+    /// Key text (`notify/<exchange>/<topic>.<priority>`) → (pool, listener).
+    notify: HashMap<String, Vec<(RouteId, String, Notifications)>>,
+}
+
+/// The servers and listeners of one node.
+#[derive(Default)]
+pub struct Routes {
+    table: Mutex<Table>,
+    next_id: AtomicU64,
+    turn: AtomicU64,
+}
+
+impl Routes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh id for a listener's routes.
+    pub fn new_id(&self) -> RouteId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Routes requests for `destination` to a server.
+    pub fn add_server(&self, id: RouteId, destination: &Destination, tx: Requests) {
+        self.lock()
+            .rpc
+            .entry(destination.to_string())
+            .or_default()
+            .push((id, tx));
+    }
+
+    /// Routes notifications for `key` in `pool` (`""`: none) to a listener.
+    pub fn add_listener(&self, id: RouteId, key: &Destination, pool: &str, tx: Notifications) {
+        self.lock()
+            .notify
+            .entry(key.key().to_string())
+            .or_default()
+            .push((id, pool.to_string(), tx));
+    }
+
+    /// Removes every route of `id`.
+    pub fn remove(&self, id: RouteId) {
+        let mut table = self.lock();
+        table.rpc.retain(|_, servers| {
+            servers.retain(|(i, _)| *i != id);
+            !servers.is_empty()
+        });
+        table.notify.retain(|_, listeners| {
+            listeners.retain(|(i, _, _)| *i != id);
+            !listeners.is_empty()
+        });
+    }
+
+    fn next_turn(&self) -> usize {
+        self.turn.fetch_add(1, Ordering::Relaxed) as usize
+    }
+
+    /// Hands a call, cast or fanout to this node's servers. Returns the refusal to
+    /// send back when no server here takes it.
+    pub fn deliver_request(&self, frame: Frame, path: ReplyPath) -> Option<Frame> {
+        let destination = frame.destination_str().to_string();
+        let servers: Vec<Requests> = {
+            let table = self.lock();
+            match table.rpc.get(&destination) {
+                None => Vec::new(),
+                Some(servers) if frame.kind == Kind::Fanout => {
+                    servers.iter().map(|(_, tx)| tx.clone()).collect()
+                }
+                Some(servers) => {
+                    vec![servers[self.next_turn() % servers.len()].1.clone()]
+                }
+            }
+        };
+        if servers.is_empty() {
+            tracing::debug!(%destination, kind = ?frame.kind, "no server here; refused");
+            return (frame.kind == Kind::Call).then(|| {
+                Frame::answer(
+                    Kind::Refused,
+                    frame.id,
+                    format!("no server for {destination} on this node"),
+                )
+            });
+        }
+        let request = match Request::decode(&frame.body) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%destination, kind = ?frame.kind, error = %e, "malformed request dropped");
+                return None;
+            }
+        };
+        let responder = (frame.kind == Kind::Call).then(|| {
+            Box::new(ZmqResponder {
+                path,
+                msg_id: frame.id.clone(),
+            }) as Box<dyn Responder>
+        });
+        let mut responder = responder;
+        let last = servers.len() - 1;
+        for (i, tx) in servers.into_iter().enumerate() {
+            let request = if i == last {
+                IncomingRequest {
+                    request: request.clone(),
+                    responder: responder.take(),
+                }
+            } else {
+                IncomingRequest {
+                    request: request.clone(),
+                    responder: None,
+                }
+            };
+            let _ = tx.send(request);
+        }
+        None
+    }
+
+    /// Hands a notification to one listener of its pool (or of every pool when it
+    /// names none). Returns the answer: an ack, or a refusal when nobody here takes it.
+    pub fn deliver_notification(&self, frame: Frame) -> Frame {
+        let Some(Destination::Notifications {
+            exchange,
+            topic,
+            pool,
+        }) = Destination::parse(frame.destination_str())
+        else {
+            tracing::warn!(
+                destination = frame.destination_str(),
+                "notification to a malformed destination dropped"
+            );
+            return Frame::answer(Kind::Ack, frame.id, "");
+        };
+        let key = Destination::Notifications {
+            exchange,
+            topic,
+            pool: None,
+        }
+        .to_string();
+        let chosen: Vec<Notifications> = {
+            let table = self.lock();
+            let listeners = table.notify.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            let mut pools: Vec<&str> = match &pool {
+                Some(p) => vec![p.as_str()],
+                None => listeners.iter().map(|(_, p, _)| p.as_str()).collect(),
+            };
+            pools.sort_unstable();
+            pools.dedup();
+            pools
+                .into_iter()
+                .filter_map(|p| {
+                    let members: Vec<&Notifications> = listeners
+                        .iter()
+                        .filter(|(_, lp, _)| lp == p)
+                        .map(|(_, _, tx)| tx)
+                        .collect();
+                    (!members.is_empty()).then(|| members[self.next_turn() % members.len()].clone())
+                })
+                .collect()
+        };
+        if chosen.is_empty() {
+            let reason = format!("no listener for {} on this node", frame.destination_str());
+            return Frame::answer(Kind::Refused, frame.id, reason);
+        }
+        let message = match NotificationMessage::decode(&frame.body) {
+            Ok(m) => m,
+            Err(e) => {
+                // Acked: sending it elsewhere would not make it readable.
+                tracing::warn!(destination = frame.destination_str(), error = %e, "malformed notification dropped");
+                return Frame::answer(Kind::Ack, frame.id, "");
+            }
+        };
+        for tx in chosen {
+            let settle = ZmqSettle {
+                payload: Some(frame.body.clone()),
+                tx: tx.clone(),
+            };
+            let _ = tx.send(IncomingNotification {
+                message: message.clone(),
+                settle: Box::new(settle),
+            });
+        }
+        Frame::answer(Kind::Ack, frame.id, "")
+    }
+}
+
+/// Answers one call on the path its request came by.
+struct ZmqResponder {
+    path: ReplyPath,
+    msg_id: Bytes,
+}
+
+impl ZmqResponder {
+    async fn send(&self, reply: &Reply) -> Result<()> {
+        let body = reply.encode()?;
+        self.path
+            .answer(Frame::answer(Kind::Reply, self.msg_id.clone(), body))
+            .await
+    }
+
+    fn msg_id(&self) -> String {
+        String::from_utf8_lossy(&self.msg_id).into_owned()
+    }
+}
+
+#[async_trait]
+impl Responder for ZmqResponder {
+    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
+        self.send(&Reply::new(self.msg_id(), outcome)).await
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        self.send(&Reply::heartbeat(self.msg_id())).await
+    }
+}
+
+/// Settles a notification this node took: a requeued (or dropped, unsettled) one is
+/// handed to the same listener again. The sender had its ack when the node took it.
+struct ZmqSettle {
+    payload: Option<Bytes>,
+    tx: Notifications,
+}
+
+#[async_trait]
+impl Settle for ZmqSettle {
+    async fn settle(mut self: Box<Self>, disposition: Disposition) -> Result<()> {
+        if disposition == Disposition::Ack {
+            self.payload = None;
+        }
+        // A requeue happens in drop.
+        Ok(())
+    }
+}
+
+impl Drop for ZmqSettle {
+    fn drop(&mut self) {
+        let Some(payload) = self.payload.take() else {
+            return;
+        };
+        // The bytes decoded once already.
+        if let Ok(message) = NotificationMessage::decode(&payload) {
+            let again = ZmqSettle {
+                payload: Some(payload),
+                tx: self.tx.clone(),
+            };
+            let _ = self.tx.send(IncomingNotification {
+                message,
+                settle: Box::new(again),
+            });
+        }
+    }
+}
