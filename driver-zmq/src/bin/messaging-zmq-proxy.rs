@@ -11,7 +11,7 @@
 //! It stops on SIGINT or SIGTERM. Exit status: 0 after a signal, 1 when it cannot bind,
 //! 2 for a bad command line or log filter.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -61,6 +61,8 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // No colour codes in journald or log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let proxy = match Proxy::bind(&args.router, &args.publisher).await {
