@@ -1,6 +1,5 @@
 //! [`ZmqDriver`]: RPC and notifications sent straight to the nodes that serve them.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -25,14 +24,14 @@ use crate::destination::{Destination, Member};
 use crate::frame::{Frame, Kind};
 use crate::node::Node;
 use crate::options::ZmqOptions;
+use crate::outbox::{Acked, Delivery, Outbox, send_acked};
 use crate::routes::RouteId;
 
-/// How long a notifier waits for one node's ack before trying another.
-const ACK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The ZeroMQ driver of one transport: one [`Node`].
+/// The ZeroMQ driver of one transport: one node (a ROUTER, or a connection to the
+/// proxy) and its links to the nodes it sends to.
 pub struct ZmqDriver {
     node: Arc<Node>,
+    outbox: Arc<Outbox>,
     turn: AtomicUsize,
 }
 
@@ -49,8 +48,10 @@ impl ZmqDriver {
     /// URL's query parameters laid over it). Binds and connects on first use.
     pub fn new(url: &TransportUrl, config: &Config) -> Result<ZmqDriver> {
         let options = Arc::new(ZmqOptions::resolve(url, config)?);
+        let node = Node::new(options.clone())?;
         Ok(ZmqDriver {
-            node: Node::new(options)?,
+            outbox: Outbox::new(node.clone(), options.zmq.zmq_send_queue),
+            node,
             turn: AtomicUsize::new(0),
         })
     }
@@ -81,6 +82,13 @@ impl ZmqDriver {
         &members[self.turn.fetch_add(1, Ordering::Relaxed) % members.len()]
     }
 
+    fn undeliverable(&self, target: &Target, key: &Destination) -> Error {
+        Error::Undeliverable {
+            exchange: self.exchange(target).to_string(),
+            routing_key: key.static_name(),
+        }
+    }
+
     /// Finds a node serving `key` before `deadline`; none is `Undeliverable` with
     /// `at_least_once` (at once) and a timeout otherwise.
     async fn find(
@@ -100,10 +108,7 @@ impl ZmqDriver {
             return Ok(members);
         }
         if at_least_once {
-            return Err(Error::Undeliverable {
-                exchange: self.exchange(target).to_string(),
-                routing_key: key.static_name(),
-            });
+            return Err(self.undeliverable(target, key));
         }
         Err(Error::Timeout(format!(
             "no server registered for {key} within {waited:?}"
@@ -134,26 +139,55 @@ impl ZmqDriver {
         ));
         let body = Bytes::from(request.encode(ContextPacking::Flattened)?);
         let topic = target.required_topic()?;
+        let mut refused: Vec<String> = Vec::new();
         loop {
             let members = self
                 .find(&key, target, deadline, options.at_least_once, timeout)
                 .await?;
-            let member = self.pick(&members).clone();
+            let fresh: Vec<Member> = members
+                .iter()
+                .filter(|m| !refused.contains(&m.address))
+                .cloned()
+                .collect();
+            if fresh.is_empty() && options.at_least_once {
+                return Err(self.undeliverable(target, &key));
+            }
+            let member = if fresh.is_empty() {
+                self.pick(&members).clone()
+            } else {
+                self.pick(&fresh).clone()
+            };
             let pending = self.node.answers.replies.register(&msg_id);
             let frame = Frame::new(Kind::Call, msg_id.clone(), key.to_string(), body.clone());
-            self.node.send_to(&member, frame, deadline).await?;
+            let sent = self.node.send_to(&member, frame, deadline).await;
             let left = deadline.saturating_duration_since(Instant::now());
-            match pending
-                .wait(left, options.call_monitor_timeout, topic)
-                .await
-            {
+            let outcome = match sent {
+                // An unreachable node is tried no further than a refusing one.
+                Err(e @ Error::Transport(_)) if left > Duration::ZERO => {
+                    tracing::debug!(%key, error = %e, "node unreachable; looking again");
+                    Err(crate::answers::refused(e.to_string()))
+                }
+                Err(e) => Err(e),
+                Ok(()) => {
+                    pending
+                        .wait(left, options.call_monitor_timeout, topic)
+                        .await
+                }
+            };
+            match outcome {
                 Err(e) if is_refused(&e) => {
                     tracing::debug!(%key, node = %member.address, "refused; looking again");
                     self.node.forget(&key);
+                    refused.push(member.address);
                     if Instant::now() >= deadline {
                         return Err(Error::Timeout(format!(
                             "no server took the call on {key} within {timeout:?}"
                         )));
+                    }
+                    if fresh.len() <= 1 && !options.at_least_once {
+                        // Everyone refused: wait a little for a server to come (back).
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        refused.clear();
                     }
                 }
                 other => return other,
@@ -193,92 +227,31 @@ impl ZmqDriver {
             }
             return Ok(());
         }
-        let member = self.pick(&members).clone();
-        let frame = Frame::new(Kind::Cast, id, key.to_string(), body);
-        self.node.send_to(&member, frame, deadline).await
-    }
-
-    /// Delivers a notification to one listener of each pool registered for `key`,
-    /// each acking it; a refusal or a silent node makes it try another member.
-    /// Returns `Ok(false)` when nobody is registered (any more), for the caller to
-    /// keep it for later.
-    async fn deliver_notification(
-        node: &Node,
-        key: &Destination,
-        body: &Bytes,
-        deadline: Instant,
-        turn: &AtomicUsize,
-    ) -> Result<bool> {
-        let mut pending: Option<Vec<Option<String>>> = None;
-        let mut last_error = String::from("no listener acked");
-        while Instant::now() < deadline {
-            let members = node.lookup(key).await?;
-            if members.is_empty() {
-                return Ok(false);
-            }
-            let mut pools: BTreeMap<Option<String>, Vec<&Member>> = BTreeMap::new();
-            for m in &members {
-                pools.entry(m.pool.clone()).or_default().push(m);
-            }
-            let wanted = pending.get_or_insert_with(|| pools.keys().cloned().collect());
-            let mut still = Vec::new();
-            // One turn per round for every pool, so each pool rotates over its members.
-            let n = turn.fetch_add(1, Ordering::Relaxed);
-            for pool in wanted.iter() {
-                let Some(candidates) = pools.get(pool) else {
-                    // That pool's listeners are gone: nobody to give its copy to.
-                    continue;
-                };
-                let member = candidates[n % candidates.len()];
-                let destination = match key {
-                    Destination::Notifications {
-                        exchange, topic, ..
-                    } => Destination::Notifications {
-                        exchange: exchange.clone(),
-                        topic: topic.clone(),
-                        pool: pool.clone(),
-                    },
-                    other => other.clone(),
-                };
-                let id = Bytes::from(new_id());
-                let mut ack = node.answers.expect_ack(id.clone());
-                let frame = Frame::new(Kind::Notify, id, destination.to_string(), body.clone());
-                let acked = match node.send_to(member, frame, deadline).await {
-                    Ok(()) => {
-                        let wait =
-                            ACK_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-                        match tokio::time::timeout(wait, &mut ack.rx).await {
-                            Ok(Ok(Ok(()))) => true,
-                            Ok(Ok(Err(reason))) => {
-                                last_error = format!("{}: {reason}", member.address);
-                                false
-                            }
-                            _ => {
-                                last_error =
-                                    format!("{} did not ack within {wait:?}", member.address);
-                                false
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        last_error = e.to_string();
-                        false
-                    }
-                };
-                if !acked {
-                    still.push(pool.clone());
-                }
-            }
-            if still.is_empty() {
-                return Ok(true);
-            }
-            node.forget(key);
-            *wanted = still;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if !options.at_least_once {
+            let member = self.pick(&members).clone();
+            let frame = Frame::new(Kind::Cast, id, key.to_string(), body);
+            return self.node.send_to(&member, frame, deadline).await;
         }
-        Err(Error::DeliveryFailure(format!(
-            "notification to {key} not delivered: {last_error}"
-        )))
+        // at_least_once: a server must take it; try each node once.
+        let mut last_error = None;
+        for member in members
+            .iter()
+            .cycle()
+            .skip(self.turn.fetch_add(1, Ordering::Relaxed) % members.len())
+            .take(members.len())
+        {
+            let frame = Frame::new(Kind::ConfirmedCast, new_id(), key.to_string(), body.clone());
+            match send_acked(&self.node, member, frame, deadline).await {
+                Acked::Yes => return Ok(()),
+                Acked::Refused(_) => {}
+                Acked::Unreachable(why) | Acked::Silent(why) => last_error = Some(why),
+            }
+        }
+        self.node.forget(&key);
+        Err(match last_error {
+            Some(why) => Error::DeliveryFailure(format!("cast to {key} not confirmed: {why}")),
+            None => self.undeliverable(target, &key),
+        })
     }
 }
 
@@ -324,34 +297,13 @@ impl Driver for ZmqDriver {
             message.encode(ContextPacking::Flattened, format == NotificationFormat::V2)?,
         );
         let deadline = deadline_after(self.options().send_timeout());
-        if Self::deliver_notification(&self.node, &key, &body, deadline, &self.turn).await? {
+        let mut delivery = Delivery::new(key, body, deadline);
+        // Behind notifications already kept for this destination, to keep their order.
+        if !self.outbox.holds(&delivery.key) && delivery.attempt(&self.node, &self.turn).await? {
             return Ok(());
         }
-        // Nobody listens yet: keep it (in the background) until someone does or the
-        // send timeout passes, as a broker's queue would hold it.
-        tracing::debug!(%key, "no listener yet; notification kept for later");
-        let node = self.node.clone();
-        tokio::spawn(async move {
-            let turn = AtomicUsize::new(0);
-            let mut pause = Duration::from_millis(10);
-            loop {
-                match Self::deliver_notification(&node, &key, &body, deadline, &turn).await {
-                    Ok(true) => return,
-                    Ok(false) if Instant::now() < deadline => {}
-                    Ok(false) => {
-                        tracing::error!(%key, "notification dropped: no listener registered within zmq_send_timeout");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::error!(%key, error = %e, "notification dropped");
-                        return;
-                    }
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(500));
-            }
-        });
-        Ok(())
+        // Nobody takes it yet: keep it until someone does, as a broker's queue would.
+        self.outbox.keep(delivery)
     }
 
     async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {

@@ -28,6 +28,9 @@ pub enum Kind {
     Call,
     /// An RPC cast to one server: no answer.
     Cast,
+    /// A cast sent with `at_least_once`: answered with [`Kind::Ack`] once a server
+    /// took it, or [`Kind::Refused`].
+    ConfirmedCast,
     /// A fanout cast: delivered to every server of the topic on the receiving node.
     Fanout,
     /// A notification: the receiver answers with [`Kind::Ack`] once it is queued
@@ -48,6 +51,7 @@ impl Kind {
         match self {
             Kind::Call => b'C',
             Kind::Cast => b'S',
+            Kind::ConfirmedCast => b'K',
             Kind::Fanout => b'F',
             Kind::Notify => b'N',
             Kind::Reply => b'R',
@@ -61,6 +65,7 @@ impl Kind {
         Some(match byte {
             b'C' => Kind::Call,
             b'S' => Kind::Cast,
+            b'K' => Kind::ConfirmedCast,
             b'F' => Kind::Fanout,
             b'N' => Kind::Notify,
             b'R' => Kind::Reply,
@@ -201,6 +206,7 @@ mod tests {
         for kind in [
             Kind::Call,
             Kind::Cast,
+            Kind::ConfirmedCast,
             Kind::Fanout,
             Kind::Notify,
             Kind::Reply,

@@ -78,6 +78,7 @@ mod link;
 pub mod matchmaker;
 mod node;
 mod options;
+mod outbox;
 pub mod proxy;
 mod reply_path;
 mod routes;

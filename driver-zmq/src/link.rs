@@ -30,6 +30,8 @@ pub struct Link {
     capacity: usize,
     tx: mpsc::Sender<Outgoing>,
     task: tokio::task::AbortHandle,
+    /// Why the last connection attempt failed, while it is not connected.
+    down: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -48,7 +50,7 @@ impl Drop for Link {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Link {
     /// Starts connecting to `address` (`host:port`), as `identity` if given; what
@@ -60,17 +62,32 @@ impl Link {
         on_message: OnMessage,
     ) -> Link {
         let (tx, rx) = mpsc::channel(capacity);
-        let task = tokio::spawn(run(address.to_string(), identity, rx, on_message));
+        let down: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let task = tokio::spawn(run(
+            address.to_string(),
+            identity,
+            rx,
+            on_message,
+            down.clone(),
+        ));
         Link {
             address: address.to_string(),
             capacity,
             tx,
             task: task.abort_handle(),
+            down,
         }
     }
 
-    /// Queues `message`, waiting for room until `deadline`.
+    /// Queues `message`, waiting for room until `deadline`. Fails at once while the
+    /// peer cannot be reached, so senders can go elsewhere.
     pub async fn send(&self, message: ZmqMessage, deadline: Instant) -> Result<()> {
+        if let Some(why) = self.down.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(Error::Transport(format!(
+                "ZeroMQ peer {} unreachable: {why}",
+                self.address
+            )));
+        }
         let outgoing = Outgoing { message, deadline };
         // The common case takes no timer.
         let outgoing = match self.tx.try_send(outgoing) {
@@ -99,7 +116,9 @@ async fn run(
     identity: Option<Bytes>,
     mut rx: mpsc::Receiver<Outgoing>,
     on_message: OnMessage,
+    down: Arc<std::sync::Mutex<Option<String>>>,
 ) {
+    let set_down = |why: Option<String>| *down.lock().unwrap_or_else(|e| e.into_inner()) = why;
     let endpoint = format!("tcp://{address}");
     let mut held: Option<Outgoing> = None;
     let mut backoff = FIRST_BACKOFF;
@@ -120,12 +139,14 @@ async fn run(
         let mut dealer = DealerSocket::with_options(options);
         if let Err(e) = dealer.connect(&endpoint).await {
             tracing::warn!(%address, error = %e, retry_in = ?backoff, "cannot connect to ZeroMQ peer");
+            set_down(Some(e.to_string()));
             drop_expired(&mut held, &mut rx);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         }
         tracing::debug!(%address, "connected to ZeroMQ peer");
+        set_down(None);
         backoff = FIRST_BACKOFF;
         let (mut send, mut recv) = dealer.split();
         let on = on_message.clone();
@@ -150,6 +171,7 @@ async fn run(
             }
             if let Err(e) = send.send(out.message.clone()).await {
                 tracing::warn!(%address, error = %e, "ZeroMQ peer connection lost; reconnecting");
+                set_down(Some(e.to_string()));
                 held = Some(out);
                 break;
             }

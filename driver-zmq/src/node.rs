@@ -46,6 +46,7 @@ pub struct Node {
     inbound: OnceCell<Member>,
     cache: Mutex<HashMap<Destination, (Vec<Member>, Instant)>>,
     registrations: Mutex<HashMap<(Destination, Member), usize>>,
+    renewing: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -97,9 +98,9 @@ fn handle_incoming(routes: &Routes, answers: &Answers, frame: Frame, path: Reply
             });
         }
         _ => {
-            if let Some(refusal) = routes.deliver_request(frame, path.clone()) {
+            if let Some(answer) = routes.deliver_request(frame, path.clone()) {
                 tokio::spawn(async move {
-                    let _ = path.answer(refusal).await;
+                    let _ = path.answer(answer).await;
                 });
             }
         }
@@ -125,6 +126,7 @@ impl Node {
             inbound: OnceCell::new(),
             cache: Mutex::default(),
             registrations: Mutex::default(),
+            renewing: Default::default(),
             tasks: Mutex::default(),
         }))
     }
@@ -480,11 +482,13 @@ impl Node {
     pub async fn register(self: &Arc<Self>, key: &Destination, member: &Member) -> Result<()> {
         let first = {
             let mut registrations = self.registrations_lock();
-            let was_empty = registrations.is_empty();
             *registrations
                 .entry((key.clone(), member.clone()))
                 .or_default() += 1;
-            if was_empty {
+            if !self
+                .renewing
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
                 self.start_renewals();
             }
             registrations[&(key.clone(), member.clone())] == 1

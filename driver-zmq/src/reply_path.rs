@@ -9,6 +9,9 @@ use zeromq::{RouterSendHalf, SocketSend};
 use crate::frame::Frame;
 use crate::link::Link;
 
+/// How long an answer waits for room in a direct caller's connection.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The way back to a message's sender.
 #[derive(Clone)]
 pub enum ReplyPath {
@@ -36,11 +39,19 @@ impl ReplyPath {
     /// Sends `answer` back.
     pub async fn answer(&self, answer: Frame) -> Result<()> {
         match self {
-            ReplyPath::Router { send, identity } => send
-                .clone()
-                .send(answer.into_message([identity.clone()]))
-                .await
-                .map_err(|e| Error::Transport(format!("answer not sent: {e}"))),
+            ReplyPath::Router { send, identity } => {
+                // A caller that stopped reading must not hold up answers to others
+                // (the ROUTER waits for room in that caller's queue).
+                let mut send = send.clone();
+                let sending = send.send(answer.into_message([identity.clone()]));
+                match tokio::time::timeout(ANSWER_TIMEOUT, sending).await {
+                    Ok(sent) => sent.map_err(|e| Error::Transport(format!("answer not sent: {e}"))),
+                    Err(_) => Err(Error::Timeout(format!(
+                        "answer to {} dropped: its connection stayed full for {ANSWER_TIMEOUT:?}",
+                        String::from_utf8_lossy(identity)
+                    ))),
+                }
+            }
             ReplyPath::Proxy {
                 link,
                 from,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use messaging_core::driver::{
     Disposition, IncomingNotification, IncomingRequest, Responder, Settle,
 };
+use messaging_core::wire::dedup::DuplicateFilter;
 use messaging_core::wire::{NotificationMessage, Reply, Request};
 use messaging_core::{RemoteError, Result};
 use serde_json::Value;
@@ -35,12 +36,27 @@ struct Table {
     notify: HashMap<String, Vec<(RouteId, String, Notifications)>>,
 }
 
+/// How many recent notification ids a node remembers to drop resent copies.
+const SEEN_NOTIFICATIONS: usize = 4096;
+
 /// The servers and listeners of one node.
-#[derive(Default)]
 pub struct Routes {
     table: Mutex<Table>,
     next_id: AtomicU64,
     turn: AtomicU64,
+    /// Notifications taken lately: a sender that missed the ack sends again.
+    seen: Mutex<DuplicateFilter>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            table: Mutex::default(),
+            next_id: AtomicU64::default(),
+            turn: AtomicU64::default(),
+            seen: Mutex::new(DuplicateFilter::new(SEEN_NOTIFICATIONS)),
+        }
+    }
 }
 
 impl Routes {
@@ -88,8 +104,9 @@ impl Routes {
         self.turn.fetch_add(1, Ordering::Relaxed) as usize
     }
 
-    /// Hands a call, cast or fanout to this node's servers. Returns the refusal to
-    /// send back when no server here takes it.
+    /// Hands a call, cast or fanout to this node's servers. Returns the answer to
+    /// send back, if any: a refusal when no server here takes a call or confirmed
+    /// cast, an ack when a server took a confirmed cast.
     pub fn deliver_request(&self, frame: Frame, path: ReplyPath) -> Option<Frame> {
         let destination = frame.destination_str().to_string();
         let servers: Vec<Requests> = {
@@ -106,7 +123,7 @@ impl Routes {
         };
         if servers.is_empty() {
             tracing::debug!(%destination, kind = ?frame.kind, "no server here; refused");
-            return (frame.kind == Kind::Call).then(|| {
+            return matches!(frame.kind, Kind::Call | Kind::ConfirmedCast).then(|| {
                 Frame::answer(
                     Kind::Refused,
                     frame.id,
@@ -143,7 +160,7 @@ impl Routes {
             };
             let _ = tx.send(request);
         }
-        None
+        (frame.kind == Kind::ConfirmedCast).then(|| Frame::answer(Kind::Ack, frame.id, ""))
     }
 
     /// Hands a notification to one listener of its pool (or of every pool when it
@@ -176,6 +193,8 @@ impl Routes {
             };
             pools.sort_unstable();
             pools.dedup();
+            // One turn for every pool, so each pool rotates over its members.
+            let n = self.next_turn();
             pools
                 .into_iter()
                 .filter_map(|p| {
@@ -184,13 +203,22 @@ impl Routes {
                         .filter(|(_, lp, _)| lp == p)
                         .map(|(_, _, tx)| tx)
                         .collect();
-                    (!members.is_empty()).then(|| members[self.next_turn() % members.len()].clone())
+                    (!members.is_empty()).then(|| members[n % members.len()].clone())
                 })
                 .collect()
         };
         if chosen.is_empty() {
             let reason = format!("no listener for {} on this node", frame.destination_str());
             return Frame::answer(Kind::Refused, frame.id, reason);
+        }
+        if self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check_and_remember(&frame.id_str())
+        {
+            tracing::debug!(id = %frame.id_str(), "notification taken already; acked again");
+            return Frame::answer(Kind::Ack, frame.id, "");
         }
         let message = match NotificationMessage::decode(&frame.body) {
             Ok(m) => m,
