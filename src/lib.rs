@@ -35,7 +35,7 @@ pub use driver_zmq;
 
 /// A registry with every driver this build enables: `memory`/`fake` always,
 /// `rabbit`/`amqp` with the `rabbit` feature, `kafka` with the `kafka` feature, and
-/// `zmq` once its crate provides a driver.
+/// `zmq` (`zmq+redis`, `zmq+static`, `zmq+dummy`) with the `zmq` feature.
 pub fn registry() -> DriverRegistry {
     #[allow(unused_mut)]
     let mut registry = DriverRegistry::with_memory();
@@ -43,5 +43,7 @@ pub fn registry() -> DriverRegistry {
     driver_rabbit::register(&mut registry);
     #[cfg(feature = "kafka")]
     driver_kafka::register(&mut registry);
+    #[cfg(feature = "zmq")]
+    driver_zmq::register(&mut registry);
     registry
 }

@@ -157,13 +157,14 @@ impl ZmqDriver {
             } else {
                 self.pick(&fresh).clone()
             };
+            let _unanswered = self.node.reserve(&member, deadline).await?;
             let pending = self.node.answers.replies.register(&msg_id);
             let frame = Frame::new(Kind::Call, msg_id.clone(), key.to_string(), body.clone());
             let sent = self.node.send_to(&member, frame, deadline).await;
             let left = deadline.saturating_duration_since(Instant::now());
             let outcome = match sent {
                 // An unreachable node is tried no further than a refusing one.
-                Err(e @ Error::Transport(_)) if left > Duration::ZERO => {
+                Err(e @ Error::Transport(_)) => {
                     tracing::debug!(%key, error = %e, "node unreachable; looking again");
                     Err(crate::answers::refused(e.to_string()))
                 }
@@ -178,17 +179,27 @@ impl ZmqDriver {
                 Err(e) if is_refused(&e) => {
                     tracing::debug!(%key, node = %member.address, "refused; looking again");
                     self.node.forget(&key);
-                    refused.push(member.address);
                     if Instant::now() >= deadline {
+                        let why = match e {
+                            Error::Undeliverable { routing_key, .. } => routing_key,
+                            other => other.to_string(),
+                        };
                         return Err(Error::Timeout(format!(
-                            "no server took the call on {key} within {timeout:?}"
+                            "no server took the call on {key} within {timeout:?} (last: {why})"
                         )));
                     }
+                    refused.push(member.address);
                     if fresh.len() <= 1 && !options.at_least_once {
                         // Everyone refused: wait a little for a server to come (back).
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         refused.clear();
                     }
+                }
+                Err(Error::Timeout(why)) => {
+                    return Err(Error::Timeout(format!(
+                        "{why} (sent to {})",
+                        member.address
+                    )));
                 }
                 other => return other,
             }

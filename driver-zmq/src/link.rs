@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use zeromq::util::PeerIdentity;
 use zeromq::{DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage};
@@ -32,6 +32,10 @@ pub struct Link {
     task: tokio::task::AbortHandle,
     /// Why the last connection attempt failed, while it is not connected.
     down: Arc<std::sync::Mutex<Option<String>>>,
+    /// Messages sent and not answered yet (calls, notifications): zeromq queues up
+    /// to 100 000 messages per peer by itself, so a peer that stopped reading is
+    /// noticed here instead.
+    unanswered: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Link {
@@ -48,7 +52,9 @@ impl Drop for Link {
     }
 }
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A peer that takes longer to accept a connection is reported unreachable (and
+/// tried again after a backoff).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -76,6 +82,7 @@ impl Link {
             tx,
             task: task.abort_handle(),
             down,
+            unanswered: Arc::new(Semaphore::new(capacity)),
         }
     }
 
@@ -101,6 +108,20 @@ impl Link {
             Err(_) => Err(Error::Timeout(format!(
                 "the send queue to {} stayed full ({} messages): the peer is slow or unreachable",
                 self.address, self.capacity
+            ))),
+        }
+    }
+
+    /// Room for one more message that expects an answer; hold the permit until the
+    /// answer came or the sender gave up. Waits until `deadline`.
+    pub async fn reserve(&self, deadline: Instant) -> Result<OwnedSemaphorePermit> {
+        let reserving = self.unanswered.clone().acquire_owned();
+        match tokio::time::timeout_at(deadline, reserving).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(self.closed()),
+            Err(_) => Err(Error::Timeout(format!(
+                "{} messages to {} are unanswered: the peer is slow or unreachable",
+                self.capacity, self.address
             ))),
         }
     }

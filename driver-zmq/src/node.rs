@@ -388,6 +388,19 @@ impl Node {
         link
     }
 
+    /// Room for one more unanswered message to `member` (see [`Link::reserve`]);
+    /// `None` behind the proxy, whose relay bounds its queues itself.
+    pub async fn reserve(
+        &self,
+        member: &Member,
+        deadline: Instant,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>> {
+        if self.behind_proxy() || member.address.starts_with('@') {
+            return Ok(None);
+        }
+        self.peer(&member.address).reserve(deadline).await.map(Some)
+    }
+
     /// Sends `frame` to the node `member`, waiting for queue room until `deadline`.
     pub async fn send_to(&self, member: &Member, frame: Frame, deadline: Instant) -> Result<()> {
         match member.address.strip_prefix('@') {

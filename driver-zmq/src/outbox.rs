@@ -35,6 +35,10 @@ pub enum Acked {
 /// Sends `frame` (a notification or confirmed cast) to `member` and waits for its
 /// ack, at most [`ACK_TIMEOUT`].
 pub async fn send_acked(node: &Node, member: &Member, frame: Frame, deadline: Instant) -> Acked {
+    let _unanswered = match node.reserve(member, deadline).await {
+        Ok(permit) => permit,
+        Err(e) => return Acked::Unreachable(e.to_string()),
+    };
     let mut ack = node.answers.expect_ack(frame.id.clone());
     if let Err(e) = node.send_to(member, frame, deadline).await {
         return Acked::Unreachable(e.to_string());
