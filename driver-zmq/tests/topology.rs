@@ -1,0 +1,132 @@
+//! How many connections N clients × M servers make: directly, each client connects
+//! to each server it calls (N × M); through the proxy, each node connects once to its
+//! ROUTER and once to its PUB (N + M each). Counted in the kernel's table of
+//! established TCP connections (`/proc/net/tcp`).
+
+mod support;
+
+use std::time::Duration;
+
+use driver_zmq::proxy::Proxy;
+use messaging_core::rpc::{Endpoint, RpcServer};
+use messaging_core::testkit::unique;
+use messaging_core::{Context, RemoteError, RpcClient, Target, Transport};
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 3;
+const SERVERS: usize = 4;
+
+/// Established IPv4 connections whose remote end is 127.0.0.1 on one of `ports`.
+fn established_to(ports: &[u16]) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(remote), Some(state)) = (fields.get(2), fields.get(3)) else {
+                return false;
+            };
+            let Some((ip, port)) = remote.split_once(':') else {
+                return false;
+            };
+            *state == "01"
+                && ip == "0100007F"
+                && u16::from_str_radix(port, 16).is_ok_and(|p| ports.contains(&p))
+        })
+        .count()
+}
+
+/// Starts the servers and has every client call every server; returns the
+/// transports (kept alive) and the servers.
+async fn all_to_all(url: &str) -> (Vec<Transport>, Vec<RpcServer>) {
+    let topic = unique("topology");
+    let mut transports = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..SERVERS {
+        let transport = support::transport(url).await.unwrap();
+        let endpoint = Endpoint::new().method("ping", |_c: Context, _: Value| async {
+            Ok::<_, RemoteError>("pong")
+        });
+        servers.push(
+            RpcServer::new(
+                &transport,
+                Target::topic(topic.clone()).server(format!("s{i}")),
+            )
+            .endpoint(endpoint)
+            .start()
+            .await
+            .unwrap(),
+        );
+        transports.push(transport);
+    }
+    for _ in 0..CLIENTS {
+        let transport = support::transport(url).await.unwrap();
+        let client = RpcClient::new(&transport, Target::topic(topic.clone()))
+            .timeout(Duration::from_secs(5));
+        for i in 0..SERVERS {
+            let pong: String = client
+                .prepare()
+                .server(format!("s{i}"))
+                .call(&Context::new(), "ping", json!({}))
+                .await
+                .unwrap();
+            assert_eq!(pong, "pong");
+        }
+        transports.push(transport);
+    }
+    (transports, servers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_connections_grow_as_clients_times_servers() {
+    support::init_logging();
+    // The servers' ports are the ones counted: a range of their own.
+    let (lo, hi) = (47100u16, 47199u16);
+    let url = format!(
+        "zmq+dummy://?{}&rpc_zmq_min_port={lo}&rpc_zmq_max_port={hi}",
+        support::LOOPBACK
+    );
+    let before = established_to(&(lo..=hi).collect::<Vec<_>>());
+    let (transports, servers) = all_to_all(&url).await;
+    let after = established_to(&(lo..=hi).collect::<Vec<_>>());
+    assert_eq!(
+        after - before,
+        CLIENTS * SERVERS,
+        "one connection per client and server"
+    );
+    drop(servers);
+    drop(transports);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_each_node_connects_once() {
+    support::init_logging();
+    let proxy = Proxy::bind("127.0.0.1:0", "127.0.0.1:0").await.unwrap();
+    let port = |address: &str| -> u16 { address.rsplit(':').next().unwrap().parse().unwrap() };
+    let (router, publisher) = (
+        port(proxy.router_address()),
+        port(proxy.publisher_address()),
+    );
+    let url = format!(
+        "zmq+dummy://?{}&use_router_proxy=true&zmq_proxy_router={}&zmq_proxy_publisher={}",
+        support::LOOPBACK,
+        proxy.router_address(),
+        proxy.publisher_address()
+    );
+    let (transports, servers) = all_to_all(&url).await;
+    assert_eq!(
+        established_to(&[router]),
+        CLIENTS + SERVERS,
+        "one DEALER per node to the proxy's ROUTER"
+    );
+    assert_eq!(
+        established_to(&[publisher]),
+        CLIENTS + SERVERS,
+        "one SUB per node to the proxy's PUB"
+    );
+    assert!(proxy.stats().forwarded >= (2 * CLIENTS * SERVERS) as u64);
+    drop(servers);
+    drop(transports);
+    proxy.shutdown().await;
+}
