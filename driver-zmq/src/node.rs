@@ -74,14 +74,7 @@ impl std::fmt::Debug for Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
+        self.abort_tasks();
     }
 }
 
@@ -129,6 +122,13 @@ impl Node {
             renewing: Default::default(),
             tasks: Mutex::default(),
         }))
+    }
+
+    fn abort_tasks(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
     }
 
     fn keep(&self, task: tokio::task::AbortHandle) {
@@ -582,14 +582,7 @@ impl Node {
         for (key, member) in current {
             let _ = self.matchmaker.unregister(&key, &member).await;
         }
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
+        self.abort_tasks();
         self.peers.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }

@@ -10,16 +10,9 @@ use std::sync::Arc;
 use messaging_core::testkit::TransportFactory;
 use tokio::sync::OnceCell;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn fixed_node() -> TransportFactory {
     support::init_logging();
-    let port = free_port();
+    let port = support::free_port();
     let url = format!(
         "zmq+static://?{}&rpc_zmq_min_port={port}&rpc_zmq_max_port={port}&zmq_static_targets=*=127.0.0.1:{port}",
         support::LOOPBACK

@@ -16,13 +16,6 @@ use messaging_core::{Context, Error, RemoteError, RpcClient, Target};
 use serde_json::{Value, json};
 use zeromq::{DealerSocket, RouterSocket, Socket, SocketSend, ZmqMessage};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn echo() -> Endpoint {
     Endpoint::new().method("echo", |_c: Context, v: Value| async move {
         Ok::<_, RemoteError>(v)
@@ -42,7 +35,7 @@ fn message(frames: &[&[u8]]) -> ZmqMessage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_never_stop_a_server() {
     support::init_logging();
-    let port = free_port();
+    let port = support::free_port();
     let url = format!(
         "zmq+dummy://?{}&rpc_zmq_min_port={port}&rpc_zmq_max_port={port}",
         support::LOOPBACK
@@ -140,12 +133,12 @@ async fn slow_and_dead_peers_fail_their_calls_only() {
 
     // A "slow" server: a ROUTER that accepts connections and never reads; and a
     // "dead" one: an address nobody listens on.
-    let slow_port = free_port();
+    let slow_port = support::free_port();
     let mut slow = RouterSocket::new();
     slow.bind(&format!("tcp://127.0.0.1:{slow_port}"))
         .await
         .unwrap();
-    let dead_port = free_port();
+    let dead_port = support::free_port();
     let key = |server: &str| Destination::Server {
         exchange: "openstack".into(),
         topic: topic.clone(),

@@ -36,6 +36,14 @@ pub fn require_redis() {
     );
 }
 
+/// A port nobody listens on now (the OS's pick, released for the caller to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A transport on `url`.
 pub async fn transport(url: &str) -> messaging_core::Result<Transport> {
     let mut registry = DriverRegistry::with_memory();
