@@ -96,6 +96,11 @@ impl Drop for KafkaSettle {
         let Some(ack) = self.ack.take() else {
             return;
         };
+        // Checked first: a failed send would drop `again` and come back here. The
+        // offset stays uncommitted, so the broker redelivers it.
+        if self.tx.is_closed() {
+            return;
+        }
         // The bytes decoded once already: this cannot fail.
         if let Ok(message) = NotificationMessage::decode(&self.payload) {
             let again = KafkaSettle {

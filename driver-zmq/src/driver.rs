@@ -1,7 +1,7 @@
 //! [`ZmqDriver`]: RPC and notifications sent straight to the nodes that serve them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -100,7 +100,7 @@ impl ZmqDriver {
         waited: Duration,
     ) -> Result<Vec<Member>> {
         let members = if at_least_once {
-            self.node.lookup(key).await?
+            self.node.lookup_until(key, deadline).await?
         } else {
             self.node.discover(key, deadline).await?
         };
@@ -140,6 +140,7 @@ impl ZmqDriver {
         let body = Bytes::from(request.encode(ContextPacking::Flattened)?);
         let topic = target.required_topic()?;
         let mut refused: Vec<String> = Vec::new();
+        let mut pause = Duration::from_millis(10);
         loop {
             let members = self
                 .find(&key, target, deadline, options.at_least_once, timeout)
@@ -157,10 +158,12 @@ impl ZmqDriver {
             } else {
                 self.pick(&fresh).clone()
             };
-            let _unanswered = self.node.reserve(&member, deadline).await?;
             let pending = self.node.answers.replies.register(&msg_id);
             let frame = Frame::new(Kind::Call, msg_id.clone(), key.to_string(), body.clone());
-            let sent = self.node.send_to(&member, frame, deadline).await;
+            let (_unanswered, sent) = match self.node.reserve(&member, deadline).await {
+                Ok(permit) => (permit, self.node.send_to(&member, frame, deadline).await),
+                Err(e) => (None, Err(e)),
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             let outcome = match sent {
                 // An unreachable node is tried no further than a refusing one.
@@ -190,8 +193,11 @@ impl ZmqDriver {
                     }
                     refused.push(member.address);
                     if fresh.len() <= 1 && !options.at_least_once {
-                        // Everyone refused: wait a little for a server to come (back).
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        // Everyone refused: wait a while (longer each time) for a
+                        // server to come (back), then try them all again.
+                        let now = Instant::now();
+                        tokio::time::sleep_until((now + pause).min(deadline)).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
                         refused.clear();
                     }
                 }
@@ -233,15 +239,33 @@ impl ZmqDriver {
             if self.node.publishes_fanout() {
                 return self.node.publish(frame, deadline).await;
             }
+            // Every reachable node gets it, whatever the others do.
             for member in &members {
-                self.node.send_to(member, frame.clone(), deadline).await?;
+                if let Err(e) = self.node.send_to(member, frame.clone(), deadline).await {
+                    tracing::warn!(%key, node = %member.address, error = %e, "fanout not sent to this node");
+                }
             }
             return Ok(());
         }
         if !options.at_least_once {
-            let member = self.pick(&members).clone();
-            let frame = Frame::new(Kind::Cast, id, key.to_string(), body);
-            return self.node.send_to(&member, frame, deadline).await;
+            // The first node that can be reached takes it (at most once, unconfirmed).
+            let first = self.turn.fetch_add(1, Ordering::Relaxed);
+            let mut last_error = None;
+            for member in members
+                .iter()
+                .cycle()
+                .skip(first % members.len())
+                .take(members.len())
+            {
+                let frame = Frame::new(Kind::Cast, id.clone(), key.to_string(), body.clone());
+                match self.node.send_to(member, frame, deadline).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            self.node.forget(&key);
+            return Err(last_error
+                .unwrap_or_else(|| Error::Transport(format!("no node to cast to on {key}"))));
         }
         // at_least_once: a server must take it; try each node once.
         let mut last_error = None;
@@ -343,19 +367,16 @@ impl Driver for ZmqDriver {
             .map_err(|e| failure(e.to_string()))?
             .clone();
         let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.node.routes.new_id();
+        let mut registrations = Registrations::new(&self.node);
         for destination in [&shared, &own] {
-            self.node.routes.add_server(id, destination, tx.clone());
+            self.node
+                .routes
+                .add_server(registrations.route, destination, tx.clone());
         }
         self.node
             .subscribe_fanout(&shared)
             .await
             .map_err(|e| failure(e.to_string()))?;
-        let mut registrations = Registrations {
-            node: self.node.clone(),
-            route: id,
-            entries: Vec::new(),
-        };
         for key in [shared, own] {
             if let Err(e) = self.node.register(&key, &member).await {
                 registrations.close().await;
@@ -371,6 +392,17 @@ impl Driver for ZmqDriver {
         targets_and_priorities: &[(Target, Priority)],
         pool: Option<&str>,
     ) -> Result<Box<NotificationListener>> {
+        let mut keys: Vec<Destination> = Vec::new();
+        for (target, priority) in targets_and_priorities {
+            let key = Destination::Notifications {
+                exchange: self.exchange(target).to_string(),
+                topic: format!("{}.{}", target.required_topic()?, priority.as_str()),
+                pool: None,
+            };
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
         let node_address = self.node.address().await?.clone();
         let pool = pool.unwrap_or("").to_string();
         let member = Member {
@@ -378,22 +410,15 @@ impl Driver for ZmqDriver {
             pool: Some(pool.clone()),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.node.routes.new_id();
-        let mut registrations = Registrations {
-            node: self.node.clone(),
-            route: id,
-            entries: Vec::new(),
-        };
-        for (target, priority) in targets_and_priorities {
-            let key = Destination::Notifications {
-                exchange: self.exchange(target).to_string(),
-                topic: format!("{}.{}", target.required_topic()?, priority.as_str()),
-                pool: None,
-            };
-            if registrations.entries.iter().any(|(k, _)| *k == key) {
-                continue;
-            }
-            self.node.routes.add_listener(id, &key, &pool, tx.clone());
+        let mut registrations = Registrations::new(&self.node);
+        for key in keys {
+            self.node.routes.add_listener(
+                registrations.route,
+                &key,
+                &pool,
+                tx.clone(),
+                registrations.stopped.clone(),
+            );
             if let Err(e) = self.node.register(&key, &member).await {
                 registrations.close().await;
                 return Err(e);
@@ -414,28 +439,74 @@ struct Registrations {
     node: Arc<Node>,
     route: RouteId,
     entries: Vec<(Destination, Member)>,
+    /// Set on stop: a notification requeued after it is dropped, not handed back.
+    stopped: Arc<AtomicBool>,
+    /// The removal from the matchmaker that `stop` started.
+    removing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Registrations {
+    fn new(node: &Arc<Node>) -> Registrations {
+        Registrations {
+            node: node.clone(),
+            route: node.routes.new_id(),
+            entries: Vec::new(),
+            stopped: Arc::default(),
+            removing: None,
+        }
+    }
+
+    /// Stops routing here and releases the registrations; returns what is left to
+    /// remove from the matchmaker.
+    fn release(&mut self) -> Vec<(Destination, Member)> {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.node.routes.remove(self.route);
+        let entries = std::mem::take(&mut self.entries);
+        for (key, member) in &entries {
+            self.node.release(key, member);
+        }
+        entries
+    }
+
+    /// [`release`](Self::release), and the matchmaker's part in a task (none when
+    /// there is nothing to remove, or no runtime any more: the TTL then expires them).
+    fn remove_in_background(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let entries = self.release();
+        if entries.is_empty() {
+            return None;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let node = self.node.clone();
+        Some(runtime.spawn(async move {
+            for (key, member) in entries {
+                node.settle(&key, &member).await;
+            }
+        }))
+    }
 }
 
 #[async_trait]
 impl MessageSource for Registrations {
     fn stop(&mut self) {
-        self.node.routes.remove(self.route);
-        let entries = std::mem::take(&mut self.entries);
-        if entries.is_empty() {
-            return;
+        if let Some(removing) = self.remove_in_background() {
+            self.removing = Some(removing);
         }
-        let node = self.node.clone();
-        tokio::spawn(async move {
-            for (key, member) in entries {
-                node.unregister(&key, &member).await;
-            }
-        });
     }
 
     async fn close(&mut self) {
-        self.node.routes.remove(self.route);
-        for (key, member) in std::mem::take(&mut self.entries) {
-            self.node.unregister(&key, &member).await;
+        for (key, member) in self.release() {
+            self.node.settle(&key, &member).await;
         }
+        if let Some(removing) = self.removing.take() {
+            let _ = removing.await;
+        }
+    }
+}
+
+impl Drop for Registrations {
+    fn drop(&mut self) {
+        // A listener dropped without stop: its routes and registrations must not
+        // outlive it.
+        self.remove_in_background();
     }
 }

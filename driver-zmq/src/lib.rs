@@ -33,8 +33,10 @@
 //!   (listeners without a pool form one pool); the receiving node acks each, and the
 //!   notifier tries another member when a node refuses or does not ack. A
 //!   notification nobody listens for yet is kept by its notifier, in the background,
-//!   for `zmq_send_timeout` seconds. A requeued notification goes back to its
-//!   listener. What a node took is lost if that process dies: there is no broker.
+//!   for `zmq_send_timeout` seconds (the notifier's `retry` is not used: the timeout
+//!   bounds the tries). A requeued notification goes back to its listener (or is
+//!   dropped with a warning once the listener stopped). What a node took is lost if
+//!   that process dies: there is no broker.
 //!
 //! # Security
 //!
@@ -52,7 +54,8 @@
 //! node ROUTER  → client DEALER  ["omsg-zmq/1", answer kind, id, "", body]
 //! ```
 //!
-//! Kinds: `C` call, `S` cast, `F` fanout, `N` notification; answers `R` reply (body:
+//! Kinds: `C` call, `S` cast, `K` confirmed cast (`at_least_once`), `F` fanout, `N`
+//! notification; answers `R` reply (body:
 //! oslo's reply JSON with `result`/`failure`/`ending`, heartbeats included), `A` ack,
 //! `X` refused. Request and notification bodies are the oslo 2.0 envelope that the
 //! RabbitMQ driver writes. Through the proxy a routing frame goes first (see

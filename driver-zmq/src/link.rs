@@ -1,7 +1,8 @@
 //! [`Link`]: one outgoing connection (a DEALER to a node's ROUTER, or to the proxy)
 //! with a bounded send queue of its own, so a slow or dead peer holds up only the
-//! sends to it. The link reconnects with backoff and drops what it holds once the
-//! sender's deadline passed.
+//! sends to it. The link reconnects with backoff; while the peer cannot be reached,
+//! new sends fail at once and what was waiting is answered as refused, so senders go
+//! to another node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use zeromq::util::PeerIdentity;
 use zeromq::{DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage};
 
 use messaging_core::{Error, Result};
+
+use crate::frame::{Frame, Kind};
 
 /// What a link does with the messages that come back on it (answers, and through the
 /// proxy, requests from other nodes).
@@ -60,12 +63,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Link {
     /// Starts connecting to `address` (`host:port`), as `identity` if given; what
-    /// comes back goes to `on_message`. At most `capacity` messages wait.
+    /// comes back goes to `on_message`. At most `capacity` messages wait. With
+    /// `give_up`, the link closes once the peer has been unreachable that long with
+    /// nothing to send (see [`Link::is_closed`]).
     pub fn start(
         address: &str,
         identity: Option<Bytes>,
         capacity: usize,
         on_message: OnMessage,
+        give_up: Option<Duration>,
     ) -> Link {
         let (tx, rx) = mpsc::channel(capacity);
         let down: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
@@ -75,6 +81,7 @@ impl Link {
             rx,
             on_message,
             down.clone(),
+            give_up,
         ));
         Link {
             address: address.to_string(),
@@ -89,11 +96,8 @@ impl Link {
     /// Queues `message`, waiting for room until `deadline`. Fails at once while the
     /// peer cannot be reached, so senders can go elsewhere.
     pub async fn send(&self, message: ZmqMessage, deadline: Instant) -> Result<()> {
-        if let Some(why) = self.down.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            return Err(Error::Transport(format!(
-                "ZeroMQ peer {} unreachable: {why}",
-                self.address
-            )));
+        if let Some(e) = self.unreachable() {
+            return Err(e);
         }
         let outgoing = Outgoing { message, deadline };
         // The common case takes no timer.
@@ -112,9 +116,24 @@ impl Link {
         }
     }
 
+    /// Whether the link gave up on its peer: a new one must be started to reach it.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn unreachable(&self) -> Option<Error> {
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        down.as_ref()
+            .map(|why| Error::Transport(format!("ZeroMQ peer {} unreachable: {why}", self.address)))
+    }
+
     /// Room for one more message that expects an answer; hold the permit until the
-    /// answer came or the sender gave up. Waits until `deadline`.
+    /// answer came or the sender gave up. Waits until `deadline`; fails at once while
+    /// the peer cannot be reached.
     pub async fn reserve(&self, deadline: Instant) -> Result<OwnedSemaphorePermit> {
+        if let Some(e) = self.unreachable() {
+            return Err(e);
+        }
         let reserving = self.unanswered.clone().acquire_owned();
         match tokio::time::timeout_at(deadline, reserving).await {
             Ok(Ok(permit)) => Ok(permit),
@@ -131,18 +150,29 @@ impl Link {
     }
 }
 
-/// Connects, sends, and reconnects until the link is dropped.
+/// Aborts a task when dropped: the reader of a connection ends with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Connects, sends, and reconnects until the link is dropped, or (with `give_up`)
+/// until the peer has been unreachable that long with nothing to send.
 async fn run(
     address: String,
     identity: Option<Bytes>,
     mut rx: mpsc::Receiver<Outgoing>,
     on_message: OnMessage,
     down: Arc<std::sync::Mutex<Option<String>>>,
+    give_up: Option<Duration>,
 ) {
     let set_down = |why: Option<String>| *down.lock().unwrap_or_else(|e| e.into_inner()) = why;
     let endpoint = format!("tcp://{address}");
-    let mut held: Option<Outgoing> = None;
     let mut backoff = FIRST_BACKOFF;
+    let mut down_since: Option<Instant> = None;
     loop {
         let mut options = SocketOptions::default();
         options.connect_timeout(CONNECT_TIMEOUT);
@@ -159,62 +189,93 @@ async fn run(
         }
         let mut dealer = DealerSocket::with_options(options);
         if let Err(e) = dealer.connect(&endpoint).await {
-            tracing::warn!(%address, error = %e, retry_in = ?backoff, "cannot connect to ZeroMQ peer");
-            set_down(Some(e.to_string()));
-            drop_expired(&mut held, &mut rx);
+            let reason = e.to_string();
+            if down_since.is_none() {
+                tracing::warn!(%address, error = %reason, "cannot connect to ZeroMQ peer; retrying with backoff");
+            } else {
+                tracing::debug!(%address, error = %reason, retry_in = ?backoff, "ZeroMQ peer still unreachable");
+            }
+            let since = *down_since.get_or_insert_with(Instant::now);
+            set_down(Some(reason.clone()));
+            let refused = refuse_waiting(&mut rx, &on_message, &address, &reason);
+            if refused == 0 && give_up.is_some_and(|after| since.elapsed() >= after) {
+                tracing::debug!(%address, "ZeroMQ peer unreachable for long; link closed");
+                return;
+            }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
+        }
+        if down_since.take().is_some() {
+            tracing::info!(%address, "ZeroMQ peer reachable again");
         }
         tracing::debug!(%address, "connected to ZeroMQ peer");
         set_down(None);
         backoff = FIRST_BACKOFF;
         let (mut send, mut recv) = dealer.split();
         let on = on_message.clone();
-        let reader = tokio::spawn(async move {
+        let _reader = AbortOnDrop(tokio::spawn(async move {
             while let Ok(message) = recv.recv().await {
                 on(message.into_vec());
             }
-        });
+        }));
         loop {
-            let out = match held.take() {
-                Some(out) => out,
-                None => match rx.recv().await {
-                    Some(out) => out,
-                    None => {
-                        reader.abort();
-                        return;
-                    }
-                },
+            let Some(out) = rx.recv().await else {
+                return;
             };
             if out.deadline <= Instant::now() {
                 continue;
             }
             if let Err(e) = send.send(out.message.clone()).await {
-                tracing::warn!(%address, error = %e, "ZeroMQ peer connection lost; reconnecting");
-                set_down(Some(e.to_string()));
-                held = Some(out);
+                let reason = e.to_string();
+                tracing::warn!(%address, error = %reason, "ZeroMQ peer connection lost; reconnecting");
+                set_down(Some(reason.clone()));
+                refuse(out.message, &on_message, &address, &reason);
                 break;
             }
         }
-        reader.abort();
         tokio::time::sleep(backoff).await;
     }
 }
 
-/// While disconnected: lets go of messages whose sender gave up, so a dead peer's
-/// queue empties instead of delivering stale requests when it comes back.
-fn drop_expired(held: &mut Option<Outgoing>, rx: &mut mpsc::Receiver<Outgoing>) {
-    let now = Instant::now();
-    if held.as_ref().is_some_and(|o| o.deadline <= now) {
-        *held = None;
+/// While the peer cannot be reached: answers everything waiting as refused, so its
+/// senders go to another node at once rather than wait out their timeouts. Returns
+/// how many messages were waiting.
+fn refuse_waiting(
+    rx: &mut mpsc::Receiver<Outgoing>,
+    on_message: &OnMessage,
+    address: &str,
+    reason: &str,
+) -> usize {
+    let mut waiting = 0;
+    while let Ok(out) = rx.try_recv() {
+        waiting += 1;
+        refuse(out.message, on_message, address, reason);
     }
-    if held.is_none() {
-        while let Ok(out) = rx.try_recv() {
-            if out.deadline > now {
-                *held = Some(out);
-                break;
-            }
+    waiting
+}
+
+/// Hands `on_message` a refusal of `message` (behind the same routing frames, which
+/// then read as the sender's), when its sender waits for an answer.
+fn refuse(message: ZmqMessage, on_message: &OnMessage, address: &str, reason: &str) {
+    let mut frames = message.into_vec();
+    let Some(routing) = frames.len().checked_sub(5) else {
+        return;
+    };
+    let five = frames.split_off(routing);
+    match Frame::parse(five) {
+        Ok(frame) if matches!(frame.kind, Kind::Call | Kind::ConfirmedCast | Kind::Notify) => {
+            let refusal = Frame::answer(
+                Kind::Refused,
+                frame.id,
+                format!("ZeroMQ peer {address} unreachable: {reason}"),
+            );
+            frames.extend(refusal.into_message([]).into_vec());
+            on_message(frames);
         }
+        Ok(frame) => {
+            tracing::debug!(%address, kind = ?frame.kind, destination = frame.destination_str(), "message to an unreachable peer dropped");
+        }
+        Err(_) => {}
     }
 }

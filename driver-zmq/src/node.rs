@@ -11,7 +11,7 @@ use messaging_core::{Error, Result};
 use rand::Rng;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio::time::Instant;
-use zeromq::{RouterSocket, Socket, SocketRecv, SubSocket};
+use zeromq::{RouterSocket, Socket, SocketOptions, SocketRecv, SubSocket};
 
 use crate::answers::Answers;
 use crate::destination::{Destination, Member};
@@ -27,6 +27,9 @@ use crate::routes::Routes;
 const LOOKUP_CACHE: Duration = Duration::from_secs(1);
 /// The longest pause between lookups while nobody is found.
 const MAX_LOOKUP_PAUSE: Duration = Duration::from_millis(500);
+/// A link to a peer that has been unreachable this long, with nothing to send, is
+/// dropped (a restarted server comes back on another port).
+const FORGET_UNREACHABLE_PEER: Duration = Duration::from_secs(60);
 /// Registration renewals after a matchmaker failure come this soon.
 const RENEW_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
@@ -46,6 +49,9 @@ pub struct Node {
     inbound: OnceCell<Member>,
     cache: Mutex<HashMap<Destination, (Vec<Member>, Instant)>>,
     registrations: Mutex<HashMap<(Destination, Member), usize>>,
+    /// Held while writing to the matchmaker, so a removal and a new registration of
+    /// the same member land in the order they were decided.
+    matchmaking: tokio::sync::Mutex<()>,
     renewing: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -119,6 +125,7 @@ impl Node {
             inbound: OnceCell::new(),
             cache: Mutex::default(),
             registrations: Mutex::default(),
+            matchmaking: tokio::sync::Mutex::new(()),
             renewing: Default::default(),
             tasks: Mutex::default(),
         }))
@@ -170,7 +177,11 @@ impl Node {
             let port = rand::rng().random_range(lo..=hi);
             let mut router = RouterSocket::new();
             match router.bind(&format!("tcp://{host}:{port}")).await {
-                Ok(_) => {
+                Ok(endpoint) => {
+                    let port = match endpoint {
+                        zeromq::Endpoint::Tcp(_, bound) => bound,
+                        _ => port,
+                    };
                     let address = format!("{}:{port}", self.options.zmq.rpc_zmq_host);
                     tracing::info!(%address, bind = %format!("{host}:{port}"), "ZeroMQ node listening");
                     let (send, mut recv) = router.split();
@@ -183,6 +194,11 @@ impl Node {
                             }
                             let identity = frames.remove(0);
                             match Frame::parse(frames) {
+                                // Answers come back on outgoing links, never here.
+                                Ok(frame) if frame.kind.is_answer() => tracing::debug!(
+                                    kind = ?frame.kind,
+                                    "answer on the ROUTER dropped"
+                                ),
                                 Ok(frame) => handle_incoming(
                                     &routes,
                                     &answers,
@@ -245,6 +261,7 @@ impl Node {
                     Some(Bytes::from(self.id.clone())),
                     zmq.zmq_send_queue,
                     on_message,
+                    None,
                 ));
                 let _ = link_slot.set(Arc::downgrade(&link));
                 let subscriber = if zmq.zmq_proxy_publisher.is_empty() {
@@ -268,11 +285,20 @@ impl Node {
         let probe = format!("probe/{}", self.id);
         let routes = self.routes.clone();
         let task = tokio::spawn(async move {
-            let mut sub = SubSocket::new();
-            if let Err(e) = sub.connect(&endpoint).await {
-                tracing::error!(%endpoint, error = %e, "cannot subscribe to the proxy's publisher; fanout through it will not arrive");
-                return;
-            }
+            let mut backoff = Duration::from_millis(50);
+            let mut sub = loop {
+                let mut options = SocketOptions::default();
+                options.connect_timeout(Duration::from_secs(2));
+                let mut sub = SubSocket::with_options(options);
+                match sub.connect(&endpoint).await {
+                    Ok(()) => break sub,
+                    Err(e) => {
+                        tracing::warn!(%endpoint, error = %e, retry_in = ?backoff, "cannot reach the proxy's publisher; fanout through it waits");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            };
             let _ = sub.subscribe(&probe).await;
             let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
             let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -364,9 +390,13 @@ impl Node {
     /// The link to a node's address, started on first use.
     fn peer(&self, address: &str) -> Arc<Link> {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(link) = peers.get(address) {
+        if let Some(link) = peers.get(address)
+            && !link.is_closed()
+        {
             return link.clone();
         }
+        // Links that gave up on their peers (gone for a minute) are forgotten.
+        peers.retain(|_, link| !link.is_closed());
         let answers = self.answers.clone();
         let from = address.to_string();
         let on_message: OnMessage = Arc::new(move |frames: Vec<Bytes>| {
@@ -383,6 +413,7 @@ impl Node {
             None,
             self.options.zmq.zmq_send_queue,
             on_message,
+            Some(FORGET_UNREACHABLE_PEER),
         ));
         peers.insert(address.to_string(), link.clone());
         link
@@ -448,6 +479,17 @@ impl Node {
         Ok(members)
     }
 
+    /// [`lookup`](Self::lookup), given up at `deadline` (a matchmaker that does not
+    /// answer must not hold a call past its timeout).
+    pub async fn lookup_until(&self, key: &Destination, deadline: Instant) -> Result<Vec<Member>> {
+        match tokio::time::timeout_at(deadline, self.lookup(key)).await {
+            Ok(found) => found,
+            Err(_) => Err(Error::Timeout(format!(
+                "the matchmaker did not answer a lookup of {key} in time"
+            ))),
+        }
+    }
+
     /// Forgets the cached members of `key` (one of them refused or failed).
     pub fn forget(&self, key: &Destination) {
         self.cache_lock().remove(key);
@@ -464,7 +506,7 @@ impl Node {
     pub async fn discover(&self, key: &Destination, deadline: Instant) -> Result<Vec<Member>> {
         let mut pause = Duration::from_millis(10);
         loop {
-            let error = match self.lookup(key).await {
+            let error = match self.lookup_until(key, deadline).await {
                 Ok(members) if !members.is_empty() => return Ok(members),
                 Ok(_) => None,
                 Err(e) => Some(e),
@@ -495,60 +537,67 @@ impl Node {
     pub async fn register(self: &Arc<Self>, key: &Destination, member: &Member) -> Result<()> {
         let first = {
             let mut registrations = self.registrations_lock();
-            *registrations
+            let count = registrations
                 .entry((key.clone(), member.clone()))
-                .or_default() += 1;
-            if !self
-                .renewing
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
-                self.start_renewals();
-            }
-            registrations[&(key.clone(), member.clone())] == 1
+                .or_default();
+            *count += 1;
+            *count == 1
         };
+        if !self
+            .renewing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.start_renewals();
+        }
+        if first {
+            // Under the lock, after any pending removal of the same registration.
+            let _writing = self.matchmaking.lock().await;
+            let registered = self
+                .matchmaker
+                .register(key, member, self.options.registration_ttl())
+                .await;
+            if registered.is_err() {
+                self.release(key, member);
+                return registered;
+            }
+        }
         self.forget(key);
-        if !first {
-            return Ok(());
-        }
-        let registered = self
-            .matchmaker
-            .register(key, member, self.options.registration_ttl())
-            .await;
-        if registered.is_err() {
-            self.release(key, member);
-        }
-        registered
+        Ok(())
     }
 
-    /// Drops one count of a registration; true when it was the last.
-    fn release(&self, key: &Destination, member: &Member) -> bool {
+    /// Drops one count of a registration, at once; [`Node::settle`] then removes it
+    /// from the matchmaker if that was the last.
+    pub fn release(&self, key: &Destination, member: &Member) {
         let mut registrations = self.registrations_lock();
         let entry = (key.clone(), member.clone());
-        match registrations.get_mut(&entry) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            Some(_) => {
+        if let Some(n) = registrations.get_mut(&entry) {
+            *n -= 1;
+            if *n == 0 {
                 registrations.remove(&entry);
-                true
             }
-            None => false,
         }
-    }
-
-    /// Removes one count of a registration, and the registration with the last.
-    pub async fn unregister(&self, key: &Destination, member: &Member) {
-        if self.release(key, member)
-            && let Err(e) = self.matchmaker.unregister(key, member).await
-        {
-            tracing::warn!(%key, error = %e, "could not unregister; the registration expires by itself");
-        }
+        drop(registrations);
         self.forget(key);
     }
 
-    /// Renews every registration every `zmq_target_update` seconds (sooner after a
-    /// failure), so they outlive their TTL while this node lives.
+    /// Removes a registration from the matchmaker unless this node registered it
+    /// again meanwhile.
+    pub async fn settle(&self, key: &Destination, member: &Member) {
+        let _writing = self.matchmaking.lock().await;
+        if self
+            .registrations_lock()
+            .contains_key(&(key.clone(), member.clone()))
+        {
+            return;
+        }
+        if let Err(e) = self.matchmaker.unregister(key, member).await {
+            tracing::warn!(%key, error = %e, "could not unregister; the registration expires by itself");
+        }
+    }
+
+    /// Renews every registration every `zmq_target_update` seconds (at most half
+    /// their TTL; sooner after a failure), so they outlive their TTL while this node
+    /// lives.
     fn start_renewals(self: &Arc<Self>) {
         let node = Arc::downgrade(self);
         let every = self.options.registration_refresh();
@@ -557,6 +606,7 @@ impl Node {
             loop {
                 tokio::time::sleep(pause).await;
                 let Some(node) = node.upgrade() else { return };
+                let _writing = node.matchmaking.lock().await;
                 let current: Vec<(Destination, Member)> =
                     node.registrations_lock().keys().cloned().collect();
                 pause = every;
@@ -577,6 +627,7 @@ impl Node {
 
     /// Unregisters everything and stops every task and connection.
     pub async fn close(&self) {
+        let _writing = self.matchmaking.lock().await;
         let current: Vec<(Destination, Member)> =
             self.registrations_lock().drain().map(|(k, _)| k).collect();
         for (key, member) in current {

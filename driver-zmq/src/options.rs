@@ -110,9 +110,15 @@ impl ZmqOptions {
             .map(Duration::from_secs)
     }
 
-    /// How often registrations are renewed (`zmq_target_update`, at least 1 s).
+    /// How often registrations are renewed: `zmq_target_update`, but at most half
+    /// their TTL, so a registration never lapses while its node lives (at least 1 s).
     pub fn registration_refresh(&self) -> Duration {
-        Duration::from_secs(self.zmq.zmq_target_update.max(1))
+        let every = Duration::from_secs(self.zmq.zmq_target_update);
+        let every = match self.registration_ttl() {
+            Some(ttl) => every.min(ttl / 2),
+            None => every,
+        };
+        every.max(Duration::from_secs(1))
     }
 
     /// How long a cast or notification waits for a receiver and for queue room.
@@ -193,7 +199,11 @@ mod tests {
         assert_eq!(o.port_range(), (7000, 65535));
         assert_eq!(o.bind_host(), "0.0.0.0");
         assert_eq!(o.registration_ttl(), Some(Duration::from_secs(300)));
+        assert_eq!(o.registration_refresh(), Duration::from_secs(150));
+        let o = resolve("zmq+dummy://?zmq_target_expire=30").unwrap();
+        assert_eq!(o.registration_refresh(), Duration::from_secs(15));
         let o = resolve("zmq+dummy://?zmq_target_expire=-1").unwrap();
         assert_eq!(o.registration_ttl(), None);
+        assert_eq!(o.registration_refresh(), Duration::from_secs(180));
     }
 }

@@ -84,7 +84,15 @@ impl Delivery {
     pub async fn attempt(&mut self, node: &Node, turn: &AtomicUsize) -> Result<bool> {
         let mut last_error = String::from("no listener acked");
         while Instant::now() < self.deadline {
-            let members = node.lookup(&self.key).await?;
+            // A matchmaker that fails now is tried again later, as when nobody is
+            // registered yet.
+            let members = match node.lookup(&self.key).await {
+                Ok(members) => members,
+                Err(e) => {
+                    tracing::debug!(key = %self.key, error = %e, "lookup failed; notification kept");
+                    return Ok(false);
+                }
+            };
             if members.is_empty() {
                 return Ok(false);
             }

@@ -4,8 +4,8 @@
 //! is refused, so its sender tries another node.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,12 +28,21 @@ type Notifications = mpsc::UnboundedSender<IncomingNotification>;
 /// Identifies one listener's routes, to remove them together.
 pub type RouteId = u64;
 
+/// One notification listener's route.
+struct ListenerRoute {
+    id: RouteId,
+    pool: String,
+    tx: Notifications,
+    /// Set when the listener stops: requeues are then dropped, not handed back.
+    stopped: Arc<AtomicBool>,
+}
+
 #[derive(Default)]
 struct Table {
     /// Destination text → servers.
     rpc: HashMap<String, Vec<(RouteId, Requests)>>,
-    /// Key text (`notify/<exchange>/<topic>.<priority>`) → (pool, listener).
-    notify: HashMap<String, Vec<(RouteId, String, Notifications)>>,
+    /// Key text (`notify/<exchange>/<topic>.<priority>`) → listeners.
+    notify: HashMap<String, Vec<ListenerRoute>>,
 }
 
 /// How many recent notification ids a node remembers to drop resent copies.
@@ -78,13 +87,26 @@ impl Routes {
             .push((id, tx));
     }
 
-    /// Routes notifications for `key` in `pool` (`""`: none) to a listener.
-    pub fn add_listener(&self, id: RouteId, key: &Destination, pool: &str, tx: Notifications) {
+    /// Routes notifications for `key` in `pool` (`""`: none) to a listener, which
+    /// sets `stopped` when it stops.
+    pub fn add_listener(
+        &self,
+        id: RouteId,
+        key: &Destination,
+        pool: &str,
+        tx: Notifications,
+        stopped: Arc<AtomicBool>,
+    ) {
         self.lock()
             .notify
             .entry(key.key().to_string())
             .or_default()
-            .push((id, pool.to_string(), tx));
+            .push(ListenerRoute {
+                id,
+                pool: pool.to_string(),
+                tx,
+                stopped,
+            });
     }
 
     /// Removes every route of `id`.
@@ -95,7 +117,7 @@ impl Routes {
             !servers.is_empty()
         });
         table.notify.retain(|_, listeners| {
-            listeners.retain(|(i, _, _)| *i != id);
+            listeners.retain(|l| l.id != id);
             !listeners.is_empty()
         });
     }
@@ -111,14 +133,22 @@ impl Routes {
         let destination = frame.destination_str().to_string();
         let servers: Vec<Requests> = {
             let table = self.lock();
-            match table.rpc.get(&destination) {
-                None => Vec::new(),
-                Some(servers) if frame.kind == Kind::Fanout => {
-                    servers.iter().map(|(_, tx)| tx.clone()).collect()
-                }
-                Some(servers) => {
-                    vec![servers[self.next_turn() % servers.len()].1.clone()]
-                }
+            // A server whose receiver is gone (dropped without stop) takes nothing.
+            let open: Vec<&Requests> = table
+                .rpc
+                .get(&destination)
+                .map(|servers| {
+                    servers
+                        .iter()
+                        .map(|(_, tx)| tx)
+                        .filter(|tx| !tx.is_closed())
+                        .collect()
+                })
+                .unwrap_or_default();
+            match open.len() {
+                0 => Vec::new(),
+                _ if frame.kind == Kind::Fanout => open.into_iter().cloned().collect(),
+                n => vec![open[self.next_turn() % n].clone()],
             }
         };
         if servers.is_empty() {
@@ -184,12 +214,16 @@ impl Routes {
             pool: None,
         }
         .to_string();
-        let chosen: Vec<Notifications> = {
+        let chosen: Vec<(Notifications, Arc<AtomicBool>)> = {
             let table = self.lock();
-            let listeners = table.notify.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            let listeners: Vec<&ListenerRoute> = table
+                .notify
+                .get(&key)
+                .map(|all| all.iter().filter(|l| !l.tx.is_closed()).collect())
+                .unwrap_or_default();
             let mut pools: Vec<&str> = match &pool {
                 Some(p) => vec![p.as_str()],
-                None => listeners.iter().map(|(_, p, _)| p.as_str()).collect(),
+                None => listeners.iter().map(|l| l.pool.as_str()).collect(),
             };
             pools.sort_unstable();
             pools.dedup();
@@ -198,12 +232,12 @@ impl Routes {
             pools
                 .into_iter()
                 .filter_map(|p| {
-                    let members: Vec<&Notifications> = listeners
-                        .iter()
-                        .filter(|(_, lp, _)| lp == p)
-                        .map(|(_, _, tx)| tx)
-                        .collect();
-                    (!members.is_empty()).then(|| members[n % members.len()].clone())
+                    let members: Vec<&&ListenerRoute> =
+                        listeners.iter().filter(|l| l.pool == p).collect();
+                    (!members.is_empty()).then(|| {
+                        let l = members[n % members.len()];
+                        (l.tx.clone(), l.stopped.clone())
+                    })
                 })
                 .collect()
         };
@@ -228,10 +262,11 @@ impl Routes {
                 return Frame::answer(Kind::Ack, frame.id, "");
             }
         };
-        for tx in chosen {
+        for (tx, stopped) in chosen {
             let settle = ZmqSettle {
                 payload: Some(frame.body.clone()),
                 tx: tx.clone(),
+                stopped,
             };
             let _ = tx.send(IncomingNotification {
                 message: message.clone(),
@@ -273,10 +308,13 @@ impl Responder for ZmqResponder {
 }
 
 /// Settles a notification this node took: a requeued (or dropped, unsettled) one is
-/// handed to the same listener again. The sender had its ack when the node took it.
+/// handed to the same listener again, unless it stopped (then it is dropped with a
+/// warning: there is no broker to give it back to). The sender had its ack when the
+/// node took it.
 struct ZmqSettle {
     payload: Option<Bytes>,
     tx: Notifications,
+    stopped: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -295,16 +333,91 @@ impl Drop for ZmqSettle {
         let Some(payload) = self.payload.take() else {
             return;
         };
+        // Checked first: a failed send would drop `again` and come back here.
+        if self.stopped.load(Ordering::Relaxed) || self.tx.is_closed() {
+            tracing::warn!("requeued notification dropped: its listener stopped");
+            return;
+        }
         // The bytes decoded once already.
         if let Ok(message) = NotificationMessage::decode(&payload) {
             let again = ZmqSettle {
                 payload: Some(payload),
                 tx: self.tx.clone(),
+                stopped: self.stopped.clone(),
             };
             let _ = self.tx.send(IncomingNotification {
                 message,
                 settle: Box::new(again),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messaging_core::Context;
+
+    fn notification() -> Bytes {
+        let message = NotificationMessage {
+            message_id: "m".into(),
+            publisher_id: "p".into(),
+            event_type: "e".into(),
+            priority: "INFO".into(),
+            payload: serde_json::json!(1),
+            timestamp: "2026-11-22 00:00:00.000000".into(),
+            unique_id: None,
+            context: Context::new(),
+        };
+        Bytes::from(
+            message
+                .encode(messaging_core::wire::ContextPacking::Flattened, true)
+                .unwrap(),
+        )
+    }
+
+    fn key() -> Destination {
+        Destination::Notifications {
+            exchange: "x".into(),
+            topic: "t.info".into(),
+            pool: None,
+        }
+    }
+
+    #[test]
+    fn a_listener_whose_receiver_is_gone_takes_nothing() {
+        let routes = Routes::default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        routes.add_listener(routes.new_id(), &key(), "", tx, Arc::default());
+        drop(rx);
+        let answer = routes.deliver_notification(Frame::new(
+            Kind::Notify,
+            "n1",
+            key().to_string(),
+            notification(),
+        ));
+        assert_eq!(answer.kind, Kind::Refused);
+    }
+
+    #[tokio::test]
+    async fn unsettled_notifications_go_back_until_the_listener_stops() {
+        let routes = Routes::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stopped = Arc::new(AtomicBool::new(false));
+        routes.add_listener(routes.new_id(), &key(), "", tx, stopped.clone());
+        let frame = Frame::new(Kind::Notify, "n1", key().to_string(), notification());
+        assert_eq!(routes.deliver_notification(frame.clone()).kind, Kind::Ack);
+        // Dropped unsettled: handed back.
+        drop(rx.recv().await.unwrap());
+        let again = rx.recv().await.unwrap();
+        // Resent by its sender: taken once.
+        assert_eq!(routes.deliver_notification(frame).kind, Kind::Ack);
+        assert!(rx.try_recv().is_err());
+        // Once stopped, dropping it lets it go (no endless requeue), and with the
+        // receiver gone, dropping does not recurse.
+        stopped.store(true, Ordering::Relaxed);
+        drop(again);
+        assert!(rx.try_recv().is_err());
+        drop(rx);
     }
 }
