@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::answers::is_refused;
 use crate::destination::{Destination, Member};
 use crate::frame::{Frame, Kind};
-use crate::node::Node;
+use crate::node::{Members, Node};
 use crate::options::ZmqOptions;
 use crate::outbox::{Acked, Delivery, Outbox, send_acked};
 use crate::routes::RouteId;
@@ -78,7 +78,7 @@ impl ZmqDriver {
     }
 
     /// One of `members`, in turn.
-    fn pick<'a>(&self, members: &'a [Member]) -> &'a Member {
+    fn pick<'a, T>(&self, members: &'a [T]) -> &'a T {
         &members[self.turn.fetch_add(1, Ordering::Relaxed) % members.len()]
     }
 
@@ -98,7 +98,7 @@ impl ZmqDriver {
         deadline: Instant,
         at_least_once: bool,
         waited: Duration,
-    ) -> Result<Vec<Member>> {
+    ) -> Result<Members> {
         let members = if at_least_once {
             self.node.lookup_until(key, deadline).await?
         } else {
@@ -145,18 +145,19 @@ impl ZmqDriver {
             let members = self
                 .find(&key, target, deadline, options.at_least_once, timeout)
                 .await?;
-            let fresh: Vec<Member> = members
+            // Nodes that refused this call are tried again only when nobody else is left.
+            let fresh: Vec<&Member> = members
                 .iter()
                 .filter(|m| !refused.contains(&m.address))
-                .cloned()
                 .collect();
             if fresh.is_empty() && options.at_least_once {
                 return Err(self.undeliverable(target, &key));
             }
+            let fresh_count = fresh.len();
             let member = if fresh.is_empty() {
                 self.pick(&members).clone()
             } else {
-                self.pick(&fresh).clone()
+                (*self.pick(&fresh)).clone()
             };
             let pending = self.node.answers.replies.register(&msg_id);
             let frame = Frame::new(Kind::Call, msg_id.clone(), key.to_string(), body.clone());
@@ -192,7 +193,7 @@ impl ZmqDriver {
                         )));
                     }
                     refused.push(member.address);
-                    if fresh.len() <= 1 && !options.at_least_once {
+                    if fresh_count <= 1 && !options.at_least_once {
                         // Everyone refused: wait a while (longer each time) for a
                         // server to come (back), then try them all again.
                         let now = Instant::now();
@@ -240,7 +241,7 @@ impl ZmqDriver {
                 return self.node.publish(frame, deadline).await;
             }
             // Every reachable node gets it, whatever the others do.
-            for member in &members {
+            for member in members.iter() {
                 if let Err(e) = self.node.send_to(member, frame.clone(), deadline).await {
                     tracing::warn!(%key, node = %member.address, error = %e, "fanout not sent to this node");
                 }

@@ -5,13 +5,16 @@
 //! to another node.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use zeromq::util::PeerIdentity;
-use zeromq::{DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{
+    DealerSendHalf, DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage,
+};
 
 use messaging_core::{Error, Result};
 
@@ -39,6 +42,12 @@ pub struct Link {
     /// to 100 000 messages per peer by itself, so a peer that stopped reading is
     /// noticed here instead.
     unanswered: Arc<Semaphore>,
+    /// The connection's send half while connected, shared by the task and senders
+    /// that find the queue empty.
+    connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>>,
+    /// Messages in the queue or being sent by the task: a sender may send directly
+    /// only when none are, so one sender's messages keep their order.
+    queued: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Link {
@@ -75,13 +84,19 @@ impl Link {
     ) -> Link {
         let (tx, rx) = mpsc::channel(capacity);
         let down: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>> = Arc::default();
+        let queued: Arc<AtomicUsize> = Arc::default();
         let task = tokio::spawn(run(
-            address.to_string(),
-            identity,
+            Task {
+                address: address.to_string(),
+                identity,
+                on_message,
+                down: down.clone(),
+                give_up,
+                connection: connection.clone(),
+                queued: queued.clone(),
+            },
             rx,
-            on_message,
-            down.clone(),
-            give_up,
         ));
         Link {
             address: address.to_string(),
@@ -90,6 +105,8 @@ impl Link {
             task: task.abort_handle(),
             down,
             unanswered: Arc::new(Semaphore::new(capacity)),
+            connection,
+            queued,
         }
     }
 
@@ -99,14 +116,34 @@ impl Link {
         if let Some(e) = self.unreachable() {
             return Err(e);
         }
+        // Nothing waits before it and the connection is free: send it from here,
+        // saving the hop through the link's task.
+        if self.queued.load(Ordering::Acquire) == 0
+            && let Ok(mut connection) = self.connection.try_lock()
+            && self.queued.load(Ordering::Acquire) == 0
+            && let Some(dealer) = connection.as_mut()
+            && dealer.send(message.clone()).await.is_ok()
+        {
+            return Ok(());
+        }
+        // Otherwise (and after a failed send, so the task notices and reconnects) in
+        // turn through the queue.
+        self.queued.fetch_add(1, Ordering::AcqRel);
         let outgoing = Outgoing { message, deadline };
         // The common case takes no timer.
         let outgoing = match self.tx.try_send(outgoing) {
             Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.closed()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(self.closed());
+            }
             Err(mpsc::error::TrySendError::Full(o)) => o,
         };
-        match tokio::time::timeout_at(deadline, self.tx.send(outgoing)).await {
+        let queued = tokio::time::timeout_at(deadline, self.tx.send(outgoing)).await;
+        if !matches!(queued, Ok(Ok(()))) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        match queued {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(self.closed()),
             Err(_) => Err(Error::Timeout(format!(
@@ -159,16 +196,29 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Connects, sends, and reconnects until the link is dropped, or (with `give_up`)
-/// until the peer has been unreachable that long with nothing to send.
-async fn run(
+/// What a link's task works with.
+struct Task {
     address: String,
     identity: Option<Bytes>,
-    mut rx: mpsc::Receiver<Outgoing>,
     on_message: OnMessage,
     down: Arc<std::sync::Mutex<Option<String>>>,
     give_up: Option<Duration>,
-) {
+    connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Connects, sends, and reconnects until the link is dropped, or (with `give_up`)
+/// until the peer has been unreachable that long with nothing to send.
+async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
+    let Task {
+        address,
+        identity,
+        on_message,
+        down,
+        give_up,
+        connection,
+        queued,
+    } = task;
     let set_down = |why: Option<String>| *down.lock().unwrap_or_else(|e| e.into_inner()) = why;
     let endpoint = format!("tcp://{address}");
     let mut backoff = FIRST_BACKOFF;
@@ -197,7 +247,7 @@ async fn run(
             }
             let since = *down_since.get_or_insert_with(Instant::now);
             set_down(Some(reason.clone()));
-            let refused = refuse_waiting(&mut rx, &on_message, &address, &reason);
+            let refused = refuse_waiting(&mut rx, &on_message, &address, &reason, &queued);
             if refused == 0 && give_up.is_some_and(|after| since.elapsed() >= after) {
                 tracing::debug!(%address, "ZeroMQ peer unreachable for long; link closed");
                 return;
@@ -210,9 +260,10 @@ async fn run(
             tracing::info!(%address, "ZeroMQ peer reachable again");
         }
         tracing::debug!(%address, "connected to ZeroMQ peer");
-        set_down(None);
         backoff = FIRST_BACKOFF;
-        let (mut send, mut recv) = dealer.split();
+        let (send, mut recv) = dealer.split();
+        *connection.lock().await = Some(send);
+        set_down(None);
         let on = on_message.clone();
         let _reader = AbortOnDrop(tokio::spawn(async move {
             while let Ok(message) = recv.recv().await {
@@ -223,10 +274,16 @@ async fn run(
             let Some(out) = rx.recv().await else {
                 return;
             };
-            if out.deadline <= Instant::now() {
-                continue;
-            }
-            if let Err(e) = send.send(out.message.clone()).await {
+            let mut guard = connection.lock().await;
+            let sent = match guard.as_mut() {
+                _ if out.deadline <= Instant::now() => Ok(()),
+                Some(dealer) => dealer.send(out.message.clone()).await,
+                None => Err(zeromq::ZmqError::NoMessage),
+            };
+            queued.fetch_sub(1, Ordering::AcqRel);
+            if let Err(e) = sent {
+                *guard = None;
+                drop(guard);
                 let reason = e.to_string();
                 tracing::warn!(%address, error = %reason, "ZeroMQ peer connection lost; reconnecting");
                 set_down(Some(reason.clone()));
@@ -246,10 +303,12 @@ fn refuse_waiting(
     on_message: &OnMessage,
     address: &str,
     reason: &str,
+    queued: &AtomicUsize,
 ) -> usize {
     let mut waiting = 0;
     while let Ok(out) = rx.try_recv() {
         waiting += 1;
+        queued.fetch_sub(1, Ordering::AcqRel);
         refuse(out.message, on_message, address, reason);
     }
     waiting

@@ -33,6 +33,9 @@ const FORGET_UNREACHABLE_PEER: Duration = Duration::from_secs(60);
 /// Registration renewals after a matchmaker failure come this soon.
 const RENEW_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
+/// What a lookup found, shared with the cache (no copy per message).
+pub type Members = Arc<[Member]>;
+
 /// One transport's presence on the network.
 pub struct Node {
     /// The transport's options.
@@ -47,7 +50,7 @@ pub struct Node {
     peers: Mutex<HashMap<String, Arc<Link>>>,
     proxy: OnceCell<ProxyConnection>,
     inbound: OnceCell<Member>,
-    cache: Mutex<HashMap<Destination, (Vec<Member>, Instant)>>,
+    cache: Mutex<HashMap<Destination, (Members, Instant)>>,
     registrations: Mutex<HashMap<(Destination, Member), usize>>,
     /// Held while writing to the matchmaker, so a removal and a new registration of
     /// the same member land in the order they were decided.
@@ -463,13 +466,13 @@ impl Node {
     }
 
     /// The members registered for `key`, from a cache renewed every second.
-    pub async fn lookup(&self, key: &Destination) -> Result<Vec<Member>> {
+    pub async fn lookup(&self, key: &Destination) -> Result<Members> {
         if let Some((members, at)) = self.cache_lock().get(key)
             && at.elapsed() < LOOKUP_CACHE
         {
             return Ok(members.clone());
         }
-        let members = self.matchmaker.lookup(key).await?;
+        let members: Members = self.matchmaker.lookup(key).await?.into();
         let mut cache = self.cache_lock();
         if members.is_empty() {
             cache.remove(key);
@@ -481,7 +484,7 @@ impl Node {
 
     /// [`lookup`](Self::lookup), given up at `deadline` (a matchmaker that does not
     /// answer must not hold a call past its timeout).
-    pub async fn lookup_until(&self, key: &Destination, deadline: Instant) -> Result<Vec<Member>> {
+    pub async fn lookup_until(&self, key: &Destination, deadline: Instant) -> Result<Members> {
         match tokio::time::timeout_at(deadline, self.lookup(key)).await {
             Ok(found) => found,
             Err(_) => Err(Error::Timeout(format!(
@@ -495,15 +498,13 @@ impl Node {
         self.cache_lock().remove(key);
     }
 
-    fn cache_lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Destination, (Vec<Member>, Instant)>> {
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Destination, (Members, Instant)>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Looks `key` up until someone is registered or `deadline` passes (then the
     /// result is empty, or the matchmaker's last error).
-    pub async fn discover(&self, key: &Destination, deadline: Instant) -> Result<Vec<Member>> {
+    pub async fn discover(&self, key: &Destination, deadline: Instant) -> Result<Members> {
         let mut pause = Duration::from_millis(10);
         loop {
             let error = match self.lookup_until(key, deadline).await {
@@ -515,7 +516,7 @@ impl Node {
             if now >= deadline {
                 return match error {
                     Some(e) => Err(e),
-                    None => Ok(Vec::new()),
+                    None => Ok(Members::default()),
                 };
             }
             if let Some(e) = &error {

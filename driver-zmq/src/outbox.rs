@@ -97,7 +97,7 @@ impl Delivery {
                 return Ok(false);
             }
             let mut by_pool: BTreeMap<Option<String>, Vec<&Member>> = BTreeMap::new();
-            for m in &members {
+            for m in members.iter() {
                 by_pool.entry(m.pool.clone()).or_default().push(m);
             }
             let wanted = self

@@ -44,6 +44,11 @@ impl ReplyPath {
                 // (the ROUTER waits for room in that caller's queue).
                 let mut send = send.clone();
                 let sending = send.send(answer.into_message([identity.clone()]));
+                let mut sending = std::pin::pin!(sending);
+                // Usually done at once: no timer needed then.
+                if let Some(sent) = futures::FutureExt::now_or_never(&mut sending) {
+                    return sent.map_err(|e| Error::Transport(format!("answer not sent: {e}")));
+                }
                 match tokio::time::timeout(ANSWER_TIMEOUT, sending).await {
                     Ok(sent) => sent.map_err(|e| Error::Transport(format!("answer not sent: {e}"))),
                     Err(_) => Err(Error::Timeout(format!(

@@ -174,22 +174,16 @@ impl Routes {
                 msg_id: frame.id.clone(),
             }) as Box<dyn Responder>
         });
-        let mut responder = responder;
-        let last = servers.len() - 1;
-        for (i, tx) in servers.into_iter().enumerate() {
-            let request = if i == last {
-                IncomingRequest {
-                    request: request.clone(),
-                    responder: responder.take(),
-                }
-            } else {
-                IncomingRequest {
-                    request: request.clone(),
-                    responder: None,
-                }
-            };
-            let _ = tx.send(request);
+        // Every server but the last gets a copy; the last gets the request itself.
+        let mut servers = servers;
+        let last = servers.pop().expect("not empty");
+        for tx in servers {
+            let _ = tx.send(IncomingRequest {
+                request: request.clone(),
+                responder: None,
+            });
         }
+        let _ = last.send(IncomingRequest { request, responder });
         (frame.kind == Kind::ConfirmedCast).then(|| Frame::answer(Kind::Ack, frame.id, ""))
     }
 

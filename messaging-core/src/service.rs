@@ -131,14 +131,16 @@ impl Lifecycle {
             let limit = Arc::new(Semaphore::new(max.max(1)));
             let mut in_flight = JoinSet::new();
             let mut stopping = false;
+            // Made once: building it for every message costs more than the message.
+            let mut stop_requested =
+                std::pin::pin!(async { stopped.wait_for(|s| *s).await.is_ok() });
             loop {
                 let message = if stopping {
                     listener.next().await
                 } else {
-                    let stop_requested = async { stopped.wait_for(|s| *s).await.is_ok() };
                     tokio::select! {
                         message = listener.next() => message,
-                        _ = stop_requested => {
+                        _ = &mut stop_requested => {
                             stopping = true;
                             listener.stop().await;
                             continue;

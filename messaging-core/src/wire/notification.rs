@@ -179,5 +179,5 @@ pub fn utc_now_timestamp() -> String {
 
 /// A fresh uuid4 with dashes, as notifications' `message_id`.
 pub fn new_message_id() -> String {
-    uuid::Uuid::new_v4().hyphenated().to_string()
+    super::request::random_uuid().hyphenated().to_string()
 }

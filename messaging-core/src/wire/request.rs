@@ -256,7 +256,13 @@ fn string_field(key: &str, value: Value) -> Result<Option<String>> {
 
 /// A fresh uuid4 in hex without dashes, as oslo's ids.
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    random_uuid().simple().to_string()
+}
+
+/// A version 4 UUID from the thread's random generator (a CSPRNG seeded by the OS):
+/// `Uuid::new_v4` asks the OS for every one, a system call per message.
+pub fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
 }
 
 pub(crate) fn optional_string(m: &mut Map<String, Value>, key: &str) -> Result<Option<String>> {
@@ -271,5 +277,19 @@ pub(crate) fn seconds_to_json(seconds: Option<f64>) -> Value {
         Some(s) => serde_json::Number::from_f64(s)
             .map(Value::Number)
             .unwrap_or(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_fresh_version_4_uuids() {
+        let (a, b) = (random_uuid(), random_uuid());
+        assert_eq!(a.get_version_num(), 4);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(a, b);
+        assert_eq!(new_id().len(), 32);
     }
 }
