@@ -2,11 +2,12 @@
 //! new messages), wait (in-flight work finishes, the listener is released), restart.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
 
 use crate::driver::Listener;
 use crate::{Error, Result};
@@ -128,8 +129,8 @@ impl Lifecycle {
             let _ = stop.send(true);
         }
         tokio::spawn(async move {
-            let limit = Arc::new(Semaphore::new(max.max(1)));
-            let mut in_flight = JoinSet::new();
+            let max = max.max(1);
+            let limit = Arc::new(Semaphore::new(max));
             let mut stopping = false;
             // Made once: building it for every message costs more than the message.
             let mut stop_requested =
@@ -159,17 +160,19 @@ impl Lifecycle {
                     break;
                 };
                 let work = handle(message);
-                in_flight.spawn(async move {
-                    work.await;
+                // Each message in a task of its own; the permit, held until it is done
+                // (or has panicked), is what draining waits for.
+                tokio::spawn(async move {
+                    if AssertUnwindSafe(work).catch_unwind().await.is_err() {
+                        tracing::error!("a message handler task panicked");
+                    }
                     drop(permit);
                 });
-                while let Some(joined) = in_flight.try_join_next() {
-                    log_join(joined);
-                }
             }
-            while let Some(joined) = in_flight.join_next().await {
-                log_join(joined);
-            }
+            // Every permit back: every message handled.
+            let _ = limit
+                .acquire_many(u32::try_from(max).unwrap_or(u32::MAX))
+                .await;
             listener.cleanup().await;
             drop(stop);
             let _ = done_tx.send(true);
@@ -261,12 +264,6 @@ impl Drop for StartClaim<'_> {
         if !self.used {
             self.lifecycle.abort_start();
         }
-    }
-}
-
-fn log_join(joined: std::result::Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined {
-        tracing::error!(error = %e, "a message handler task failed");
     }
 }
 
