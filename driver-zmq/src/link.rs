@@ -171,6 +171,10 @@ impl Link {
         if let Some(e) = self.unreachable() {
             return Err(e);
         }
+        // The common case needs no timer.
+        if let Ok(permit) = self.unanswered.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
         let reserving = self.unanswered.clone().acquire_owned();
         match tokio::time::timeout_at(deadline, reserving).await {
             Ok(Ok(permit)) => Ok(permit),

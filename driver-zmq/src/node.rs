@@ -467,10 +467,8 @@ impl Node {
 
     /// The members registered for `key`, from a cache renewed every second.
     pub async fn lookup(&self, key: &Destination) -> Result<Members> {
-        if let Some((members, at)) = self.cache_lock().get(key)
-            && at.elapsed() < LOOKUP_CACHE
-        {
-            return Ok(members.clone());
+        if let Some(members) = self.cached(key) {
+            return Ok(members);
         }
         let members: Members = self.matchmaker.lookup(key).await?.into();
         let mut cache = self.cache_lock();
@@ -485,12 +483,23 @@ impl Node {
     /// [`lookup`](Self::lookup), given up at `deadline` (a matchmaker that does not
     /// answer must not hold a call past its timeout).
     pub async fn lookup_until(&self, key: &Destination, deadline: Instant) -> Result<Members> {
+        // The common case needs no timer.
+        if let Some(members) = self.cached(key) {
+            return Ok(members);
+        }
         match tokio::time::timeout_at(deadline, self.lookup(key)).await {
             Ok(found) => found,
             Err(_) => Err(Error::Timeout(format!(
                 "the matchmaker did not answer a lookup of {key} in time"
             ))),
         }
+    }
+
+    /// The members of `key` looked up less than a second ago.
+    fn cached(&self, key: &Destination) -> Option<Members> {
+        let cache = self.cache_lock();
+        let (members, at) = cache.get(key)?;
+        (at.elapsed() < LOOKUP_CACHE).then(|| members.clone())
     }
 
     /// Forgets the cached members of `key` (one of them refused or failed).
