@@ -13,7 +13,7 @@ use messaging_core::driver::{
 use messaging_core::notify::Priority;
 use messaging_core::rpc::reply_waiter::deadline_after;
 use messaging_core::wire::request::new_id;
-use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request};
+use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request, envelope};
 use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -26,6 +26,14 @@ use crate::node::{Members, Node};
 use crate::options::ZmqOptions;
 use crate::outbox::{Acked, Delivery, Outbox, send_acked};
 use crate::routes::RouteId;
+
+/// A request's body: the inner message without the 2.0 envelope (the frames carry
+/// the version), which saves escaping it into a string and back.
+fn encode_request(request: &Request) -> Result<Bytes> {
+    Ok(Bytes::from(envelope::encode_bare(
+        &request.wire(ContextPacking::Flattened),
+    )?))
+}
 
 /// The ZeroMQ driver of one transport: one node (a ROUTER, or a connection to the
 /// proxy) and its links to the nodes it sends to.
@@ -137,7 +145,7 @@ impl ZmqDriver {
             me,
             options.call_monitor_timeout,
         ));
-        let body = Bytes::from(request.encode(ContextPacking::Flattened)?);
+        let body = encode_request(&request)?;
         let topic = target.required_topic()?;
         let mut refused: Vec<String> = Vec::new();
         let mut pause = Duration::from_millis(10);
@@ -222,7 +230,7 @@ impl ZmqDriver {
     ) -> Result<()> {
         let wait = self.options().send_timeout();
         let deadline = deadline_after(wait);
-        let body = Bytes::from(request.encode(ContextPacking::Flattened)?);
+        let body = encode_request(&request)?;
         let members = match self
             .find(&key, target, deadline, options.at_least_once, wait)
             .await
@@ -321,7 +329,7 @@ impl Driver for ZmqDriver {
         &self,
         target: &Target,
         message: NotificationMessage,
-        format: NotificationFormat,
+        _format: NotificationFormat,
         _retry: Retry,
     ) -> Result<()> {
         let key = Destination::Notifications {
@@ -329,9 +337,9 @@ impl Driver for ZmqDriver {
             topic: target.required_topic()?.to_string(),
             pool: None,
         };
-        let body = Bytes::from(
-            message.encode(ContextPacking::Flattened, format == NotificationFormat::V2)?,
-        );
+        // The frames version the protocol: the body is the bare message, whatever the
+        // notification format (which only matters to Python consumers on a broker).
+        let body = Bytes::from(message.encode(ContextPacking::Flattened, false)?);
         let deadline = deadline_after(self.options().send_timeout());
         let mut delivery = Delivery::new(key, body, deadline);
         // Behind notifications already kept for this destination, to keep their order.

@@ -10,7 +10,7 @@
 //! | 1 | kind | one ASCII byte, see [`Kind`] |
 //! | 2 | id | the call's `msg_id` (replies carry the call's), or the message's own id |
 //! | 3 | destination | UTF-8, what the message is for (see [`Destination`](crate::destination::Destination)); empty on answers |
-//! | 4 | body | the oslo JSON: the 2.0 envelope of a request or notification, or a reply |
+//! | 4 | body | oslo's JSON message without the 2.0 envelope (this frame set is versioned by frame 0): a request, a notification or a reply |
 //!
 //! Through a proxy, one routing frame goes first (the peer's identity; see
 //! [`proxy`](crate::proxy)).

@@ -57,8 +57,9 @@
 //! Kinds: `C` call, `S` cast, `K` confirmed cast (`at_least_once`), `F` fanout, `N`
 //! notification; answers `R` reply (body:
 //! oslo's reply JSON with `result`/`failure`/`ending`, heartbeats included), `A` ack,
-//! `X` refused. Request and notification bodies are the oslo 2.0 envelope that the
-//! RabbitMQ driver writes. Through the proxy a routing frame goes first (see
+//! `X` refused. Bodies are oslo's JSON messages (request, notification, reply) as the
+//! RabbitMQ driver writes them inside the 2.0 envelope, here without the envelope:
+//! frame 0 versions the protocol. Through the proxy a routing frame goes first (see
 //! [`proxy`]). A malformed message is logged and dropped; the node keeps serving.
 //!
 //! ```no_run

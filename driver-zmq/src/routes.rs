@@ -130,41 +130,42 @@ impl Routes {
     /// send back, if any: a refusal when no server here takes a call or confirmed
     /// cast, an ack when a server took a confirmed cast.
     pub fn deliver_request(&self, frame: Frame, path: ReplyPath) -> Option<Frame> {
-        let destination = frame.destination_str().to_string();
-        let servers: Vec<Requests> = {
+        let fanout = frame.kind == Kind::Fanout;
+        // The servers that take it: one in turn, or all for a fanout. A server whose
+        // receiver is gone (dropped without stop) takes nothing.
+        let (one, mut all): (Option<Requests>, Vec<Requests>) = {
             let table = self.lock();
-            // A server whose receiver is gone (dropped without stop) takes nothing.
-            let open: Vec<&Requests> = table
+            let open = table
                 .rpc
-                .get(&destination)
-                .map(|servers| {
-                    servers
-                        .iter()
-                        .map(|(_, tx)| tx)
-                        .filter(|tx| !tx.is_closed())
-                        .collect()
-                })
-                .unwrap_or_default();
-            match open.len() {
-                0 => Vec::new(),
-                _ if frame.kind == Kind::Fanout => open.into_iter().cloned().collect(),
-                n => vec![open[self.next_turn() % n].clone()],
+                .get(frame.destination_str())
+                .into_iter()
+                .flatten()
+                .map(|(_, tx)| tx)
+                .filter(|tx| !tx.is_closed());
+            if fanout {
+                (None, open.cloned().collect())
+            } else {
+                let n = open.clone().count();
+                let chosen = (n > 0)
+                    .then(|| open.clone().nth(self.next_turn() % n))
+                    .flatten();
+                (chosen.cloned(), Vec::new())
             }
         };
-        if servers.is_empty() {
-            tracing::debug!(%destination, kind = ?frame.kind, "no server here; refused");
-            return matches!(frame.kind, Kind::Call | Kind::ConfirmedCast).then(|| {
-                Frame::answer(
-                    Kind::Refused,
-                    frame.id,
-                    format!("no server for {destination} on this node"),
-                )
-            });
-        }
+        let last = match one.or_else(|| all.pop()) {
+            Some(last) => last,
+            None => {
+                let destination = frame.destination_str();
+                tracing::debug!(destination, kind = ?frame.kind, "no server here; refused");
+                let reason = format!("no server for {destination} on this node");
+                return matches!(frame.kind, Kind::Call | Kind::ConfirmedCast)
+                    .then(|| Frame::answer(Kind::Refused, frame.id.clone(), reason));
+            }
+        };
         let request = match Request::decode(&frame.body) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(%destination, kind = ?frame.kind, error = %e, "malformed request dropped");
+                tracing::warn!(destination = frame.destination_str(), kind = ?frame.kind, error = %e, "malformed request dropped");
                 return None;
             }
         };
@@ -174,10 +175,8 @@ impl Routes {
                 msg_id: frame.id.clone(),
             }) as Box<dyn Responder>
         });
-        // Every server but the last gets a copy; the last gets the request itself.
-        let mut servers = servers;
-        let last = servers.pop().expect("not empty");
-        for tx in servers {
+        // Every other server gets a copy; the last gets the request itself.
+        for tx in all {
             let _ = tx.send(IncomingRequest {
                 request: request.clone(),
                 responder: None,
@@ -279,7 +278,8 @@ struct ZmqResponder {
 
 impl ZmqResponder {
     async fn send(&self, reply: &Reply) -> Result<()> {
-        let body = reply.encode()?;
+        // Bare, as requests are (see `frame`).
+        let body = messaging_core::wire::envelope::encode_bare(reply)?;
         self.path
             .answer(Frame::answer(Kind::Reply, self.msg_id.clone(), body))
             .await
