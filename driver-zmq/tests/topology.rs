@@ -16,6 +16,14 @@ use serde_json::{Value, json};
 const CLIENTS: usize = 3;
 const SERVERS: usize = 4;
 
+/// The last port the kernel hands out to connecting sockets.
+fn ephemeral_end() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(60999)
+}
+
 /// Established IPv4 connections whose remote end is 127.0.0.1 on one of `ports`.
 fn established_to(ports: &[u16]) -> usize {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
@@ -81,8 +89,10 @@ async fn all_to_all(url: &str) -> (Vec<Transport>, Vec<RpcServer>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_connections_grow_as_clients_times_servers() {
     support::init_logging();
-    // The servers' ports are the ones counted: a range of their own.
-    let (lo, hi) = (47100u16, 47199u16);
+    // The servers' ports are the ones counted: a range of their own, above the
+    // kernel's ephemeral ports (ip_local_port_range), so no client end falls in it.
+    let lo = ephemeral_end().saturating_add(1).min(u16::MAX - 100);
+    let hi = lo + 99;
     let url = format!(
         "zmq+dummy://?{}&rpc_zmq_min_port={lo}&rpc_zmq_max_port={hi}",
         support::LOOPBACK
