@@ -224,10 +224,7 @@ mod ours {
             (Ok(_), Kind::Cast) => drain(b.plan, &received, sent.load(Ordering::Relaxed)).await,
             _ => Ok(()),
         };
-        let _ = server.stop().await;
-        let _ = server.wait().await;
-        client_t.cleanup().await;
-        server_t.cleanup().await;
+        common::finish_row(&server, &client_t, &server_t).await;
         delete_queues(
             b.plan,
             &b.amqp_url,

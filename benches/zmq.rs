@@ -363,10 +363,7 @@ mod ours {
                 .await
             }
         };
-        let _ = server.stop().await;
-        let _ = server.wait().await;
-        client_t.cleanup().await;
-        server_t.cleanup().await;
+        common::finish_row(&server, &client_t, &server_t).await;
         result
     }
 }

@@ -857,3 +857,16 @@ pub fn failures(
     }
     failed
 }
+
+/// Ends a row of ours: stops its server (letting in-flight requests finish) and closes
+/// the client's and the server's transports.
+pub async fn finish_row(
+    server: &messaging::RpcServer,
+    client: &messaging::Transport,
+    server_side: &messaging::Transport,
+) {
+    let _ = server.stop().await;
+    let _ = server.wait().await;
+    client.cleanup().await;
+    server_side.cleanup().await;
+}
