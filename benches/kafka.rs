@@ -593,14 +593,7 @@ mod ours {
             let state = state.clone();
             async move {
                 let (client, payload) = &*state;
-                let echoed: String = client
-                    .call(&Context::new(), "echo", Data { data: payload })
-                    .await
-                    .map_err(err)?;
-                if echoed.len() != payload.len() {
-                    return Err("echo returned a different payload".into());
-                }
-                Ok(())
+                common::echo_call(client, payload).await
             }
         })
         .await;

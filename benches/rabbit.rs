@@ -199,18 +199,11 @@ mod ours {
             let state = state.clone();
             async move {
                 let (client, payload, sent) = &*state;
-                let args = Data { data: payload };
                 if kind == Kind::Call {
-                    let echoed: String = client
-                        .call(&Context::new(), "echo", args)
-                        .await
-                        .map_err(err)?;
-                    if echoed.len() != payload.len() {
-                        return Err("echo returned a different payload".into());
-                    }
+                    common::echo_call(client, payload).await?;
                 } else {
                     client
-                        .cast(&Context::new(), "echo", args)
+                        .cast(&Context::new(), "echo", Data { data: payload })
                         .await
                         .map_err(err)?;
                     sent.fetch_add(1, Ordering::Relaxed);

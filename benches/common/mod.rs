@@ -282,6 +282,18 @@ pub struct Echo {
     pub data: String,
 }
 
+/// One `echo` call of ours with `payload`, checking that it came back whole.
+pub async fn echo_call(client: &messaging::RpcClient, payload: &str) -> Result<(), String> {
+    let echoed: String = client
+        .call(&messaging::Context::new(), "echo", Data { data: payload })
+        .await
+        .map_err(err)?;
+    if echoed.len() != payload.len() {
+        return Err("echo returned a different payload".into());
+    }
+    Ok(())
+}
+
 /// Sends one `bench.event` notification of priority INFO with `payload`, as every
 /// notifying row of ours does.
 pub async fn notify(

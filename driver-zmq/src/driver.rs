@@ -85,6 +85,12 @@ impl ZmqDriver {
         })
     }
 
+    /// Every one of `members` once, starting at the next in turn.
+    fn in_turn<'a>(&self, members: &'a [Member]) -> impl Iterator<Item = &'a Member> {
+        let first = self.turn.fetch_add(1, Ordering::Relaxed) % members.len().max(1);
+        members.iter().cycle().skip(first).take(members.len())
+    }
+
     /// One of `members`, in turn.
     fn pick<'a, T>(&self, members: &'a [T]) -> &'a T {
         &members[self.turn.fetch_add(1, Ordering::Relaxed) % members.len()]
@@ -147,6 +153,7 @@ impl ZmqDriver {
         ));
         let body = encode_request(&request)?;
         let topic = target.required_topic()?;
+        let destination = Bytes::from(key.to_string());
         let mut refused: Vec<String> = Vec::new();
         let mut pause = Duration::from_millis(10);
         loop {
@@ -168,7 +175,12 @@ impl ZmqDriver {
                 (*self.pick(&fresh)).clone()
             };
             let pending = self.node.answers.replies.register(&msg_id);
-            let frame = Frame::new(Kind::Call, msg_id.clone(), key.to_string(), body.clone());
+            let frame = Frame::new(
+                Kind::Call,
+                msg_id.clone(),
+                destination.clone(),
+                body.clone(),
+            );
             let (_unanswered, sent) = match self.node.reserve(&member, deadline).await {
                 Ok(permit) => (permit, self.node.send_to(&member, frame, deadline).await),
                 Err(e) => (None, Err(e)),
@@ -243,8 +255,10 @@ impl ZmqDriver {
             other => other?,
         };
         let id = request.unique_id.clone().unwrap_or_else(new_id);
+        // Frames share the bytes: the text is made once per cast.
+        let destination = Bytes::from(key.to_string());
         if target.fanout {
-            let frame = Frame::new(Kind::Fanout, id, key.to_string(), body);
+            let frame = Frame::new(Kind::Fanout, id, destination, body);
             if self.node.publishes_fanout() {
                 return self.node.publish(frame, deadline).await;
             }
@@ -258,15 +272,9 @@ impl ZmqDriver {
         }
         if !options.at_least_once {
             // The first node that can be reached takes it (at most once, unconfirmed).
-            let first = self.turn.fetch_add(1, Ordering::Relaxed);
             let mut last_error = None;
-            for member in members
-                .iter()
-                .cycle()
-                .skip(first % members.len())
-                .take(members.len())
-            {
-                let frame = Frame::new(Kind::Cast, id.clone(), key.to_string(), body.clone());
+            for member in self.in_turn(&members) {
+                let frame = Frame::new(Kind::Cast, id.clone(), destination.clone(), body.clone());
                 match self.node.send_to(member, frame, deadline).await {
                     Ok(()) => return Ok(()),
                     Err(e) => last_error = Some(e),
@@ -278,13 +286,13 @@ impl ZmqDriver {
         }
         // at_least_once: a server must take it; try each node once.
         let mut last_error = None;
-        for member in members
-            .iter()
-            .cycle()
-            .skip(self.turn.fetch_add(1, Ordering::Relaxed) % members.len())
-            .take(members.len())
-        {
-            let frame = Frame::new(Kind::ConfirmedCast, new_id(), key.to_string(), body.clone());
+        for member in self.in_turn(&members) {
+            let frame = Frame::new(
+                Kind::ConfirmedCast,
+                new_id(),
+                destination.clone(),
+                body.clone(),
+            );
             match send_acked(&self.node, member, frame, deadline).await {
                 Acked::Yes => return Ok(()),
                 Acked::Refused(_) => {}

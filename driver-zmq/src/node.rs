@@ -102,7 +102,9 @@ fn handle_incoming(routes: &Routes, answers: &Answers, frame: Frame, path: Reply
         _ => {
             if let Some(answer) = routes.deliver_request(frame, path.clone()) {
                 tokio::spawn(async move {
-                    let _ = path.answer(answer).await;
+                    if let Err(e) = path.answer(answer).await {
+                        tracing::debug!(error = %e, "answer to a request not sent");
+                    }
                 });
             }
         }
@@ -302,7 +304,9 @@ impl Node {
                     }
                 }
             };
-            let _ = sub.subscribe(&probe).await;
+            if let Err(e) = sub.subscribe(&probe).await {
+                tracing::warn!(%endpoint, error = %e, "cannot subscribe to this node's probe; fanout subscriptions will not be confirmed");
+            }
             let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
             let mut ticker = tokio::time::interval(Duration::from_millis(20));
             loop {
@@ -600,6 +604,12 @@ impl Node {
         {
             return;
         }
+        self.unregister(key, member).await;
+    }
+
+    /// Removes a registration from the matchmaker (a failure is logged: the
+    /// registration then expires by itself). Called under `matchmaking`.
+    async fn unregister(&self, key: &Destination, member: &Member) {
         if let Err(e) = self.matchmaker.unregister(key, member).await {
             tracing::warn!(%key, error = %e, "could not unregister; the registration expires by itself");
         }
@@ -641,7 +651,7 @@ impl Node {
         let current: Vec<(Destination, Member)> =
             self.registrations_lock().drain().map(|(k, _)| k).collect();
         for (key, member) in current {
-            let _ = self.matchmaker.unregister(&key, &member).await;
+            self.unregister(&key, &member).await;
         }
         self.abort_tasks();
         self.peers.lock().unwrap_or_else(|e| e.into_inner()).clear();
