@@ -89,25 +89,17 @@ impl Drop for Node {
 
 /// Routes one message that reached this node.
 fn handle_incoming(routes: &Routes, answers: &Answers, frame: Frame, path: ReplyPath) {
-    match frame.kind {
-        kind if kind.is_answer() => answers.handle(frame),
-        Kind::Notify => {
-            let answer = routes.deliver_notification(frame);
-            tokio::spawn(async move {
-                if let Err(e) = path.answer(answer).await {
-                    tracing::debug!(error = %e, "notification ack not sent");
-                }
-            });
-        }
-        _ => {
-            if let Some(answer) = routes.deliver_request(frame, path.clone()) {
-                tokio::spawn(async move {
-                    if let Err(e) = path.answer(answer).await {
-                        tracing::debug!(error = %e, "answer to a request not sent");
-                    }
-                });
+    let answer = match frame.kind {
+        kind if kind.is_answer() => return answers.handle(frame),
+        Kind::Notify => Some(routes.deliver_notification(frame)),
+        _ => routes.deliver_request(frame, &path),
+    };
+    if let Some(answer) = answer {
+        tokio::spawn(async move {
+            if let Err(e) = path.answer(answer).await {
+                tracing::debug!(error = %e, "answer not sent");
             }
-        }
+        });
     }
 }
 
@@ -347,7 +339,7 @@ impl Node {
                                 let _ = done.send(());
                             }
                         } else if frame.kind == Kind::Fanout {
-                            routes.deliver_request(frame, ReplyPath::None);
+                            routes.deliver_request(frame, &ReplyPath::None);
                         }
                     }
                 }

@@ -129,7 +129,7 @@ impl Routes {
     /// Hands a call, cast or fanout to this node's servers. Returns the answer to
     /// send back, if any: a refusal when no server here takes a call or confirmed
     /// cast, an ack when a server took a confirmed cast.
-    pub fn deliver_request(&self, frame: Frame, path: ReplyPath) -> Option<Frame> {
+    pub fn deliver_request(&self, frame: Frame, path: &ReplyPath) -> Option<Frame> {
         let fanout = frame.kind == Kind::Fanout;
         // The servers that take it: one in turn, or all for a fanout. A server whose
         // receiver is gone (dropped without stop) takes nothing.
@@ -171,7 +171,7 @@ impl Routes {
         };
         let responder = (frame.kind == Kind::Call).then(|| {
             Box::new(ZmqResponder {
-                path,
+                path: path.clone(),
                 msg_id: frame.id.clone(),
             }) as Box<dyn Responder>
         });

@@ -65,6 +65,15 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    // Listening for signals before the address line is out: whoever reads it may
+    // signal at once.
+    let stop = match StopSignal::install() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("messaging-zmq-proxy: cannot listen for signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let proxy = match Proxy::bind(&args.router, &args.publisher).await {
         Ok(proxy) => proxy,
         Err(e) => {
@@ -86,31 +95,50 @@ async fn main() -> ExitCode {
         tracing::warn!(error = %e, "could not print the addresses on stdout");
     }
 
-    match stop_signal().await {
-        Ok(signal) => tracing::info!(signal, "stopping"),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot wait for signals; stopping");
-            proxy.shutdown().await;
-            return ExitCode::from(1);
-        }
-    }
+    let signal = stop.wait().await;
+    tracing::info!(signal, "stopping");
     proxy.shutdown().await;
     ExitCode::SUCCESS
 }
 
-/// Waits for SIGINT or (on Unix) SIGTERM and names it.
-async fn stop_signal() -> std::io::Result<&'static str> {
+/// SIGINT and (on Unix) SIGTERM, listened for from `install` on.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT"),
-            _ = term.recv() => Ok("SIGTERM"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> std::io::Result<StopSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignal {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignal {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map(|()| "ctrl-c")
+
+    /// Waits for one and names it.
+    async fn wait(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
     }
 }
