@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// Characters escaped in a component.
@@ -121,6 +123,27 @@ impl Destination {
             }
             _ => None,
         }
+    }
+}
+
+impl Destination {
+    /// The destination frame: the text, written into a buffer of its exact size (a
+    /// frame of any other size costs `Bytes` an allocation of its own).
+    pub fn to_bytes(&self) -> Bytes {
+        use fmt::Write as _;
+        /// Counts what would be written.
+        struct Length(usize);
+        impl fmt::Write for Length {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        let mut length = Length(0);
+        let _ = write!(length, "{self}");
+        let mut text = String::with_capacity(length.0);
+        let _ = write!(text, "{self}");
+        Bytes::from(text)
     }
 }
 

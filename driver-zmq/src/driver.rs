@@ -129,31 +129,29 @@ impl ZmqDriver {
         )))
     }
 
+    /// The reply address a call carries: replies come back on the connection the
+    /// call went out on, so it is informative only (a node id behind the proxy).
+    async fn reply_queue(&self) -> Result<String> {
+        Ok(if self.options().zmq.use_router_proxy {
+            self.node.address().await?.address.clone()
+        } else {
+            String::new()
+        })
+    }
+
+    /// Calls with the encoded request `body` (its reply id `msg_id`). Requests are
+    /// encoded before: the futures of sends then do not carry them.
     async fn call(
         &self,
         target: &Target,
         key: Destination,
-        mut request: Request,
+        (msg_id, body): (String, Bytes),
         options: &SendOptions,
         timeout: Duration,
     ) -> Result<Value> {
         let deadline = deadline_after(timeout);
-        let msg_id = new_id();
-        // Replies come back on the connection the call went out on; the address is
-        // informative (a node id behind the proxy).
-        let me = if self.options().zmq.use_router_proxy {
-            self.node.address().await?.address.clone()
-        } else {
-            String::new()
-        };
-        request.reply = Some(ReplyAddress::new(
-            msg_id.clone(),
-            me,
-            options.call_monitor_timeout,
-        ));
-        let body = encode_request(&request)?;
         let topic = target.required_topic()?;
-        let destination = Bytes::from(key.to_string());
+        let destination = key.to_bytes();
         let mut refused: Vec<String> = Vec::new();
         let mut pause = Duration::from_millis(10);
         loop {
@@ -233,16 +231,16 @@ impl ZmqDriver {
         }
     }
 
+    /// Casts the encoded request `body` (its unique id `id`).
     async fn cast(
         &self,
         target: &Target,
         key: Destination,
-        request: Request,
+        (id, body): (String, Bytes),
         options: &SendOptions,
     ) -> Result<()> {
         let wait = self.options().send_timeout();
         let deadline = deadline_after(wait);
-        let body = encode_request(&request)?;
         let members = match self
             .find(&key, target, deadline, options.at_least_once, wait)
             .await
@@ -254,9 +252,8 @@ impl ZmqDriver {
             }
             other => other?,
         };
-        let id = request.unique_id.clone().unwrap_or_else(new_id);
         // Frames share the bytes: the text is made once per cast.
-        let destination = Bytes::from(key.to_string());
+        let destination = key.to_bytes();
         if target.fanout {
             let frame = Frame::new(Kind::Fanout, id, destination, body);
             if self.node.publishes_fanout() {
@@ -273,9 +270,18 @@ impl ZmqDriver {
         if !options.at_least_once {
             // The first node that can be reached takes it (at most once, unconfirmed).
             let mut last_error = None;
-            for member in self.in_turn(&members) {
-                let frame = Frame::new(Kind::Cast, id.clone(), destination.clone(), body.clone());
-                match self.node.send_to(member, frame, deadline).await {
+            let mut frame = Some(Frame::new(Kind::Cast, id, destination, body));
+            let last = members.len().saturating_sub(1);
+            for (i, member) in self.in_turn(&members).enumerate() {
+                // Copies only for tries that may fail over; the last takes the frame.
+                let Some(attempt) = (if i == last {
+                    frame.take()
+                } else {
+                    frame.clone()
+                }) else {
+                    break;
+                };
+                match self.node.send_to(member, attempt, deadline).await {
                     Ok(()) => return Ok(()),
                     Err(e) => last_error = Some(e),
                 }
@@ -325,9 +331,24 @@ impl Driver for ZmqDriver {
     ) -> Result<Value> {
         let key = self.destination(target)?;
         match options.timeout {
-            Some(timeout) => self.call(target, key, request, options, timeout).await,
+            Some(timeout) => {
+                let msg_id = new_id();
+                let reply = ReplyAddress::new(
+                    msg_id.clone(),
+                    self.reply_queue().await?,
+                    options.call_monitor_timeout,
+                );
+                let body = encode_request(&Request {
+                    reply: Some(reply),
+                    ..request
+                })?;
+                self.call(target, key, (msg_id, body), options, timeout)
+                    .await
+            }
             None => {
-                self.cast(target, key, request, options).await?;
+                let body = encode_request(&request)?;
+                let id = request.unique_id.unwrap_or_else(new_id);
+                self.cast(target, key, (id, body), options).await?;
                 Ok(Value::Null)
             }
         }

@@ -60,6 +60,20 @@ impl Kind {
         }
     }
 
+    /// The kind's frame: its byte, without allocating.
+    fn frame(self) -> Bytes {
+        Bytes::from_static(match self {
+            Kind::Call => b"C",
+            Kind::Cast => b"S",
+            Kind::ConfirmedCast => b"K",
+            Kind::Fanout => b"F",
+            Kind::Notify => b"N",
+            Kind::Reply => b"R",
+            Kind::Ack => b"A",
+            Kind::Refused => b"X",
+        })
+    }
+
     /// The kind a byte stands for.
     pub fn from_byte(byte: u8) -> Option<Kind> {
         Some(match byte {
@@ -145,10 +159,12 @@ impl Frame {
 
     /// The five frames, after `prefix` frames (routing identities).
     pub fn into_message(self, prefix: impl IntoIterator<Item = Bytes>) -> ZmqMessage {
-        let mut frames: Vec<Bytes> = prefix.into_iter().collect();
+        let prefix = prefix.into_iter();
+        let mut frames: Vec<Bytes> = Vec::with_capacity(prefix.size_hint().0 + 5);
+        frames.extend(prefix);
         frames.extend([
             Bytes::from_static(VERSION),
-            Bytes::from(vec![self.kind.byte()]),
+            self.kind.frame(),
             self.id,
             self.destination,
             self.body,

@@ -116,18 +116,33 @@ impl Link {
         if let Some(e) = self.unreachable() {
             return Err(e);
         }
+        let mut message = message;
         // Nothing waits before it and the connection is free: send it from here,
         // saving the hop through the link's task.
         if self.queued.load(Ordering::Acquire) == 0
             && let Ok(mut connection) = self.connection.try_lock()
             && self.queued.load(Ordering::Acquire) == 0
             && let Some(dealer) = connection.as_mut()
-            && dealer.send(message.clone()).await.is_ok()
         {
-            return Ok(());
+            let spare = answer_expected(&message).then(|| message.clone());
+            match dealer.send(message).await {
+                Ok(()) => return Ok(()),
+                // The connection is gone: the message goes through the queue, where
+                // the task answers it as refused and reconnects.
+                Err(zeromq::ZmqError::ReturnToSender { message: back, .. }) => message = back,
+                Err(e) => {
+                    let Some(spare) = spare else {
+                        *connection = None;
+                        return Err(Error::Transport(format!(
+                            "ZeroMQ peer {} lost while sending: {e}",
+                            self.address
+                        )));
+                    };
+                    message = spare;
+                }
+            }
+            *connection = None;
         }
-        // Otherwise (and after a failed send, so the task notices and reconnects) in
-        // turn through the queue.
         self.queued.fetch_add(1, Ordering::AcqRel);
         let outgoing = Outgoing { message, deadline };
         // The common case takes no timer.
@@ -279,10 +294,18 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
                 return;
             };
             let mut guard = connection.lock().await;
+            // What a refusal needs if the send fails: only messages answered keep a copy.
+            let mut spare = None;
             let sent = match guard.as_mut() {
                 _ if out.deadline <= Instant::now() => Ok(()),
-                Some(dealer) => dealer.send(out.message.clone()).await,
-                None => Err(zeromq::ZmqError::NoMessage),
+                Some(dealer) => {
+                    spare = answer_expected(&out.message).then(|| out.message.clone());
+                    dealer.send(out.message).await
+                }
+                None => {
+                    spare = Some(out.message);
+                    Err(zeromq::ZmqError::NoMessage)
+                }
             };
             queued.fetch_sub(1, Ordering::AcqRel);
             if let Err(e) = sent {
@@ -291,12 +314,32 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
                 let reason = e.to_string();
                 tracing::warn!(%address, error = %reason, "ZeroMQ peer connection lost; reconnecting");
                 set_down(Some(reason.clone()));
-                refuse(out.message, &on_message, &address, &reason);
+                let unsent = match e {
+                    zeromq::ZmqError::ReturnToSender { message, .. } => Some(message),
+                    _ => spare,
+                };
+                if let Some(message) = unsent {
+                    refuse(message, &on_message, &address, &reason);
+                }
                 break;
             }
         }
         tokio::time::sleep(backoff).await;
     }
+}
+
+/// Whether the receiver of `message` answers it (calls, confirmed casts,
+/// notifications): a failed send must then be answered as refused, so its sender
+/// need not wait out its timeout.
+fn answer_expected(message: &ZmqMessage) -> bool {
+    // The kind is the fourth frame from the end, behind any routing frames.
+    message
+        .len()
+        .checked_sub(4)
+        .and_then(|i| message.get(i))
+        .and_then(|kind| kind.first().copied())
+        .and_then(Kind::from_byte)
+        .is_some_and(|kind| matches!(kind, Kind::Call | Kind::ConfirmedCast | Kind::Notify))
 }
 
 /// While the peer cannot be reached: answers everything waiting as refused, so its

@@ -38,10 +38,20 @@ pub trait Serializer: Send + Sync + 'static {
     fn deserialize_context(&self, ctx: Context) -> Result<Context> {
         Ok(ctx)
     }
+
+    /// Whether every hook leaves its input as it is, so callers may skip them (and
+    /// the copies they would need). Say `true` only when none is overridden.
+    fn is_identity(&self) -> bool {
+        false
+    }
 }
 
 /// The serializer that changes nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoOpSerializer;
 
-impl Serializer for NoOpSerializer {}
+impl Serializer for NoOpSerializer {
+    fn is_identity(&self) -> bool {
+        true
+    }
+}

@@ -128,6 +128,7 @@ impl Lifecycle {
         if stop_requested {
             let _ = stop.send(true);
         }
+        let handle = Arc::new(handle);
         tokio::spawn(async move {
             let max = max.max(1);
             let limit = Arc::new(Semaphore::new(max));
@@ -159,15 +160,21 @@ impl Lifecycle {
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     break;
                 };
-                let work = handle(message);
-                // Each message in a task of its own; the permit, held until it is done
-                // (or has panicked), is what draining waits for.
-                tokio::spawn(async move {
-                    if AssertUnwindSafe(work).catch_unwind().await.is_err() {
+                // Each message in a task of its own, which also starts the handler:
+                // that work runs in parallel, not on this loop. The permit, held until
+                // it is done (or has panicked), is what draining waits for.
+                let handle = handle.clone();
+                // Boxed, so the task is small: a task is moved into place when it is
+                // spawned, and glibc allocates one of 1 KiB or more slowly.
+                let message = Box::new(message);
+                let work = async move { handle(*message).await };
+                // A combinator, not an async block, which would hold `work` twice.
+                tokio::spawn(AssertUnwindSafe(work).catch_unwind().map(move |outcome| {
+                    if outcome.is_err() {
                         tracing::error!("a message handler task panicked");
                     }
                     drop(permit);
-                });
+                }));
             }
             // Every permit back: every message handled.
             let _ = limit

@@ -95,6 +95,13 @@ impl Target {
             .collect()
     }
 
+    /// Whether a request in `namespace` is for this target: its namespace or one of
+    /// its legacy ones.
+    pub fn accepts_namespace(&self, namespace: Option<&str>) -> bool {
+        self.namespace.as_deref() == namespace
+            || namespace.is_some_and(|n| self.legacy_namespaces.iter().any(|l| l == n))
+    }
+
     /// The parsed version, 1.0 when unset.
     pub fn parsed_version(&self) -> crate::Result<Version> {
         match &self.version {
@@ -149,6 +156,9 @@ mod tests {
         let t = Target::namespace_only("new").legacy_namespaces(["old"]);
         assert_eq!(t.accepted_namespaces(), vec![Some("new"), Some("old")]);
         assert_eq!(Target::default().accepted_namespaces(), vec![None]);
+        assert!(t.accepts_namespace(Some("new")) && t.accepts_namespace(Some("old")));
+        assert!(!t.accepts_namespace(None) && !t.accepts_namespace(Some("other")));
+        assert!(Target::default().accepts_namespace(None));
     }
 
     #[test]

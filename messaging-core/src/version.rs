@@ -79,16 +79,19 @@ impl FromStr for Version {
         let bad = || Error::InvalidVersion {
             version: s.to_string(),
         };
-        let parts: Vec<&str> = s.split('.').collect();
         let num = |p: &str| -> Result<u32, Error> {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
             p.parse().map_err(|_| bad())
         };
-        match parts.as_slice() {
-            [major, minor] => Ok(Version::new(num(major)?, num(minor)?)),
-            [major, minor, rev] => Ok(Version::with_rev(num(major)?, num(minor)?, num(rev)?)),
+        // Parsed for every request a server takes: no collecting.
+        let mut parts = s.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(major), Some(minor), None, _) => Ok(Version::new(num(major)?, num(minor)?)),
+            (Some(major), Some(minor), Some(rev), None) => {
+                Ok(Version::with_rev(num(major)?, num(minor)?, num(rev)?))
+            }
             _ => Err(bad()),
         }
     }

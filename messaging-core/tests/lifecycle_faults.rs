@@ -32,6 +32,14 @@ fn echo() -> Endpoint {
             }
             Ok::<_, RemoteError>(())
         })
+        // Panics before it returns its future: the server starts a method as it
+        // takes the request, so that part must be caught too.
+        .method("boom_at_once", |_c: Context, _: Value| {
+            if true {
+                panic!("endpoint exploded at once");
+            }
+            async move { Ok::<_, RemoteError>(()) }
+        })
 }
 
 async fn limit<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -138,15 +146,20 @@ async fn a_panicking_endpoint_answers_with_a_runtime_error() {
         .await
         .unwrap();
     let client = RpcClient::new(&t, Target::topic("t")).timeout(Duration::from_secs(5));
-    match client
-        .call::<_, Value>(&Context::new(), "boom", json!({}))
-        .await
-    {
-        Err(Error::Remote(r)) => {
-            assert!(r.is("builtins", "RuntimeError"), "{r:?}");
-            assert!(r.message.contains("endpoint exploded"), "{r:?}");
+    for (method, message) in [
+        ("boom", "endpoint exploded"),
+        ("boom_at_once", "endpoint exploded at once"),
+    ] {
+        match client
+            .call::<_, Value>(&Context::new(), method, json!({}))
+            .await
+        {
+            Err(Error::Remote(r)) => {
+                assert!(r.is("builtins", "RuntimeError"), "{r:?}");
+                assert!(r.message.contains(message), "{r:?}");
+            }
+            other => panic!("expected a remote RuntimeError from {method}, got {other:?}"),
         }
-        other => panic!("expected a remote RuntimeError, got {other:?}"),
     }
     assert_eq!(
         client

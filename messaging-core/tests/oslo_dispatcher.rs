@@ -142,7 +142,7 @@ async fn check(
         .and_then(Value::as_str)
         .map(str::to_string);
 
-    let outcome = dispatcher.dispatch(&request).await;
+    let outcome = dispatcher.dispatch(request.clone()).await;
     let calls = calls.lock().unwrap().clone();
     match expect {
         Expect::Dispatched(index, name) => {
@@ -456,7 +456,7 @@ async fn dispatcher_with_ping() {
     )
     .unwrap();
     assert_eq!(
-        dispatcher.dispatch(&ping_request()).await.unwrap(),
+        dispatcher.dispatch(ping_request()).await.unwrap(),
         json!("pong")
     );
 }
@@ -474,7 +474,7 @@ async fn dispatcher_with_ping_already_used() {
     )
     .unwrap();
     assert_eq!(
-        dispatcher.dispatch(&ping_request()).await.unwrap(),
+        dispatcher.dispatch(ping_request()).await.unwrap(),
         json!("not_pong")
     );
 }
@@ -488,7 +488,7 @@ async fn dispatcher_without_ping_by_default() {
         false,
     )
     .unwrap();
-    match dispatcher.dispatch(&ping_request()).await {
+    match dispatcher.dispatch(ping_request()).await {
         Err(Error::UnsupportedVersion { version, method }) => {
             assert_eq!((version.as_str(), method.as_str()), ("1.0", PING_METHOD));
         }
@@ -513,13 +513,13 @@ async fn ping_endpoint_has_the_default_target() {
     let mut request = ping_request();
     request.namespace = Some("other".into());
     assert!(matches!(
-        dispatcher.dispatch(&request).await,
+        dispatcher.dispatch(request.clone()).await,
         Err(Error::UnsupportedVersion { .. })
     ));
     let mut request = ping_request();
     request.version = Some("1.1".into());
     assert!(matches!(
-        dispatcher.dispatch(&request).await,
+        dispatcher.dispatch(request.clone()).await,
         Err(Error::UnsupportedVersion { .. })
     ));
 }
@@ -629,7 +629,7 @@ async fn check_serializer(ctxt: Value, dctxt: Value, args: Value, retval: Value)
         args.as_object().unwrap().clone(),
         Context::from_value(ctxt.clone()).unwrap(),
     );
-    let result = dispatcher.dispatch(&request).await.unwrap();
+    let result = dispatcher.dispatch(request.clone()).await.unwrap();
 
     let deserialized_args: Map<String, Value> = args
         .as_object()

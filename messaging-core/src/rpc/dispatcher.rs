@@ -1,10 +1,11 @@
 //! Picks the endpoint and method for a request, as oslo's `RPCDispatcher` does.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, HandlerFuture};
 use crate::serializer::Serializer;
 use crate::wire::Request;
 use crate::{Context, Error, RemoteError, Result, Version, version_is_compatible};
@@ -84,8 +85,26 @@ impl Dispatcher {
     /// Runs the request on the first endpoint whose namespace and version match and
     /// that has the method allowed by the policy. `NoSuchMethod` when an endpoint
     /// matched but none could run the method, else `UnsupportedVersion`; a method's
-    /// failure is `Error::Remote`.
-    pub async fn dispatch(&self, request: &Request) -> Result<Value> {
+    /// failure is `Error::Remote`. The request is taken whole: its arguments and
+    /// context move into the method rather than being copied.
+    ///
+    /// The method is found (and called) at once; the future returned only awaits it,
+    /// so it stays small and borrows nothing.
+    pub fn dispatch(&self, request: Request) -> impl Future<Output = Result<Value>> + Send + use<> {
+        let started = self.start(request);
+        async move {
+            let (running, serialize) = started?;
+            let result = running.await.map_err(|e| Error::Remote(Box::new(e)))?;
+            match serialize.map(|s| *s) {
+                Some((serializer, ctx)) => serializer.serialize_entity(&ctx, result),
+                None => Ok(result),
+            }
+        }
+    }
+
+    /// Finds the method and calls it; with what serializes its result, unless the
+    /// serializer changes nothing.
+    fn start(&self, request: Request) -> Result<(HandlerFuture, ResultSerializer)> {
         let version_text = request.version.as_deref().unwrap_or("1.0");
         let unsupported = || Error::UnsupportedVersion {
             version: version_text.to_string(),
@@ -95,7 +114,7 @@ impl Dispatcher {
         let namespace = request.namespace.as_deref();
         let mut compatible = false;
         for (ep, implemented) in &self.endpoints {
-            if !ep.target.accepted_namespaces().contains(&namespace)
+            if !ep.target.accepts_namespace(namespace)
                 || !version_is_compatible(Some(implemented), Some(&version))
             {
                 continue;
@@ -107,20 +126,20 @@ impl Dispatcher {
             if !self.policy.allows(&request.method, method.exposed) {
                 continue;
             }
-            let ctx = self
-                .serializer
-                .deserialize_context(request.context.clone())?;
-            let mut args = Map::with_capacity(request.args.len());
-            for (k, v) in &request.args {
-                args.insert(
-                    k.clone(),
-                    self.serializer.deserialize_entity(&ctx, v.clone())?,
-                );
+            if self.serializer.is_identity() {
+                // Nothing to convert: the context and arguments go to the method as
+                // they came, and its result back.
+                return Ok(((method.handler)(request.context, request.args), None));
             }
-            let result = (method.handler)(ctx.clone(), args)
-                .await
-                .map_err(|e| Error::Remote(Box::new(e)))?;
-            return self.serializer.serialize_entity(&ctx, result);
+            let ctx = self.serializer.deserialize_context(request.context)?;
+            let mut args = request.args;
+            for value in args.values_mut() {
+                *value = self
+                    .serializer
+                    .deserialize_entity(&ctx, std::mem::take(value))?;
+            }
+            let running = (method.handler)(ctx.clone(), args);
+            return Ok((running, Some(Box::new((self.serializer.clone(), ctx)))));
         }
         if compatible {
             Err(Error::NoSuchMethod {
@@ -131,6 +150,10 @@ impl Dispatcher {
         }
     }
 }
+
+/// The serializer of a method's result and the context it serializes in (boxed:
+/// every request's task carries the option).
+type ResultSerializer = Option<Box<(Arc<dyn Serializer>, Context)>>;
 
 /// How an error of the server side travels to the caller: dispatcher errors get
 /// oslo's classes in `oslo_messaging.rpc.dispatcher`, so Python callers recognise them.

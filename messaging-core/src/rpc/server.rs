@@ -1,15 +1,18 @@
 //! The RPC server: listens on a target, dispatches to endpoints, replies.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tracing::Instrument;
 
 use super::dispatcher::{AccessPolicy, Dispatcher, failure_of};
 use super::endpoint::Endpoint;
-use crate::driver::IncomingRequest;
+use crate::driver::{IncomingRequest, Responder};
 use crate::serializer::{NoOpSerializer, Serializer};
 use crate::service::Lifecycle;
+use crate::wire::Request;
 use crate::{Error, RemoteError, Result, Target, Transport};
 
 /// Heartbeats are sent at least this often, whatever `_timeout` a caller sends.
@@ -161,8 +164,7 @@ impl RpcServer {
             })?;
         let shared = self.shared.clone();
         claim.run(listener, self.shared.max, move |incoming| {
-            let shared = shared.clone();
-            async move { handle(&shared, incoming).await }
+            handle(&shared, incoming)
         });
         Ok(())
     }
@@ -186,52 +188,34 @@ impl RpcServer {
     }
 }
 
-async fn handle(shared: &Shared, incoming: IncomingRequest) {
+/// Starts one request and returns what finishes it. Synchronous up to the method's
+/// first await, so the task of every request holds only what it needs after that.
+fn handle(shared: &Shared, incoming: IncomingRequest) -> impl Future<Output = ()> + Send + use<> {
     let IncomingRequest { request, responder } = incoming;
     let span =
         tracing::debug_span!("rpc.dispatch", method = %request.method, target = %shared.target);
+    let heartbeat_every = request
+        .reply
+        .as_ref()
+        .and_then(|r| r.call_monitor_timeout)
+        .map(|t| (t.trunc() / 2.0).floor())
+        .filter(|s| *s >= 1.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(|d| d.min(MAX_HEARTBEAT_INTERVAL));
+    // Kept for the failure log: the dispatcher takes the request whole.
+    let method = request.method.clone();
+    let dispatch = span.in_scope(|| dispatch_caught(&shared.dispatcher, request));
     async move {
-        let heartbeat_every = request
-            .reply
-            .as_ref()
-            .and_then(|r| r.call_monitor_timeout)
-            .map(|t| (t.trunc() / 2.0).floor())
-            .filter(|s| *s >= 1.0)
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .map(|d| d.min(MAX_HEARTBEAT_INTERVAL));
-        let dispatch = async {
-            use futures::FutureExt;
-            std::panic::AssertUnwindSafe(shared.dispatcher.dispatch(&request))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    Err(Error::Remote(Box::new(RemoteError::runtime_error(format!(
-                        "the endpoint panicked: {}",
-                        panic_message(&panic)
-                    )))))
-                })
-        };
         let outcome = match (&responder, heartbeat_every) {
+            // Rare, and its timer makes a large future: boxed, so every request's
+            // task stays small (tasks are moved into place when spawned).
             (Some(responder), Some(every)) => {
-                tokio::pin!(dispatch);
-                let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                let mut beating = true;
-                loop {
-                    tokio::select! {
-                        outcome = &mut dispatch => break outcome,
-                        _ = ticker.tick(), if beating => {
-                            if let Err(e) = responder.heartbeat().await {
-                                tracing::warn!(error = %e, "call-monitor heartbeat failed; no more heartbeats");
-                                beating = false;
-                            }
-                        }
-                    }
-                }
+                Box::pin(with_heartbeats(dispatch, responder.as_ref(), every)).await
             }
             _ => dispatch.await,
         };
         let outcome = outcome.map_err(|e| {
-            log_failure(&request.method, &e);
+            log_failure(&method, &e);
             failure_of(e)
         });
         if let Some(responder) = responder
@@ -241,7 +225,55 @@ async fn handle(shared: &Shared, incoming: IncomingRequest) {
         }
     }
     .instrument(span)
-    .await
+}
+
+/// Runs the request; a panicking method is a failure like any other.
+fn dispatch_caught(
+    dispatcher: &Dispatcher,
+    request: Request,
+) -> impl Future<Output = Result<Value>> + Send + use<> {
+    use futures::FutureExt;
+    let panicked = |panic: Box<dyn std::any::Any + Send>| {
+        Err(Error::Remote(Box::new(RemoteError::runtime_error(
+            format!("the endpoint panicked: {}", panic_message(&panic)),
+        ))))
+    };
+    // The method runs up to its first await right here, so that part may panic too.
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatcher.dispatch(request)
+    }));
+    async move {
+        match started {
+            Ok(running) => std::panic::AssertUnwindSafe(running)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(panicked),
+            Err(panic) => panicked(panic),
+        }
+    }
+}
+
+/// Awaits `dispatch`, telling the caller every `every` that the call still runs
+/// (oslo's call monitor), until a heartbeat fails.
+async fn with_heartbeats(
+    dispatch: impl Future<Output = Result<Value>>,
+    responder: &dyn Responder,
+    every: Duration,
+) -> Result<Value> {
+    tokio::pin!(dispatch);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut beating = true;
+    loop {
+        tokio::select! {
+            outcome = &mut dispatch => break outcome,
+            _ = ticker.tick(), if beating => {
+                if let Err(e) = responder.heartbeat().await {
+                    tracing::warn!(error = %e, "call-monitor heartbeat failed; no more heartbeats");
+                    beating = false;
+                }
+            }
+        }
+    }
 }
 
 fn log_failure(method: &str, error: &Error) {

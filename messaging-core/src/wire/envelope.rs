@@ -95,7 +95,10 @@ fn string_literal(raw: &serde_json::value::RawValue) -> Option<String> {
 
 /// Encodes an inner message without an envelope (the `messaging` 1.0 format).
 pub fn encode_bare<T: Serialize + ?Sized>(inner: &T) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec(inner)?)
+    // Most messages fit: growing from serde_json's default costs reallocations.
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, inner)?;
+    Ok(out)
 }
 
 /// Decodes a message body: unwraps an envelope (checking its version) or accepts an
@@ -180,34 +183,57 @@ pub(crate) enum Inner<T> {
     Map(Map<String, Value>),
 }
 
-/// Decodes a body straight into a [`FieldSink`] when it is enveloped.
+/// Decodes a body straight into a [`FieldSink`]: an envelope's inner message, or a
+/// bare message (as the ZeroMQ driver sends). Anything unusual (an envelope written
+/// another way, bad JSON) takes the general path, which names the problem.
 pub(crate) fn decode_inner<T: FieldSink>(body: &[u8]) -> Result<Inner<T>> {
+    if let Some(inner) = fast_envelope(body) {
+        return parse_inner(&inner);
+    }
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Some(fields) = parse_fields::<T>(text, true)?
+    {
+        return Ok(Inner::Typed(fields));
+    }
     match open_body(body)? {
         Opened::Bare(map) => Ok(Inner::Map(map)),
-        Opened::Inner(text) => parse_inner(text),
+        Opened::Inner(text) => parse_inner(&text),
     }
 }
 
 /// Parses inner message text into a [`FieldSink`].
-fn parse_inner<T: FieldSink>(inner: String) -> Result<Inner<T>> {
+fn parse_inner<T: FieldSink>(inner: &str) -> Result<Inner<T>> {
+    match parse_fields(inner, false)? {
+        Some(fields) => Ok(Inner::Typed(fields)),
+        // Not an object, or bad JSON: let the generic path name the problem.
+        None => parse_object(inner).map(Inner::Map),
+    }
+}
+
+/// The fields of the JSON object `text`; `None` when it is not one (or, with
+/// `bare_only`, when it is an envelope or the sink rejected a field), an error when
+/// the sink rejected a field of an inner message.
+fn parse_fields<T: FieldSink>(text: &str, bare_only: bool) -> Result<Option<T>> {
     let mut sink = SinkSeed::<T> {
         fields: T::default(),
         error: None,
+        bare_only,
     };
-    let parsed = serde_json::Deserializer::from_str(&inner).deserialize_map(&mut sink);
-    if let Some(e) = sink.error {
-        return Err(e);
+    let parsed = serde_json::Deserializer::from_str(text).deserialize_map(&mut sink);
+    match sink.error {
+        // The general path decides, as it may yet find an envelope.
+        Some(_) if bare_only => return Ok(None),
+        Some(e) => return Err(e),
+        None => {}
     }
-    match parsed {
-        Ok(()) => Ok(Inner::Typed(sink.fields)),
-        // Not an object, or bad JSON: let the generic path name the problem.
-        Err(_) => parse_object(&inner).map(Inner::Map),
-    }
+    Ok(parsed.ok().map(|()| sink.fields))
 }
 
 struct SinkSeed<T> {
     fields: T,
     error: Option<Error>,
+    /// Stop at an envelope's keys: the caller opens envelopes another way.
+    bare_only: bool,
 }
 
 impl<'de, T: FieldSink> Visitor<'de> for &mut SinkSeed<T> {
@@ -219,6 +245,9 @@ impl<'de, T: FieldSink> Visitor<'de> for &mut SinkSeed<T> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<(), A::Error> {
         while let Some(Key(key)) = access.next_key::<Key<'de>>()? {
+            if self.bare_only && (key == VERSION_KEY || key == MESSAGE_KEY) {
+                return Err(serde::de::Error::custom("an envelope"));
+            }
             let value = access.next_value::<Value>()?;
             if let Err(e) = self.fields.field(&key, value) {
                 self.error = Some(e);
