@@ -1,5 +1,7 @@
 //! [`ZmqDriver`]: RPC and notifications sent straight to the nodes that serve them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -231,68 +233,103 @@ impl ZmqDriver {
         }
     }
 
-    /// Casts the encoded request `body` (its unique id `id`).
+    /// Casts the encoded request `body` (its unique id `id`). The common case (nodes
+    /// known, at most once, no fanout) is inline; the others are boxed, so the future
+    /// of every cast stays small (it is boxed itself, and moved into place).
     async fn cast(
         &self,
         target: &Target,
-        key: Destination,
+        key: &Destination,
         (id, body): (String, Bytes),
         options: &SendOptions,
     ) -> Result<()> {
         let wait = self.options().send_timeout();
         let deadline = deadline_after(wait);
-        let members = match self
-            .find(&key, target, deadline, options.at_least_once, wait)
-            .await
-        {
-            Err(Error::Timeout(why)) => {
-                // As on RabbitMQ, a cast nobody listens for is dropped.
-                tracing::warn!(%key, "cast dropped: {why}");
-                return Ok(());
+        let members = match self.node.cached(key) {
+            Some(members) if !members.is_empty() => members,
+            _ => {
+                match Box::pin(self.find(key, target, deadline, options.at_least_once, wait)).await
+                {
+                    Err(Error::Timeout(why)) => {
+                        // As on RabbitMQ, a cast nobody listens for is dropped.
+                        tracing::warn!(%key, "cast dropped: {why}");
+                        return Ok(());
+                    }
+                    other => other?,
+                }
             }
-            other => other?,
         };
         // Frames share the bytes: the text is made once per cast.
         let destination = key.to_bytes();
         if target.fanout {
             let frame = Frame::new(Kind::Fanout, id, destination, body);
-            if self.node.publishes_fanout() {
-                return self.node.publish(frame, deadline).await;
-            }
-            // Every reachable node gets it, whatever the others do.
-            for member in members.iter() {
-                if let Err(e) = self.node.send_to(member, frame.clone(), deadline).await {
-                    tracing::warn!(%key, node = %member.address, error = %e, "fanout not sent to this node");
-                }
-            }
-            return Ok(());
+            return Box::pin(self.fanout(key, &members, frame, deadline)).await;
         }
-        if !options.at_least_once {
-            // The first node that can be reached takes it (at most once, unconfirmed).
-            let mut last_error = None;
-            let mut frame = Some(Frame::new(Kind::Cast, id, destination, body));
-            let last = members.len().saturating_sub(1);
-            for (i, member) in self.in_turn(&members).enumerate() {
-                // Copies only for tries that may fail over; the last takes the frame.
-                let Some(attempt) = (if i == last {
-                    frame.take()
-                } else {
-                    frame.clone()
-                }) else {
-                    break;
-                };
-                match self.node.send_to(member, attempt, deadline).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => last_error = Some(e),
-                }
-            }
-            self.node.forget(&key);
-            return Err(last_error
-                .unwrap_or_else(|| Error::Transport(format!("no node to cast to on {key}"))));
+        if options.at_least_once {
+            return Box::pin(self.confirmed_cast(
+                target,
+                key,
+                &members,
+                destination,
+                body,
+                deadline,
+            ))
+            .await;
         }
-        // at_least_once: a server must take it; try each node once.
+        // The first node that can be reached takes it (at most once, unconfirmed).
         let mut last_error = None;
-        for member in self.in_turn(&members) {
+        let mut frame = Some(Frame::new(Kind::Cast, id, destination, body));
+        let last = members.len().saturating_sub(1);
+        for (i, member) in self.in_turn(&members).enumerate() {
+            // Copies only for tries that may fail over; the last takes the frame.
+            let Some(attempt) = (if i == last {
+                frame.take()
+            } else {
+                frame.clone()
+            }) else {
+                break;
+            };
+            match self.node.send_to(member, attempt, deadline).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        self.node.forget(key);
+        Err(last_error.unwrap_or_else(|| Error::Transport(format!("no node to cast to on {key}"))))
+    }
+
+    /// A fanout cast: through the proxy's publisher, or to every node of `members`,
+    /// whatever the others do.
+    async fn fanout(
+        &self,
+        key: &Destination,
+        members: &[Member],
+        frame: Frame,
+        deadline: Instant,
+    ) -> Result<()> {
+        if self.node.publishes_fanout() {
+            return self.node.publish(frame, deadline).await;
+        }
+        for member in members {
+            if let Err(e) = self.node.send_to(member, frame.clone(), deadline).await {
+                tracing::warn!(%key, node = %member.address, error = %e, "fanout not sent to this node");
+            }
+        }
+        Ok(())
+    }
+
+    /// A cast sent with `at_least_once`: a server must take it; each node is tried once.
+    async fn confirmed_cast(
+        &self,
+        target: &Target,
+        key: &Destination,
+        members: &[Member],
+        destination: Bytes,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<()> {
+        let mut last_error = None;
+        for member in self.in_turn(members) {
             let frame = Frame::new(
                 Kind::ConfirmedCast,
                 new_id(),
@@ -305,10 +342,10 @@ impl ZmqDriver {
                 Acked::Unreachable(why) | Acked::Silent(why) => last_error = Some(why),
             }
         }
-        self.node.forget(&key);
+        self.node.forget(key);
         Err(match last_error {
             Some(why) => Error::DeliveryFailure(format!("cast to {key} not confirmed: {why}")),
-            None => self.undeliverable(target, &key),
+            None => self.undeliverable(target, key),
         })
     }
 }
@@ -323,15 +360,26 @@ impl Driver for ZmqDriver {
         Capabilities::ALL
     }
 
-    async fn send(
-        &self,
-        target: &Target,
+    // Written out rather than `async fn`: calls and casts get futures of their own,
+    // each boxed at its size, and neither carries the request (encoded first).
+    fn send<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        target: &'life1 Target,
         request: Request,
-        options: &SendOptions,
-    ) -> Result<Value> {
-        let key = self.destination(target)?;
+        options: &'life2 SendOptions,
+    ) -> Pin<Box<dyn Future<Output = Result<Value>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        let key = match self.destination(target) {
+            Ok(key) => key,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         match options.timeout {
-            Some(timeout) => {
+            Some(timeout) => Box::pin(async move {
                 let msg_id = new_id();
                 let reply = ReplyAddress::new(
                     msg_id.clone(),
@@ -344,13 +392,19 @@ impl Driver for ZmqDriver {
                 })?;
                 self.call(target, key, (msg_id, body), options, timeout)
                     .await
-            }
-            None => {
-                let body = encode_request(&request)?;
-                let id = request.unique_id.unwrap_or_else(new_id);
-                self.cast(target, key, (id, body), options).await?;
-                Ok(Value::Null)
-            }
+            }),
+            None => match encode_request(&request) {
+                Err(e) => Box::pin(std::future::ready(Err(e))),
+                Ok(body) => {
+                    let id = request.unique_id.unwrap_or_else(new_id);
+                    // Boxed to keep this future within glibc's per-thread cache sizes.
+                    let key = Box::new(key);
+                    Box::pin(async move {
+                        self.cast(target, &key, (id, body), options).await?;
+                        Ok(Value::Null)
+                    })
+                }
+            },
         }
     }
 

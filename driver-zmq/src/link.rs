@@ -154,7 +154,8 @@ impl Link {
             }
             Err(mpsc::error::TrySendError::Full(o)) => o,
         };
-        let queued = tokio::time::timeout_at(deadline, self.tx.send(outgoing)).await;
+        // Boxed: waiting for room is rare, and its future would make every send's large.
+        let queued = Box::pin(tokio::time::timeout_at(deadline, self.tx.send(outgoing))).await;
         if !matches!(queued, Ok(Ok(()))) {
             self.queued.fetch_sub(1, Ordering::AcqRel);
         }

@@ -492,7 +492,7 @@ impl Node {
     }
 
     /// The members of `key` looked up less than a second ago.
-    fn cached(&self, key: &Destination) -> Option<Members> {
+    pub fn cached(&self, key: &Destination) -> Option<Members> {
         let cache = self.cache_lock();
         let (members, at) = cache.get(key)?;
         (at.elapsed() < LOOKUP_CACHE).then(|| members.clone())
