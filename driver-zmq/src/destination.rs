@@ -124,9 +124,7 @@ impl Destination {
             _ => None,
         }
     }
-}
 
-impl Destination {
     /// The destination frame: the text, written into a buffer of its exact size (a
     /// frame of any other size costs `Bytes` an allocation of its own).
     pub fn to_bytes(&self) -> Bytes {

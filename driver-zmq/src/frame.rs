@@ -48,21 +48,16 @@ pub enum Kind {
 impl Kind {
     /// The byte on the wire.
     pub fn byte(self) -> u8 {
-        match self {
-            Kind::Call => b'C',
-            Kind::Cast => b'S',
-            Kind::ConfirmedCast => b'K',
-            Kind::Fanout => b'F',
-            Kind::Notify => b'N',
-            Kind::Reply => b'R',
-            Kind::Ack => b'A',
-            Kind::Refused => b'X',
-        }
+        self.tag()[0]
     }
 
-    /// The kind's frame: its byte, without allocating.
+    /// The kind's frame, without allocating.
     fn frame(self) -> Bytes {
-        Bytes::from_static(match self {
+        Bytes::from_static(self.tag())
+    }
+
+    fn tag(self) -> &'static [u8] {
+        match self {
             Kind::Call => b"C",
             Kind::Cast => b"S",
             Kind::ConfirmedCast => b"K",
@@ -71,7 +66,7 @@ impl Kind {
             Kind::Reply => b"R",
             Kind::Ack => b"A",
             Kind::Refused => b"X",
-        })
+        }
     }
 
     /// The kind a byte stands for.

@@ -88,15 +88,8 @@ impl Target {
         self
     }
 
-    /// `[namespace] + legacy_namespaces`, the namespaces a dispatcher accepts.
-    pub fn accepted_namespaces(&self) -> Vec<Option<&str>> {
-        std::iter::once(self.namespace.as_deref())
-            .chain(self.legacy_namespaces.iter().map(|n| Some(n.as_str())))
-            .collect()
-    }
-
     /// Whether a request in `namespace` is for this target: its namespace or one of
-    /// its legacy ones.
+    /// its legacy ones (what a dispatcher accepts).
     pub fn accepts_namespace(&self, namespace: Option<&str>) -> bool {
         self.namespace.as_deref() == namespace
             || namespace.is_some_and(|n| self.legacy_namespaces.iter().any(|l| l == n))
@@ -152,10 +145,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepted_namespaces_lists_legacy_ones() {
+    fn legacy_namespaces_are_accepted() {
         let t = Target::namespace_only("new").legacy_namespaces(["old"]);
-        assert_eq!(t.accepted_namespaces(), vec![Some("new"), Some("old")]);
-        assert_eq!(Target::default().accepted_namespaces(), vec![None]);
         assert!(t.accepts_namespace(Some("new")) && t.accepts_namespace(Some("old")));
         assert!(!t.accepts_namespace(None) && !t.accepts_namespace(Some("other")));
         assert!(Target::default().accepts_namespace(None));

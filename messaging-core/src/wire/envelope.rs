@@ -118,9 +118,14 @@ enum Opened {
 }
 
 fn open_body(body: &[u8]) -> Result<Opened> {
-    if let Some(inner) = fast_envelope(body) {
-        return Ok(Opened::Inner(inner));
+    match fast_envelope(body) {
+        Some(inner) => Ok(Opened::Inner(inner)),
+        None => open_unusual(body),
     }
+}
+
+/// [`open_body`] for what is not an envelope in the form Python writes.
+fn open_unusual(body: &[u8]) -> Result<Opened> {
     let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !starts_as_object {
         // Slow path, only to name what the body is.
@@ -195,7 +200,7 @@ pub(crate) fn decode_inner<T: FieldSink>(body: &[u8]) -> Result<Inner<T>> {
     {
         return Ok(Inner::Typed(fields));
     }
-    match open_body(body)? {
+    match open_unusual(body)? {
         Opened::Bare(map) => Ok(Inner::Map(map)),
         Opened::Inner(text) => parse_inner(&text),
     }
