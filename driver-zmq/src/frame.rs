@@ -13,7 +13,8 @@
 //! | 4 | body | oslo's JSON message without the 2.0 envelope (this frame set is versioned by frame 0): a request, a notification or a reply |
 //!
 //! Through a proxy, one routing frame goes first (the peer's identity; see
-//! [`proxy`](crate::proxy)).
+//! [`proxy`](crate::proxy)). Sent directly, a multipart message may hold several
+//! messages back to back ([`Frame::parse_batch`]).
 
 use bytes::Bytes;
 use zeromq::ZmqMessage;
@@ -106,8 +107,8 @@ pub struct Frame {
 /// Why frames could not be read as a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// Not five frames.
-    #[error("expected 5 frames, got {0}")]
+    /// Not five frames (or, in a batch, not a multiple of five).
+    #[error("expected 5 frames per message, got {0}")]
     Count(usize),
     /// Frame 0 is not [`VERSION`].
     #[error("unsupported protocol version {0:?} (this node speaks omsg-zmq/1)")]
@@ -169,9 +170,37 @@ impl Frame {
 
     /// Reads the five frames of a message (routing frames already taken off).
     pub fn parse(frames: Vec<Bytes>) -> Result<Frame, FrameError> {
-        let [version, kind, id, destination, body]: [Bytes; 5] = frames
+        let five: [Bytes; 5] = frames
             .try_into()
             .map_err(|f: Vec<Bytes>| FrameError::Count(f.len()))?;
+        Frame::from_five(five)
+    }
+
+    /// Reads the messages of a multipart message that may carry several back to back
+    /// (a sender's batch, see the crate docs): one result per message, so one bad
+    /// message costs only itself. Fails as a whole when the frames do not divide
+    /// into messages.
+    pub fn parse_batch(
+        frames: Vec<Bytes>,
+    ) -> Result<impl Iterator<Item = Result<Frame, FrameError>>, FrameError> {
+        if frames.is_empty() || frames.len() % 5 != 0 {
+            return Err(FrameError::Count(frames.len()));
+        }
+        let mut frames = frames.into_iter();
+        Ok(std::iter::from_fn(move || {
+            let five = [
+                frames.next()?,
+                frames.next()?,
+                frames.next()?,
+                frames.next()?,
+                frames.next()?,
+            ];
+            Some(Frame::from_five(five))
+        }))
+    }
+
+    fn from_five(five: [Bytes; 5]) -> Result<Frame, FrameError> {
+        let [version, kind, id, destination, body] = five;
         if version.as_ref() != VERSION {
             return Err(FrameError::Version(lossy_prefix(&version)));
         }
@@ -210,6 +239,32 @@ mod tests {
         assert_eq!(frames[0], Bytes::from_static(VERSION));
         assert_eq!(frames[1], Bytes::from_static(b"C"));
         assert_eq!(Frame::parse(frames).unwrap(), frame);
+    }
+
+    #[test]
+    fn a_batch_reads_as_its_messages_one_by_one() {
+        let one = Frame::new(Kind::Cast, "m1", "rpc/a/b", "{}");
+        let two = Frame::new(Kind::Call, "m2", "rpc/a/c", "[]");
+        let mut frames = one.clone().into_message([]).into_vec();
+        frames.extend(two.into_message([]).into_vec());
+        frames[5] = Bytes::from_static(b"omsg-zmq/0");
+        frames.extend(one.clone().into_message([]).into_vec());
+        let read: Vec<_> = Frame::parse_batch(frames).unwrap().collect();
+        assert_eq!(
+            read,
+            vec![
+                Ok(one.clone()),
+                Err(FrameError::Version("omsg-zmq/0".into())),
+                Ok(one.clone())
+            ]
+        );
+        let mut uneven = one.into_message([]).into_vec();
+        uneven.push(Bytes::from_static(b"extra"));
+        assert_eq!(Frame::parse_batch(uneven).err(), Some(FrameError::Count(6)));
+        assert_eq!(
+            Frame::parse_batch(Vec::new()).err(),
+            Some(FrameError::Count(0))
+        );
     }
 
     #[test]

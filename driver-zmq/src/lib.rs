@@ -62,6 +62,12 @@
 //! frame 0 versions the protocol. Through the proxy a routing frame goes first (see
 //! [`proxy`]). A malformed message is logged and dropped; the node keeps serving.
 //!
+//! A client DEALER may send several messages back to back in one multipart message
+//! (5 × n frames): a link whose queue holds more than one message writes them at once,
+//! up to 64 messages or about 256 KiB, so a busy link pays one write and one wake-up
+//! of the receiver for many messages. The node reads them one by one; a bad one is
+//! dropped alone. Messages to the proxy always travel one at a time.
+//!
 //! ```no_run
 //! # async fn run() -> messaging_core::Result<()> {
 //! use messaging_core::{Config, DriverRegistry};

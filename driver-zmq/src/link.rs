@@ -117,29 +117,22 @@ impl Link {
             return Err(e);
         }
         let mut message = message;
-        // Nothing waits before it and the connection is free: send it from here,
-        // saving the hop through the link's task.
-        if self.queued.load(Ordering::Acquire) == 0
+        // A message answered, with nothing before it and the connection free, goes
+        // from here, saving its sender the hop through the link's task. Others are
+        // queued, to be sent in batches: their senders wait for nothing.
+        if answer_expected(&message)
+            && self.queued.load(Ordering::Acquire) == 0
             && let Ok(mut connection) = self.connection.try_lock()
             && self.queued.load(Ordering::Acquire) == 0
             && let Some(dealer) = connection.as_mut()
         {
-            let spare = answer_expected(&message).then(|| message.clone());
+            let spare = message.clone();
             match dealer.send(message).await {
                 Ok(()) => return Ok(()),
                 // The connection is gone: the message goes through the queue, where
                 // the task answers it as refused and reconnects.
                 Err(zeromq::ZmqError::ReturnToSender { message: back, .. }) => message = back,
-                Err(e) => {
-                    let Some(spare) = spare else {
-                        *connection = None;
-                        return Err(Error::Transport(format!(
-                            "ZeroMQ peer {} lost while sending: {e}",
-                            self.address
-                        )));
-                    };
-                    message = spare;
-                }
+                Err(_) => message = spare,
             }
             *connection = None;
         }
@@ -291,41 +284,88 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
             }
         }));
         loop {
-            let Some(out) = rx.recv().await else {
+            let Some(first) = rx.recv().await else {
                 return;
             };
+            let batch = Batch::gather(first, &mut rx);
             let mut guard = connection.lock().await;
-            // What a refusal needs if the send fails: only messages answered keep a copy.
-            let mut spare = None;
-            let sent = match guard.as_mut() {
-                _ if out.deadline <= Instant::now() => Ok(()),
-                Some(dealer) => {
-                    spare = answer_expected(&out.message).then(|| out.message.clone());
-                    dealer.send(out.message).await
-                }
-                None => {
-                    spare = Some(out.message);
-                    Err(zeromq::ZmqError::NoMessage)
-                }
+            let sent = match (guard.as_mut(), batch.message) {
+                (_, None) => Ok(()),
+                (Some(dealer), Some(message)) => dealer.send(message).await,
+                (None, Some(_)) => Err(zeromq::ZmqError::NoMessage),
             };
-            queued.fetch_sub(1, Ordering::AcqRel);
+            queued.fetch_sub(batch.taken, Ordering::AcqRel);
             if let Err(e) = sent {
                 *guard = None;
                 drop(guard);
                 let reason = e.to_string();
                 tracing::warn!(%address, error = %reason, "ZeroMQ peer connection lost; reconnecting");
                 set_down(Some(reason.clone()));
-                let unsent = match e {
-                    zeromq::ZmqError::ReturnToSender { message, .. } => Some(message),
-                    _ => spare,
-                };
-                if let Some(message) = unsent {
+                for message in batch.answered {
                     refuse(message, &on_message, &address, &reason);
                 }
                 break;
             }
         }
         tokio::time::sleep(backoff).await;
+    }
+}
+
+/// At most this many messages go out in one write…
+const MAX_BATCH: usize = 64;
+/// …and at most about this many bytes (one message may be larger on its own).
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// What the link's task sends in one write: the first message waiting and, when more
+/// wait behind it, those too, back to back in one multipart message (the receiver
+/// reads them one by one; see the crate docs). One write and one wake-up of the
+/// receiver then carry many messages, which is what lets a busy link keep up.
+struct Batch {
+    /// The multipart message; `None` when every message taken had expired.
+    message: Option<ZmqMessage>,
+    /// How many messages were taken off the queue.
+    taken: usize,
+    /// Copies of the messages whose senders wait for an answer, to refuse them if
+    /// the write fails.
+    answered: Vec<ZmqMessage>,
+}
+
+impl Batch {
+    fn gather(first: Outgoing, rx: &mut mpsc::Receiver<Outgoing>) -> Batch {
+        // Only plain five-frame messages can be read back to back: those behind
+        // routing frames (on the link to the proxy, which sends no other kind) go alone.
+        let batching = first.message.len() == 5;
+        let mut batch = Batch {
+            message: None,
+            taken: 0,
+            answered: Vec::new(),
+        };
+        let now = Instant::now();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(out) = next {
+            batch.taken += 1;
+            if out.deadline > now {
+                if answer_expected(&out.message) {
+                    batch.answered.push(out.message.clone());
+                }
+                bytes += out.message.iter().map(Bytes::len).sum::<usize>();
+                match &mut batch.message {
+                    None => batch.message = Some(out.message),
+                    Some(message) => {
+                        for frame in out.message.into_vec() {
+                            message.push_back(frame);
+                        }
+                    }
+                }
+            }
+            next = if batching && batch.taken < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        batch
     }
 }
 

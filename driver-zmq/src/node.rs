@@ -190,22 +190,31 @@ impl Node {
                                 continue;
                             }
                             let identity = frames.remove(0);
-                            match Frame::parse(frames) {
-                                // Answers come back on outgoing links, never here.
-                                Ok(frame) if frame.kind.is_answer() => tracing::debug!(
-                                    kind = ?frame.kind,
-                                    "answer on the ROUTER dropped"
-                                ),
-                                Ok(frame) => handle_incoming(
-                                    &routes,
-                                    &answers,
-                                    frame,
-                                    ReplyPath::Router {
-                                        send: send.clone(),
-                                        identity,
-                                    },
-                                ),
-                                Err(e) => malformed(&String::from_utf8_lossy(&identity), &e),
+                            let messages = match Frame::parse_batch(frames) {
+                                Ok(messages) => messages,
+                                Err(e) => {
+                                    malformed(&String::from_utf8_lossy(&identity), &e);
+                                    continue;
+                                }
+                            };
+                            for message in messages {
+                                match message {
+                                    // Answers come back on outgoing links, never here.
+                                    Ok(frame) if frame.kind.is_answer() => tracing::debug!(
+                                        kind = ?frame.kind,
+                                        "answer on the ROUTER dropped"
+                                    ),
+                                    Ok(frame) => handle_incoming(
+                                        &routes,
+                                        &answers,
+                                        frame,
+                                        ReplyPath::Router {
+                                            send: send.clone(),
+                                            identity: identity.clone(),
+                                        },
+                                    ),
+                                    Err(e) => malformed(&String::from_utf8_lossy(&identity), &e),
+                                }
                             }
                         }
                     });

@@ -86,6 +86,22 @@ async fn malformed_frames_never_stop_a_server() {
         message(&[b"omsg-zmq/1", b"A", b"nobody", b"", b""]),
         message(&[b"omsg-zmq/1", b"C", b"id", rpc.as_bytes(), b"{}", b"extra"]),
         message(&[&[0u8; 70_000]]),
+        // A batch (messages back to back): the bad one is dropped, the good one
+        // behind it still delivered.
+        message(&[
+            b"omsg-zmq/9",
+            b"N",
+            b"id3",
+            notify.as_bytes(),
+            b"{}",
+            b"omsg-zmq/1",
+            b"N",
+            b"id4",
+            notify.as_bytes(),
+            br#"{"message_id": "m4", "publisher_id": "raw", "event_type": "ev",
+                 "priority": "INFO", "payload": "batched",
+                 "timestamp": "2026-01-01 00:00:00.000000"}"#,
+        ]),
     ];
     for m in garbage {
         raw.send(m).await.unwrap();
@@ -104,12 +120,12 @@ async fn malformed_frames_never_stop_a_server() {
         .await
         .unwrap();
     for _ in 0..200 {
-        if !seen.lock().unwrap().is_empty() {
+        if seen.lock().unwrap().len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(*seen.lock().unwrap(), vec![json!("fine")]);
+    assert_eq!(*seen.lock().unwrap(), vec![json!("batched"), json!("fine")]);
     server.stop().await.unwrap();
     server.wait().await.unwrap();
     listener.stop().await;
