@@ -183,7 +183,7 @@ impl Frame {
     pub fn parse_batch(
         frames: Vec<Bytes>,
     ) -> Result<impl Iterator<Item = Result<Frame, FrameError>>, FrameError> {
-        if frames.is_empty() || frames.len() % 5 != 0 {
+        if frames.is_empty() || !frames.len().is_multiple_of(5) {
             return Err(FrameError::Count(frames.len()));
         }
         let mut frames = frames.into_iter();
