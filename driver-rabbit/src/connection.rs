@@ -205,7 +205,7 @@ impl Connector {
                         scrub(&e.to_string(), &node.password)
                     )));
                 }
-                Ok(Err(e)) => scrub(&e.to_string(), &node.password),
+                Ok(Err(e)) => scrub(&describe(&e, &self.options), &node.password),
                 Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
             };
             if !retry.allows_another(attempt + 1) {
@@ -329,6 +329,54 @@ fn tls_config(options: &RabbitOptions) -> Result<OwnedTLSConfig> {
     })
 }
 
+/// lapin's text for a failed connection, saying what a TLS failure means: rustls only
+/// says "invalid peer certificate: UnknownIssuer" when the broker's certificate does not
+/// verify, and "received fatal alert: UnknownCA" when the broker rejects ours. In TLS
+/// 1.3 the broker judges our certificate after our side has finished the handshake, so
+/// its alert may be lost to a reset of the connection.
+fn describe(e: &lapin::Error, options: &RabbitOptions) -> String {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let text = e.to_string();
+    let (lapin::ErrorKind::IOError(io_error), true) = (e.kind(), options.rabbit.ssl) else {
+        return text;
+    };
+    let r = &options.rabbit;
+    let io = io_error.to_string();
+    if io.starts_with("invalid peer certificate") {
+        let trusted = if r.ssl_ca_file.is_empty() {
+            "the system's root certificates".to_string()
+        } else {
+            format!("ssl_ca_file = {}", r.ssl_ca_file)
+        };
+        format!("TLS: the server certificate could not be verified (trusting {trusted}): {text}")
+    } else if io.starts_with("received fatal alert")
+        && (io.contains("Certificate") || io.contains("UnknownCA"))
+    {
+        if r.ssl_cert_file.is_empty() {
+            format!(
+                "TLS: the broker wants a client certificate (ssl_cert_file, ssl_key_file): {text}"
+            )
+        } else {
+            format!(
+                "TLS: the broker refused our client certificate (ssl_cert_file = {}): {text}",
+                r.ssl_cert_file
+            )
+        }
+    } else if !r.ssl_cert_file.is_empty()
+        && matches!(
+            io_error.kind(),
+            ConnectionReset | ConnectionAborted | UnexpectedEof
+        )
+    {
+        format!(
+            "TLS: the broker closed the connection; it may have refused our client certificate (ssl_cert_file = {}): {text}",
+            r.ssl_cert_file
+        )
+    } else {
+        text
+    }
+}
+
 /// Whether the broker refused the login (403 ACCESS_REFUSED).
 fn access_refused(e: &lapin::Error) -> bool {
     match e.kind() {
@@ -399,6 +447,39 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("together"), "{e}");
+    }
+
+    #[test]
+    fn tls_failures_are_explained() {
+        let options = |ini: &str| {
+            let url: TransportUrl = "rabbit://h/".parse().unwrap();
+            RabbitOptions::resolve(&url, &Config::from_ini_str(ini).unwrap()).unwrap()
+        };
+        let io = |text: &str| lapin::Error::from(std::io::Error::other(text.to_string()));
+        let tls = options("[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = /ca.pem\n");
+        let text = describe(&io("invalid peer certificate: UnknownIssuer"), &tls);
+        assert!(
+            text.contains("server certificate could not be verified"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/ca.pem") && text.contains("UnknownIssuer"),
+            "{text}"
+        );
+        let text = describe(&io("received fatal alert: UnknownCA"), &tls);
+        assert!(text.contains("wants a client certificate"), "{text}");
+        let client = options(
+            "[oslo_messaging_rabbit]\nssl = true\nssl_cert_file = /c.pem\nssl_key_file = /c.key\n",
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let text = describe(&lapin::Error::from(reset), &client);
+        assert!(
+            text.contains("may have refused our client certificate"),
+            "{text}"
+        );
+        assert!(text.contains("/c.pem"), "{text}");
+        let plain = describe(&io("invalid peer certificate: x"), &options(""));
+        assert_eq!(plain, "IO error: invalid peer certificate: x");
     }
 
     #[tokio::test]
