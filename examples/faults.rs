@@ -1,0 +1,402 @@
+//! Faults under load: sustained calls, casts and notifications over the three-node
+//! RabbitMQ test cluster while its nodes crash (their Erlang VMs killed) and come back
+//! one after another; then a table of what was sent, delivered, lost, duplicated and
+//! failed, and the longest stall.
+//!
+//! ```text
+//! scripts/services cluster                        # the cluster (once)
+//! cargo run --release --example faults            # 20 crashes, about five minutes
+//! cargo run --release --example faults -- --bounces 3 --url rabbit://guest:guest@127.0.0.1:5680/
+//! ```
+//!
+//! Casts are sent with `at_least_once` and notifications with the default unlimited
+//! retry, every publish confirmed, onto quorum queues: none may be lost. No call may
+//! take longer than its timeout. The program exits 1 if either happens.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use messaging::notify::{Notification, NotificationListener, Notifier, Priority};
+use messaging::{Config, Context, Endpoint, RemoteError, RpcClient, RpcServer, Target};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(about = "Calls, casts and notifications while RabbitMQ cluster nodes crash")]
+struct Args {
+    /// How many node crashes (nodes 1, 2, 3 in turn).
+    #[arg(long, default_value_t = 20)]
+    bounces: u32,
+    /// Seconds of load between a node's return and the next crash.
+    #[arg(long, default_value_t = 3.0)]
+    interval: f64,
+    /// Seconds a crashed node stays down.
+    #[arg(long, default_value_t = 2.0)]
+    down: f64,
+    /// The transport URL: the cluster's nodes, or HAProxy (`127.0.0.1:5680`).
+    #[arg(
+        long,
+        default_value = "rabbit://guest:guest@127.0.0.1:5681,guest:guest@127.0.0.1:5682,guest:guest@127.0.0.1:5683/"
+    )]
+    url: String,
+    /// Concurrent callers; casters and notifiers are half as many.
+    #[arg(long, default_value_t = 4)]
+    workers: u32,
+}
+
+/// Quorum queues, and reconnect waits short enough for a crashed node not to hold
+/// senders for oslo's default backoff.
+const CONFIG: &str = "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
+    rabbit_transient_quorum_queue = true\nkombu_reconnect_delay = 0.5\n\
+    rabbit_retry_interval = 1\nrabbit_retry_backoff = 1\nrabbit_interval_max = 2\n\
+    heartbeat_timeout_threshold = 10\n";
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counts for one kind of traffic.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    /// Calls answered; casts and notifications confirmed.
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    /// The first few distinct errors.
+    errors: Mutex<Vec<String>>,
+    /// Calls that took longer than their timeout.
+    hung: AtomicU64,
+    /// Sequence numbers of the confirmed sends.
+    confirmed: Mutex<Vec<u64>>,
+    /// How often each sequence number arrived.
+    received: Mutex<HashMap<u64, u32>>,
+    stalls: Mutex<Stalls>,
+}
+
+/// The longest time without a success.
+struct Stalls {
+    last: Instant,
+    longest: Duration,
+}
+
+impl Default for Stalls {
+    fn default() -> Self {
+        Stalls {
+            last: Instant::now(),
+            longest: Duration::ZERO,
+        }
+    }
+}
+
+impl Tally {
+    fn succeeded(&self, n: u64) {
+        self.succeeded.fetch_add(1, Ordering::Relaxed);
+        self.confirmed.lock().unwrap().push(n);
+        let mut stalls = self.stalls.lock().unwrap();
+        stalls.longest = stalls.longest.max(stalls.last.elapsed());
+        stalls.last = Instant::now();
+    }
+
+    fn failed(&self, error: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut errors = self.errors.lock().unwrap();
+        if errors.len() < 3 && !errors.contains(&error) {
+            errors.push(error);
+        }
+    }
+
+    fn received(&self, n: u64) {
+        *self.received.lock().unwrap().entry(n).or_default() += 1;
+    }
+
+    fn arrivals(&self) -> u64 {
+        self.received
+            .lock()
+            .unwrap()
+            .values()
+            .map(|&c| u64::from(c))
+            .sum()
+    }
+
+    /// Confirmed sends that never arrived, and arrivals beyond the first.
+    fn lost_and_duplicated(&self) -> (u64, u64) {
+        let received = self.received.lock().unwrap();
+        let lost = self
+            .confirmed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| !received.contains_key(n))
+            .count() as u64;
+        let duplicated = received
+            .values()
+            .map(|&c| u64::from(c.saturating_sub(1)))
+            .sum();
+        (lost, duplicated)
+    }
+}
+
+/// Runs `scripts/services <args>`.
+async fn services(args: &[&str]) -> Result<String, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services");
+    let out = tokio::process::Command::new(script)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("{script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/services {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    // The driver's warnings (reconnects, failed acks) with RUST_LOG=warn.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args).await {
+        Ok(clean) if clean => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("faults: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool, String> {
+    services(&["cluster"]).await?;
+    let config = Config::from_ini_str(CONFIG).map_err(|e| e.to_string())?;
+    let registry = messaging::registry();
+    let transport = |_: &str| registry.transport(&args.url, &config);
+    let server_transport = transport("server").await.map_err(|e| e.to_string())?;
+    let client_transport = transport("client").await.map_err(|e| e.to_string())?;
+    let topic = format!("faults_{}", std::process::id());
+    let (calls, casts, notes) = (
+        Arc::new(Tally::default()),
+        Arc::new(Tally::default()),
+        Arc::new(Tally::default()),
+    );
+
+    let cast_tally = casts.clone();
+    let endpoint = Endpoint::new()
+        .method("echo", |_c: Context, a: Value| async move {
+            Ok::<_, RemoteError>(a)
+        })
+        .method("count", move |_c: Context, a: Value| {
+            let tally = cast_tally.clone();
+            async move {
+                tally.received(a["n"].as_u64().unwrap_or(u64::MAX));
+                Ok::<_, RemoteError>(Value::Null)
+            }
+        });
+    let server = RpcServer::new(&server_transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(endpoint)
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    let note_tally = notes.clone();
+    let listener = NotificationListener::new(&server_transport, [Target::topic(topic.clone())])
+        .on(Priority::Info, move |n: Notification| {
+            let tally = note_tally.clone();
+            async move { tally.received(n.payload["n"].as_u64().unwrap_or(u64::MAX)) }
+        })
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let running = Arc::new(AtomicBool::new(true));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::new();
+    for _ in 0..args.workers {
+        let (client, tally, running, next) = (
+            RpcClient::new(&client_transport, Target::topic(topic.clone())).timeout(CALL_TIMEOUT),
+            calls.clone(),
+            running.clone(),
+            next.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                tally.sent.fetch_add(1, Ordering::Relaxed);
+                let started = Instant::now();
+                let outcome = client
+                    .call::<_, Value>(&Context::new(), "echo", json!({ "n": n }))
+                    .await;
+                if started.elapsed() > CALL_TIMEOUT + Duration::from_secs(1) {
+                    tally.hung.fetch_add(1, Ordering::Relaxed);
+                }
+                match outcome {
+                    Ok(v) if v == json!({ "n": n }) => {
+                        tally.succeeded(n);
+                        tally.received(n);
+                    }
+                    Ok(other) => tally.failed(format!("wrong answer {other}")),
+                    Err(e) => {
+                        tally.failed(e.to_string());
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..args.workers.div_ceil(2) {
+        let (caster, tally, casting, numbers) = (
+            RpcClient::new(&client_transport, Target::topic(topic.clone())).at_least_once(true),
+            casts.clone(),
+            running.clone(),
+            next.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            while casting.load(Ordering::Relaxed) {
+                let n = numbers.fetch_add(1, Ordering::Relaxed);
+                tally.sent.fetch_add(1, Ordering::Relaxed);
+                match caster
+                    .cast(&Context::new(), "count", json!({ "n": n }))
+                    .await
+                {
+                    Ok(()) => tally.succeeded(n),
+                    Err(e) => tally.failed(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+        let (notifier, tally, running, next) = (
+            Notifier::new(&client_transport, "faults").topics([topic.clone()]),
+            notes.clone(),
+            running.clone(),
+            next.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                tally.sent.fetch_add(1, Ordering::Relaxed);
+                let sent = notifier
+                    .try_notify(
+                        &Context::new(),
+                        "faults.tick",
+                        Priority::Info,
+                        json!({ "n": n }),
+                    )
+                    .await;
+                match sent {
+                    Ok(()) => tally.succeeded(n),
+                    Err(e) => tally.failed(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+
+    let started = Instant::now();
+    let mut bounces = 0;
+    for i in 0..args.bounces {
+        tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
+        let node = (i % 3 + 1).to_string();
+        eprintln!(
+            "bounce {}: {}",
+            i + 1,
+            services(&["node-stop", &node]).await?
+        );
+        tokio::time::sleep(Duration::from_secs_f64(args.down)).await;
+        eprintln!(
+            "bounce {}: {}",
+            i + 1,
+            services(&["node-start", &node]).await?
+        );
+        bounces += 1;
+    }
+    tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
+    running.store(false, Ordering::Relaxed);
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let loaded = started.elapsed();
+    // Whatever is still on its way arrives, or is lost.
+    let mut stable_since = Instant::now();
+    let mut last = (casts.arrivals(), notes.arrivals());
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    while stable_since.elapsed() < Duration::from_secs(5) && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = (casts.arrivals(), notes.arrivals());
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+    }
+    server.stop().await.map_err(|e| e.to_string())?;
+    server.wait().await.map_err(|e| e.to_string())?;
+    listener.stop().await;
+    let _ = listener.wait().await;
+    server_transport.cleanup().await;
+    client_transport.cleanup().await;
+
+    println!(
+        "{bounces} node crashes (every {:.0} s, down {:.0} s each) over {:.0} s of load on {}; \
+         quorum queues; call timeout {} s\n",
+        args.interval + args.down,
+        args.down,
+        loaded.as_secs_f64(),
+        server_transport.url().masked(),
+        CALL_TIMEOUT.as_secs()
+    );
+    println!(
+        "| traffic | sent | confirmed / answered | delivered | lost | duplicated | failed with error | longest stall | past its timeout |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let mut clean = true;
+    for (name, tally, at_least_once) in [
+        ("calls", &calls, false),
+        ("casts (at_least_once)", &casts, true),
+        ("notifications", &notes, true),
+    ] {
+        let (lost, duplicated) = tally.lost_and_duplicated();
+        let hung = tally.hung.load(Ordering::Relaxed);
+        clean &= !(at_least_once && lost > 0) && hung == 0;
+        let distinct = tally.received.lock().unwrap().len();
+        println!(
+            "| {name} | {} | {} | {distinct} | {} | {} | {} | {:.1} s | {} |",
+            tally.sent.load(Ordering::Relaxed),
+            tally.succeeded.load(Ordering::Relaxed),
+            if at_least_once {
+                lost.to_string()
+            } else {
+                "–".into()
+            },
+            if at_least_once {
+                duplicated.to_string()
+            } else {
+                "–".into()
+            },
+            tally.failed.load(Ordering::Relaxed),
+            tally.stalls.lock().unwrap().longest.as_secs_f64(),
+            if at_least_once {
+                "–".into()
+            } else {
+                hung.to_string()
+            },
+        );
+    }
+    for (name, tally) in [
+        ("calls", &calls),
+        ("casts", &casts),
+        ("notifications", &notes),
+    ] {
+        for error in tally.errors.lock().unwrap().iter() {
+            println!("\n{name} failed with, for one: {error}");
+        }
+    }
+    Ok(clean)
+}
