@@ -17,7 +17,7 @@ use tokio::sync::{OnceCell, mpsc};
 
 use crate::connection::Connector;
 use crate::consumer::{ConsumerPlan, Supervised};
-use crate::incoming::{NotificationSink, RequestSink};
+use crate::incoming::{Backlog, NotificationSink, RequestSink, ServerListener};
 use crate::options::RabbitOptions;
 use crate::publisher::{Outgoing, Publisher, check_confirmation};
 use crate::reply::{Replier, ReplyQueue};
@@ -202,7 +202,12 @@ impl Driver for RabbitDriver {
             ),
         ];
         let (tx, rx) = mpsc::unbounded_channel();
-        let sink = Box::new(RequestSink::new(tx, self.replier.clone()));
+        // With a prefetch count, the requests waiting for the server stay under it too.
+        let backlog = match self.options.rabbit.rabbit_qos_prefetch_count {
+            0 => None,
+            n => Some(Backlog::new(usize::from(n))),
+        };
+        let sink = Box::new(RequestSink::new(tx, self.replier.clone(), backlog.clone()));
         let consumer = Supervised::start(
             self.connector.clone(),
             self.plan(queues, "rpc server"),
@@ -211,7 +216,10 @@ impl Driver for RabbitDriver {
         )
         .await
         .map_err(|e| failure(e.to_string()))?;
-        Ok(Box::new(ChannelListener::new(rx, consumer)))
+        Ok(Box::new(ServerListener {
+            inner: ChannelListener::new(rx, consumer),
+            backlog,
+        }))
     }
 
     async fn listen_for_notifications(

@@ -2,6 +2,11 @@
 //! delivery sinks: replies for waiting calls, RPC requests for a server, and
 //! notifications for a listener. A message that cannot be read is logged and
 //! rejected without requeue; the consumer goes on.
+//!
+//! RPC requests are acked on receipt, which frees the prefetch window at once: with
+//! `rabbit_qos_prefetch_count` set, a [`Backlog`] keeps the requests received but
+//! not yet taken by the server under that count, so that the rest wait on the broker
+//! (as oslo's, which acks when its executor takes a request).
 
 use std::borrow::Cow;
 
@@ -11,17 +16,19 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::types::AMQPValue;
 use messaging_core::driver::{
-    Disposition, IncomingNotification, IncomingRequest, Responder, Settle,
+    ChannelListener, Disposition, IncomingNotification, IncomingRequest, Listener, Responder,
+    Settle,
 };
 use messaging_core::rpc::reply_waiter::ReplyWaiters;
 use messaging_core::wire::dedup::{DEFAULT_CAPACITY, DuplicateFilter};
 use messaging_core::wire::{NotificationMessage, Request};
 use messaging_core::{Error, Result};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::{Notify, mpsc};
 
 use crate::compression::{self, Compression};
-use crate::consumer::DeliverySink;
+use crate::consumer::{DeliverySink, Supervised};
 use crate::reply::{AmqpResponder, Replier};
 
 /// The body of a delivery, decompressed when its `compression` header says so.
@@ -82,20 +89,75 @@ impl DeliverySink for ReplySink {
     }
 }
 
+/// The requests a server has received (and acked) but not yet taken, kept under a
+/// bound by making the sink wait before it acks more.
+pub(crate) struct Backlog {
+    bound: usize,
+    waiting: AtomicUsize,
+    closed: AtomicBool,
+    changed: Notify,
+}
+
+impl Backlog {
+    /// At most `bound` requests waiting for the server.
+    pub(crate) fn new(bound: usize) -> Arc<Backlog> {
+        Arc::new(Backlog {
+            bound: bound.max(1),
+            waiting: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            changed: Notify::new(),
+        })
+    }
+
+    fn took(&self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_one();
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// Waits until `n` more requests fit (or none wait, for a batch larger than the
+    /// bound); false once the server takes no more (the listener is cleaned up or gone).
+    async fn room(&self, n: usize, tx: &mpsc::UnboundedSender<IncomingRequest>) -> bool {
+        loop {
+            if self.closed.load(Ordering::Acquire) || tx.is_closed() {
+                return false;
+            }
+            let waiting = self.waiting.load(Ordering::Acquire);
+            if waiting == 0 || waiting + n <= self.bound {
+                return true;
+            }
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = tx.closed() => {}
+            }
+        }
+    }
+}
+
 /// Acks RPC requests on receipt (oslo's at-most-once), drops duplicates by
 /// `_unique_id`, and queues them for the server.
 pub(crate) struct RequestSink {
     pub tx: mpsc::UnboundedSender<IncomingRequest>,
     pub replier: Arc<Replier>,
     pub duplicates: DuplicateFilter,
+    pub backlog: Option<Arc<Backlog>>,
 }
 
 impl RequestSink {
-    pub(crate) fn new(tx: mpsc::UnboundedSender<IncomingRequest>, replier: Arc<Replier>) -> Self {
+    pub(crate) fn new(
+        tx: mpsc::UnboundedSender<IncomingRequest>,
+        replier: Arc<Replier>,
+        backlog: Option<Arc<Backlog>>,
+    ) -> Self {
         RequestSink {
             tx,
             replier,
             duplicates: DuplicateFilter::new(DEFAULT_CAPACITY),
+            backlog,
         }
     }
 }
@@ -103,6 +165,14 @@ impl RequestSink {
 #[async_trait]
 impl DeliverySink for RequestSink {
     async fn deliver(&mut self, batch: Vec<(usize, Delivery)>) {
+        // Not acked while the server is behind: unacked, they hold the prefetch window
+        // and the broker keeps the rest. If the server takes no more, they go back to
+        // the queue when the connection closes.
+        if let Some(backlog) = &self.backlog
+            && !backlog.room(batch.len(), &self.tx).await
+        {
+            return;
+        }
         // Requests are acked on receipt, before anything runs: one `multiple` ack per
         // queue covers the batch (each queue has its own channel, so its tags rise).
         let mut requests = Vec::with_capacity(batch.len());
@@ -141,8 +211,40 @@ impl DeliverySink for RequestSink {
                     msg_id: address.msg_id.clone(),
                 }) as Box<dyn Responder>
             });
+            if let Some(backlog) = &self.backlog {
+                backlog.waiting.fetch_add(1, Ordering::AcqRel);
+            }
             let _ = self.tx.send(IncomingRequest { request, responder });
         }
+    }
+}
+
+/// A server's listener: the channel the [`RequestSink`] fills, telling its
+/// [`Backlog`] what the server takes.
+pub(crate) struct ServerListener {
+    pub inner: ChannelListener<IncomingRequest, Supervised>,
+    pub backlog: Option<Arc<Backlog>>,
+}
+
+#[async_trait]
+impl Listener<IncomingRequest> for ServerListener {
+    async fn next(&mut self) -> Option<IncomingRequest> {
+        let request = self.inner.next().await;
+        if let (Some(_), Some(backlog)) = (&request, &self.backlog) {
+            backlog.took();
+        }
+        request
+    }
+
+    async fn stop(&mut self) {
+        self.inner.stop().await;
+    }
+
+    async fn cleanup(&mut self) {
+        if let Some(backlog) = &self.backlog {
+            backlog.close();
+        }
+        self.inner.cleanup().await;
     }
 }
 
@@ -205,5 +307,43 @@ impl Drop for AmqpSettle {
                 let _ = acker.reject(BasicRejectOptions { requeue: true }).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_backlog_waits_for_room_and_gives_up_once_the_server_takes_no_more() {
+        let backlog = Backlog::new(2);
+        let (tx, rx) = mpsc::unbounded_channel::<IncomingRequest>();
+        assert!(backlog.room(2, &tx).await);
+        backlog.waiting.fetch_add(2, Ordering::AcqRel);
+        // Full: a batch waits until the server takes enough.
+        let room = backlog.room(1, &tx);
+        tokio::pin!(room);
+        assert!(futures::poll!(room.as_mut()).is_pending());
+        backlog.took();
+        assert!(room.await);
+        // A batch larger than the bound goes once nothing waits.
+        let room = backlog.room(5, &tx);
+        tokio::pin!(room);
+        assert!(futures::poll!(room.as_mut()).is_pending());
+        backlog.took();
+        assert!(room.await);
+        // Gone or cleaned up: no more room, even if it waits already.
+        backlog.waiting.fetch_add(2, Ordering::AcqRel);
+        let room = backlog.room(1, &tx);
+        tokio::pin!(room);
+        assert!(futures::poll!(room.as_mut()).is_pending());
+        drop(rx);
+        assert!(!room.await);
+        let (tx, _rx) = mpsc::unbounded_channel::<IncomingRequest>();
+        let room = backlog.room(1, &tx);
+        tokio::pin!(room);
+        assert!(futures::poll!(room.as_mut()).is_pending());
+        backlog.close();
+        assert!(!room.await);
     }
 }
