@@ -325,12 +325,30 @@ impl Publisher {
 
     /// Publishes and waits for the broker's confirmation: a returned (mandatory)
     /// message is [`Error::Undeliverable`]. A connection lost before the confirmation
-    /// arrives means publishing again (the peer drops the copy by `_unique_id`).
+    /// arrives means publishing again (the peer drops the copy by `_unique_id`), and so
+    /// does a refusal (a nack: a quorum queue without a leader during a failover), after
+    /// the retry interval, as `retry` allows.
     pub(crate) async fn publish_confirmed(&self, out: &Outgoing<'_>, retry: Retry) -> Result<()> {
         let mut failures: u32 = 0;
+        let mut refusal_waits = self.connector.options().retry_intervals();
         loop {
             let confirm = self.publish(out, retry).await?;
             match confirm.await {
+                Ok(Confirmation::Nack(None)) => {
+                    let refused = check_confirmation(Confirmation::Nack(None), out);
+                    failures += 1;
+                    if !retry.allows_another(failures) {
+                        return refused;
+                    }
+                    let wait = refusal_waits.next().unwrap_or(Duration::from_secs(1));
+                    tracing::warn!(
+                        exchange = out.exchange_name(),
+                        routing_key = out.routing_key,
+                        retry_in = ?wait,
+                        "the broker refused the message; publishing again"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
                 Ok(confirmation) => return check_confirmation(confirmation, out),
                 Err(e) => {
                     failures += 1;

@@ -487,3 +487,91 @@ async fn passwords_stay_out_of_errors_logs_and_debug() {
     assert!(logged.contains("cannot connect to RabbitMQ"), "{logged}");
     assert!(!logged.contains(secret), "a log line shows the password");
 }
+
+/// A broker that refuses a message (a nack: here a full queue that rejects publishes,
+/// as a quorum queue without a leader does during a failover) gets it again after
+/// the retry interval: with a bounded `retry` the send fails naming the refusal, with
+/// the default it goes through once there is room.
+#[tokio::test]
+async fn refused_at_least_once_sends_are_published_again() {
+    let transport = support::transport_with(
+        "[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\nrabbit_retry_backoff = 0\n",
+        "",
+    )
+    .await;
+    let topic = support::unique("refused");
+    let client = RpcClient::new(&transport, Target::topic(topic.clone())).at_least_once(true);
+    // The exchange, declared by the driver; then a queue of one message that refuses more.
+    let _ = client.cast(&Context::new(), "noop", json!({})).await;
+    let raw = support::raw().await;
+    let channel = raw.create_channel().await.unwrap();
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(topic.as_str().into(), Default::default(), arguments)
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            topic.as_str().into(),
+            "openstack".into(),
+            topic.as_str().into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    client
+        .cast(&Context::new(), "one", json!({}))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let refused = client
+        .clone()
+        .retry(Retry::Times(1))
+        .cast(&Context::new(), "two", json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::DeliveryFailure(m) if m.contains("refused")),
+        "{refused}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "published again after the retry interval"
+    );
+
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.cast(&Context::new(), "three", json!({})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!waiting.is_finished(), "refused while the queue is full");
+    let taken = channel
+        .basic_get(topic.as_str().into(), Default::default())
+        .await
+        .unwrap()
+        .expect("the first cast is queued");
+    taken.ack(Default::default()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the cast went through once there was room")
+        .unwrap()
+        .unwrap();
+    let left = channel
+        .basic_get(topic.as_str().into(), Default::default())
+        .await
+        .unwrap()
+        .expect("the third cast is queued");
+    assert!(String::from_utf8_lossy(&left.delivery.data).contains("three"));
+    channel
+        .queue_delete(topic.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    transport.cleanup().await;
+}
