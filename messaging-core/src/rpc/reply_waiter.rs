@@ -13,16 +13,20 @@ use tokio::time::Instant;
 use crate::wire::Reply;
 use crate::{Error, Result};
 
+/// What a call's channel carries: boxed, because an unbounded channel allocates
+/// room for 32 items up front, and 32 unboxed replies made a waiting call cost 10 KiB.
+type Outcome = Box<Result<Reply>>;
+
 /// The calls waiting on one reply queue, keyed by `_msg_id`.
 #[derive(Clone, Default)]
 pub struct ReplyWaiters {
-    waiting: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Result<Reply>>>>>,
+    waiting: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Outcome>>>>,
 }
 
 /// One registered call; unregisters itself when dropped.
 pub struct PendingReply {
     msg_id: String,
-    rx: mpsc::UnboundedReceiver<Result<Reply>>,
+    rx: mpsc::UnboundedReceiver<Outcome>,
     waiters: ReplyWaiters,
 }
 
@@ -81,7 +85,7 @@ impl ReplyWaiters {
         let sender = self.lock().get(msg_id).cloned();
         match sender {
             Some(tx) => {
-                let _ = tx.send(reply);
+                let _ = tx.send(Box::new(reply));
             }
             None => tracing::warn!(msg_id, "no calling task waiting for reply; dropped"),
         }
@@ -97,9 +101,7 @@ impl ReplyWaiters {
         self.len() == 0
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Result<Reply>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Outcome>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -122,7 +124,7 @@ impl PendingReply {
                 None => deadline,
             };
             let reply = match tokio::time::timeout_at(next_deadline, self.rx.recv()).await {
-                Ok(Some(reply)) => reply?,
+                Ok(Some(reply)) => (*reply)?,
                 Ok(None) => return Err(Error::Transport("reply queue closed".into())),
                 Err(_) if next_deadline < deadline => {
                     return Err(Error::Timeout(format!(
