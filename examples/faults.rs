@@ -137,6 +137,16 @@ impl Tally {
     }
 }
 
+/// Node `n` of the cluster, as `rabbitmqctl -n` wants it.
+fn node_name(n: u32) -> String {
+    let host = std::process::Command::new("hostname")
+        .arg("-s")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("omsg{n}@{host}")
+}
+
 /// Runs `scripts/services <args>`.
 async fn services(args: &[&str]) -> Result<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services");
@@ -342,6 +352,20 @@ async fn run(args: Args) -> Result<bool, String> {
     let _ = listener.wait().await;
     server_transport.cleanup().await;
     client_transport.cleanup().await;
+    // Its quorum queues are durable: they go with the run.
+    for queue in [
+        topic.clone(),
+        format!("{topic}.s1"),
+        format!("{topic}.info"),
+    ] {
+        let deleted = tokio::process::Command::new("rabbitmqctl")
+            .args(["-n", &node_name(1), "-q", "delete_queue", &queue])
+            .output()
+            .await;
+        if !deleted.is_ok_and(|o| o.status.success()) {
+            eprintln!("faults: could not delete queue {queue}");
+        }
+    }
 
     println!(
         "{bounces} node crashes (every {:.0} s, down {:.0} s each) over {:.0} s of load on {}; \
