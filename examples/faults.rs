@@ -14,6 +14,7 @@
 //! take longer than its timeout. The program exits 1 if either happens.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use clap::Parser;
 use messaging::notify::{Notification, NotificationListener, Notifier, Priority};
 use messaging::{Config, Context, Endpoint, RemoteError, RpcClient, RpcServer, Target};
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
 #[derive(Parser)]
 #[command(about = "Calls, casts and notifications while RabbitMQ cluster nodes crash")]
@@ -147,6 +149,43 @@ fn node_name(n: u32) -> String {
     format!("omsg{n}@{host}")
 }
 
+/// What casters and notifiers wait between sends, so calls get their share.
+const PAUSE: Duration = Duration::from_millis(2);
+
+/// Starts senders of numbered messages that run until `running` turns false.
+struct Sender {
+    running: Arc<AtomicBool>,
+    /// The next number, shared by every sender: each message has its own.
+    next: Arc<AtomicU64>,
+}
+
+impl Sender {
+    /// Sends with `send` over and over, `pause` apart, counting in `tally`.
+    fn spawn<F, Fut>(&self, tally: Arc<Tally>, pause: Duration, send: F) -> JoinHandle<()>
+    where
+        F: Fn(u64) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send,
+    {
+        let (running, next) = (self.running.clone(), self.next.clone());
+        tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                tally.sent.fetch_add(1, Ordering::Relaxed);
+                match send(n).await {
+                    Ok(()) => tally.succeeded(n),
+                    Err(e) => {
+                        tally.failed(e);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        })
+    }
+}
+
 /// Runs `scripts/services <args>`.
 async fn services(args: &[&str]) -> Result<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services");
@@ -229,18 +268,18 @@ async fn run(args: Args) -> Result<bool, String> {
 
     let running = Arc::new(AtomicBool::new(true));
     let next = Arc::new(AtomicU64::new(0));
+    let sender = Sender {
+        running: running.clone(),
+        next,
+    };
     let mut senders = Vec::new();
     for _ in 0..args.workers {
-        let (client, tally, running, next) = (
-            RpcClient::new(&client_transport, Target::topic(topic.clone())).timeout(CALL_TIMEOUT),
-            calls.clone(),
-            running.clone(),
-            next.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            while running.load(Ordering::Relaxed) {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                tally.sent.fetch_add(1, Ordering::Relaxed);
+        let client =
+            RpcClient::new(&client_transport, Target::topic(topic.clone())).timeout(CALL_TIMEOUT);
+        let tally = calls.clone();
+        senders.push(sender.spawn(calls.clone(), Duration::ZERO, move |n| {
+            let (client, tally) = (client.clone(), tally.clone());
+            async move {
                 let started = Instant::now();
                 let outcome = client
                     .call::<_, Value>(&Context::new(), "echo", json!({ "n": n }))
@@ -250,62 +289,40 @@ async fn run(args: Args) -> Result<bool, String> {
                 }
                 match outcome {
                     Ok(v) if v == json!({ "n": n }) => {
-                        tally.succeeded(n);
                         tally.received(n);
+                        Ok(())
                     }
-                    Ok(other) => tally.failed(format!("wrong answer {other}")),
-                    Err(e) => {
-                        tally.failed(e.to_string());
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Ok(other) => Err(format!("wrong answer {other}")),
+                    Err(e) => Err(e.to_string()),
                 }
             }
         }));
     }
     for _ in 0..args.workers.div_ceil(2) {
-        let (caster, tally, casting, numbers) = (
-            RpcClient::new(&client_transport, Target::topic(topic.clone())).at_least_once(true),
-            casts.clone(),
-            running.clone(),
-            next.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            while casting.load(Ordering::Relaxed) {
-                let n = numbers.fetch_add(1, Ordering::Relaxed);
-                tally.sent.fetch_add(1, Ordering::Relaxed);
-                match caster
+        let caster =
+            RpcClient::new(&client_transport, Target::topic(topic.clone())).at_least_once(true);
+        senders.push(sender.spawn(casts.clone(), PAUSE, move |n| {
+            let caster = caster.clone();
+            async move {
+                caster
                     .cast(&Context::new(), "count", json!({ "n": n }))
                     .await
-                {
-                    Ok(()) => tally.succeeded(n),
-                    Err(e) => tally.failed(e.to_string()),
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                    .map_err(|e| e.to_string())
             }
         }));
-        let (notifier, tally, running, next) = (
-            Notifier::new(&client_transport, "faults").topics([topic.clone()]),
-            notes.clone(),
-            running.clone(),
-            next.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            while running.load(Ordering::Relaxed) {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                tally.sent.fetch_add(1, Ordering::Relaxed);
-                let sent = notifier
+        let notifier = Notifier::new(&client_transport, "faults").topics([topic.clone()]);
+        senders.push(sender.spawn(notes.clone(), PAUSE, move |n| {
+            let notifier = notifier.clone();
+            async move {
+                notifier
                     .try_notify(
                         &Context::new(),
                         "faults.tick",
                         Priority::Info,
                         json!({ "n": n }),
                     )
-                    .await;
-                match sent {
-                    Ok(()) => tally.succeeded(n),
-                    Err(e) => tally.failed(e.to_string()),
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }));
     }

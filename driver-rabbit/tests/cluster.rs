@@ -39,12 +39,17 @@ const FAST_RECONNECT: &str = "[oslo_messaging_rabbit]\nkombu_reconnect_delay = 0
     rabbit_retry_interval = 1\nrabbit_retry_backoff = 1\nrabbit_interval_max = 2\n\
     heartbeat_timeout_threshold = 10\n";
 
-fn skipped() -> bool {
+/// The cluster to this test alone, with its three nodes running; `None` (the test
+/// is skipped) with `MESSAGING_SKIP_CLUSTER=1`.
+async fn on_the_cluster() -> Option<tokio::sync::MutexGuard<'static, ()>> {
     if std::env::var("MESSAGING_SKIP_CLUSTER").is_ok_and(|v| v == "1") {
         eprintln!("skipped: MESSAGING_SKIP_CLUSTER=1");
-        return true;
+        return None;
     }
-    false
+    let alone = ONE_AT_A_TIME.lock().await;
+    require_cluster().await;
+    all_nodes_up().await;
+    Some(alone)
 }
 
 /// Whether something accepts connections on `127.0.0.1:port`.
@@ -306,12 +311,9 @@ async fn failover_rounds(url: &str, ini: &str, topic: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_with_a_multi_host_url() {
-    if skipped() {
+    let Some(_alone) = on_the_cluster().await else {
         return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
-    require_cluster().await;
-    all_nodes_up().await;
+    };
     failover_rounds(
         &registry_transport_url(&NODES),
         FAST_RECONNECT,
@@ -324,12 +326,9 @@ async fn failover_with_a_multi_host_url() {
 /// connections are cut and the peers reconnect through the proxy to a backup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_through_haproxy() {
-    if skipped() {
+    let Some(_alone) = on_the_cluster().await else {
         return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
-    require_cluster().await;
-    all_nodes_up().await;
+    };
     failover_rounds(
         &registry_transport_url(&[HAPROXY]),
         FAST_RECONNECT,
@@ -343,12 +342,9 @@ async fn failover_through_haproxy() {
 /// dropped by `_unique_id`), and calls go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_queues_lose_no_confirmed_cast_when_a_node_is_lost() {
-    if skipped() {
+    let Some(_alone) = on_the_cluster().await else {
         return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
-    require_cluster().await;
-    all_nodes_up().await;
+    };
     let ini = format!(
         "{FAST_RECONNECT}rabbit_quorum_queue = true\nrabbit_transient_quorum_queue = true\n"
     );

@@ -363,24 +363,7 @@ async fn compressed_bodies_round_trip() {
         let connection = support::raw().await;
         let channel = connection.create_channel().await.unwrap();
         let queue = support::unique("peek");
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                Default::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                "openstack".into(),
-                topic.as_str().into(),
-                Default::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        support::declare_bound(&channel, &queue, &topic, FieldTable::default()).await;
         let mut consumer = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -511,20 +494,7 @@ async fn refused_at_least_once_sends_are_published_again() {
         "x-overflow".into(),
         AMQPValue::LongString("reject-publish".into()),
     );
-    channel
-        .queue_declare(topic.as_str().into(), Default::default(), arguments)
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            topic.as_str().into(),
-            "openstack".into(),
-            topic.as_str().into(),
-            Default::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    support::declare_bound(&channel, &topic, &topic, arguments).await;
 
     client
         .cast(&Context::new(), "one", json!({}))

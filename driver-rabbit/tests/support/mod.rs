@@ -127,3 +127,27 @@ pub async fn echo_server(transport: &Transport, topic: &str) -> RpcServer {
         .await
         .expect("echo server starts")
 }
+
+/// Declares `queue` (with `arguments`) on `channel` and binds it to oslo's default
+/// exchange `openstack` with `routing_key`: a queue of the test's beside the driver's.
+pub async fn declare_bound(
+    channel: &lapin::Channel,
+    queue: &str,
+    routing_key: &str,
+    arguments: lapin::types::FieldTable,
+) {
+    channel
+        .queue_declare(queue.into(), Default::default(), arguments)
+        .await
+        .expect("queue declared");
+    channel
+        .queue_bind(
+            queue.into(),
+            "openstack".into(),
+            routing_key.into(),
+            Default::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("queue bound");
+}
