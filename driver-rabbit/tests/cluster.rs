@@ -104,8 +104,14 @@ async fn all_nodes_up() {
 }
 
 fn node_name(n: usize) -> String {
-    let host = support::command("hostname", &["-s"], None);
-    format!("omsg{n}@{}", host.trim())
+    // Asked once: `ctl` names nodes in polling loops.
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| {
+        support::command("hostname", &["-s"], None)
+            .trim()
+            .to_string()
+    });
+    format!("omsg{n}@{host}")
 }
 
 /// `rabbitmqctl` against a running node of the cluster.
@@ -159,7 +165,7 @@ async fn wait_for_consumer(what: &str, matches: impl Fn(&str) -> bool) -> usize 
     }
 }
 
-fn registry_transport_url(hosts: &[u16]) -> String {
+fn cluster_url(hosts: &[u16]) -> String {
     let hosts: Vec<String> = hosts
         .iter()
         .map(|p| format!("guest:guest@127.0.0.1:{p}"))
@@ -315,7 +321,7 @@ async fn failover_with_a_multi_host_url() {
         return;
     };
     failover_rounds(
-        &registry_transport_url(&NODES),
+        &cluster_url(&NODES),
         FAST_RECONNECT,
         &support::unique("failover"),
     )
@@ -330,7 +336,7 @@ async fn failover_through_haproxy() {
         return;
     };
     failover_rounds(
-        &registry_transport_url(&[HAPROXY]),
+        &cluster_url(&[HAPROXY]),
         FAST_RECONNECT,
         &support::unique("haproxy"),
     )
@@ -348,7 +354,7 @@ async fn quorum_queues_lose_no_confirmed_cast_when_a_node_is_lost() {
     let ini = format!(
         "{FAST_RECONNECT}rabbit_quorum_queue = true\nrabbit_transient_quorum_queue = true\n"
     );
-    let url = registry_transport_url(&NODES);
+    let url = cluster_url(&NODES);
     let topic = support::unique("quorum");
 
     let received: Arc<StdMutex<Vec<u64>>> = Arc::default();
