@@ -28,6 +28,7 @@ use crate::node::{Members, Node};
 use crate::options::ZmqOptions;
 use crate::outbox::{Acked, Delivery, Outbox, send_acked};
 use crate::routes::RouteId;
+use crate::routes::{BACKLOG, ListenerQueue};
 
 /// A request's body: the inner message without the 2.0 envelope (the frames carry
 /// the version), which saves escaping it into a string and back.
@@ -458,7 +459,7 @@ impl Driver for ZmqDriver {
             .await
             .map_err(|e| failure(e.to_string()))?
             .clone();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(BACKLOG);
         let mut registrations = Registrations::new(&self.node);
         for destination in [&shared, &own] {
             self.node
@@ -476,7 +477,7 @@ impl Driver for ZmqDriver {
             }
             registrations.entries.push((key, member.clone()));
         }
-        Ok(Box::new(ChannelListener::new(rx, registrations)))
+        Ok(Box::new(ChannelListener::bounded(rx, registrations)))
     }
 
     async fn listen_for_notifications(
@@ -503,14 +504,11 @@ impl Driver for ZmqDriver {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let mut registrations = Registrations::new(&self.node);
+        let queue = ListenerQueue::new(tx, registrations.stopped.clone());
         for key in keys {
-            self.node.routes.add_listener(
-                registrations.route,
-                &key,
-                &pool,
-                tx.clone(),
-                registrations.stopped.clone(),
-            );
+            self.node
+                .routes
+                .add_listener(registrations.route, &key, &pool, queue.clone());
             if let Err(e) = self.node.register(&key, &member).await {
                 registrations.close().await;
                 return Err(e);

@@ -44,6 +44,11 @@ pub enum Kind {
     /// The receiver has nobody for this destination (any more): the sender tries
     /// another node. The body says why.
     Refused,
+    /// The receiver handed over casts and fanouts that came directly from the
+    /// sender: the body is how many, in decimal. A sender keeps only so many of
+    /// those on their way (`zmq_send_queue`), which is what bounds casts to a
+    /// receiver that falls behind.
+    Taken,
 }
 
 impl Kind {
@@ -67,6 +72,7 @@ impl Kind {
             Kind::Reply => b"R",
             Kind::Ack => b"A",
             Kind::Refused => b"X",
+            Kind::Taken => b"T",
         }
     }
 
@@ -81,13 +87,20 @@ impl Kind {
             b'R' => Kind::Reply,
             b'A' => Kind::Ack,
             b'X' => Kind::Refused,
+            b'T' => Kind::Taken,
             _ => return None,
         })
     }
 
     /// Whether this kind answers another message (travels back to its sender).
     pub fn is_answer(self) -> bool {
-        matches!(self, Kind::Reply | Kind::Ack | Kind::Refused)
+        matches!(self, Kind::Reply | Kind::Ack | Kind::Refused | Kind::Taken)
+    }
+
+    /// Whether a sender counts this kind until the receiver says it was
+    /// [`Kind::Taken`]: messages nobody answers.
+    pub fn is_counted_until_taken(self) -> bool {
+        matches!(self, Kind::Cast | Kind::Fanout)
     }
 }
 
@@ -278,6 +291,7 @@ mod tests {
             Kind::Reply,
             Kind::Ack,
             Kind::Refused,
+            Kind::Taken,
         ] {
             assert_eq!(Kind::from_byte(kind.byte()), Some(kind));
         }

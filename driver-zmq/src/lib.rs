@@ -29,6 +29,15 @@
 //!   or dead peer makes the sends to it wait and then time out with an error naming
 //!   it, without holding up sends to other peers; the connection reconnects with
 //!   backoff, and drops what it holds once its sender gave up.
+//! - Back-pressure: each server and notification listener takes at most 1024
+//!   messages ahead of what it has handled (requests waiting for one of its
+//!   `executor_thread_pool_size` slots; notifications not yet settled). When one is
+//!   that far behind, its node reads nothing more until it has room, so the senders'
+//!   TCP windows fill; a connection keeps at most `zmq_send_queue` casts and fanouts
+//!   that the receiving node has not yet said it took (`T` answers), so casts then
+//!   wait and fail after `zmq_send_timeout` with an error naming the peer, and
+//!   memory stays bounded on both sides. The price: while one server of a node is
+//!   that far behind, the node's other servers wait too.
 //! - Notifications go to one listener of each pool registered for `<topic>.<priority>`
 //!   (listeners without a pool form one pool); the receiving node acks each, and the
 //!   notifier tries another member when a node refuses or does not ack. A
@@ -57,7 +66,9 @@
 //! Kinds: `C` call, `S` cast, `K` confirmed cast (`at_least_once`), `F` fanout, `N`
 //! notification; answers `R` reply (body:
 //! oslo's reply JSON with `result`/`failure`/`ending`, heartbeats included), `A` ack,
-//! `X` refused. Bodies are oslo's JSON messages (request, notification, reply) as the
+//! `X` refused, `T` taken (empty id; body: how many casts and fanouts of one
+//! multipart message a node handed over, in decimal, sent back on the connection
+//! they came by). Bodies are oslo's JSON messages (request, notification, reply) as the
 //! RabbitMQ driver writes them inside the 2.0 envelope, here without the envelope:
 //! frame 0 versions the protocol. Through the proxy a routing frame goes first (see
 //! [`proxy`]). A malformed message is logged and dropped; the node keeps serving.

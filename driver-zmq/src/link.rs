@@ -3,6 +3,11 @@
 //! sends to it. The link reconnects with backoff; while the peer cannot be reached,
 //! new sends fail at once and what was waiting is answered as refused, so senders go
 //! to another node.
+//!
+//! A direct link also keeps a window of casts and fanouts: at most its capacity of
+//! them sent and not yet [`Kind::Taken`] by the receiving node. zeromq itself queues
+//! up to 100 000 messages per peer, so without the window a receiver that falls
+//! behind (and pushes back by reading no more) would let casts pile up here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,8 +26,12 @@ use messaging_core::{Error, Result};
 use crate::frame::{Frame, Kind};
 
 /// What a link does with the messages that come back on it (answers, and through the
-/// proxy, requests from other nodes).
-pub type OnMessage = Arc<dyn Fn(Vec<Bytes>) + Send + Sync>;
+/// proxy, requests from other nodes). What it returns, if anything, is awaited before
+/// the link reads on: how a server without room pushes back.
+pub type OnMessage = Arc<dyn Fn(Vec<Bytes>) -> Option<Pending> + Send + Sync>;
+
+/// Work a message left that the reader of a connection waits for.
+pub type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// A message waiting in a link's queue.
 struct Outgoing {
@@ -48,6 +57,57 @@ pub struct Link {
     /// Messages in the queue or being sent by the task: a sender may send directly
     /// only when none are, so one sender's messages keep their order.
     queued: Arc<AtomicUsize>,
+    /// Casts and fanouts on their way, on a direct link.
+    window: Option<Arc<Window>>,
+}
+
+/// Room for casts and fanouts that the receiver has not yet said it took.
+struct Window {
+    room: Semaphore,
+    /// Sent and not yet taken.
+    out: AtomicUsize,
+}
+
+impl Window {
+    fn new(size: usize) -> Window {
+        Window {
+            room: Semaphore::new(size),
+            out: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes room for one message, until `deadline`.
+    async fn take(&self, deadline: Instant) -> std::result::Result<(), ()> {
+        let permit = match self.room.try_acquire() {
+            Ok(permit) => permit,
+            // Boxed: waiting is rare, and its future would make every send's large.
+            Err(_) => {
+                match Box::pin(tokio::time::timeout_at(deadline, self.room.acquire())).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(()),
+                }
+            }
+        };
+        permit.forget();
+        self.out.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Gives back the room of `n` messages (taken by the receiver, or never sent).
+    fn release(&self, n: usize) {
+        let released = self
+            .out
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |out| {
+                Some(out.saturating_sub(n))
+            })
+            .map_or(0, |out| out.min(n));
+        self.room.add_permits(released);
+    }
+
+    /// Gives back everything: what was on a lost connection will not be taken.
+    fn reset(&self) {
+        self.room.add_permits(self.out.swap(0, Ordering::AcqRel));
+    }
 }
 
 impl std::fmt::Debug for Link {
@@ -72,9 +132,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Link {
     /// Starts connecting to `address` (`host:port`), as `identity` if given; what
-    /// comes back goes to `on_message`. At most `capacity` messages wait. With
-    /// `give_up`, the link closes once the peer has been unreachable that long with
-    /// nothing to send (see [`Link::is_closed`]).
+    /// comes back goes to `on_message`. At most `capacity` messages wait, and on a
+    /// direct link (no `identity`: to a node, not the proxy) at most `capacity` casts
+    /// and fanouts are on their way. With `give_up`, the link closes once the peer
+    /// has been unreachable that long with nothing to send (see [`Link::is_closed`]).
     pub fn start(
         address: &str,
         identity: Option<Bytes>,
@@ -86,6 +147,7 @@ impl Link {
         let down: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
         let connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>> = Arc::default();
         let queued: Arc<AtomicUsize> = Arc::default();
+        let window = identity.is_none().then(|| Arc::new(Window::new(capacity)));
         let task = tokio::spawn(run(
             Task {
                 address: address.to_string(),
@@ -95,6 +157,7 @@ impl Link {
                 give_up,
                 connection: connection.clone(),
                 queued: queued.clone(),
+                window: window.clone(),
             },
             rx,
         ));
@@ -107,6 +170,7 @@ impl Link {
             unanswered: Arc::new(Semaphore::new(capacity)),
             connection,
             queued,
+            window,
         }
     }
 
@@ -117,6 +181,15 @@ impl Link {
             return Err(e);
         }
         let mut message = message;
+        if let Some(window) = &self.window
+            && kind_of(&message).is_some_and(Kind::is_counted_until_taken)
+            && window.take(deadline).await.is_err()
+        {
+            return Err(Error::Timeout(format!(
+                "{} casts to {} are not taken yet: the peer is slow or unreachable",
+                self.capacity, self.address
+            )));
+        }
         // A message answered, with nothing before it and the connection free, goes
         // from here, saving its sender the hop through the link's task. Others are
         // queued, to be sent in batches: their senders wait for nothing.
@@ -218,6 +291,7 @@ struct Task {
     give_up: Option<Duration>,
     connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>>,
     queued: Arc<AtomicUsize>,
+    window: Option<Arc<Window>>,
 }
 
 /// Connects, sends, and reconnects until the link is dropped, or (with `give_up`)
@@ -231,7 +305,13 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
         give_up,
         connection,
         queued,
+        window,
     } = task;
+    let release = |n: usize| {
+        if let Some(window) = &window {
+            window.release(n);
+        }
+    };
     let set_down = |why: Option<String>| *down.lock().unwrap_or_else(|e| e.into_inner()) = why;
     let endpoint = format!("tcp://{address}");
     let mut backoff = FIRST_BACKOFF;
@@ -261,7 +341,8 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
             let since = *down_since.get_or_insert_with(Instant::now);
             set_down(Some(reason.clone()));
             let refused = refuse_waiting(&mut rx, &on_message, &address, &reason, &queued);
-            if refused == 0 && give_up.is_some_and(|after| since.elapsed() >= after) {
+            release(refused.casts);
+            if refused.all == 0 && give_up.is_some_and(|after| since.elapsed() >= after) {
                 tracing::debug!(%address, "ZeroMQ peer unreachable for long; link closed");
                 return;
             }
@@ -275,12 +356,26 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
         tracing::debug!(%address, "connected to ZeroMQ peer");
         backoff = FIRST_BACKOFF;
         let (send, mut recv) = dealer.split();
+        // Casts sent on an earlier connection will not be taken now.
+        if let Some(window) = &window {
+            window.reset();
+        }
         *connection.lock().await = Some(send);
         set_down(None);
         let on = on_message.clone();
+        let reader_window = window.clone();
         let _reader = AbortOnDrop(tokio::spawn(async move {
             while let Ok(message) = recv.recv().await {
-                on(message.into_vec());
+                let frames = message.into_vec();
+                if let Some(window) = &reader_window
+                    && let Some(n) = taken(&frames)
+                {
+                    window.release(n);
+                    continue;
+                }
+                if let Some(pending) = on(frames) {
+                    pending.await;
+                }
             }
         }));
         loop {
@@ -288,6 +383,7 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
                 return;
             };
             let batch = Batch::gather(first, &mut rx);
+            release(batch.expired);
             let mut guard = connection.lock().await;
             let sent = match (guard.as_mut(), batch.message) {
                 (_, None) => Ok(()),
@@ -325,6 +421,8 @@ struct Batch {
     message: Option<ZmqMessage>,
     /// How many messages were taken off the queue.
     taken: usize,
+    /// How many of those were casts or fanouts past their deadline, not sent.
+    expired: usize,
     /// Copies of the messages whose senders wait for an answer, to refuse them if
     /// the write fails.
     answered: Vec<ZmqMessage>,
@@ -338,6 +436,7 @@ impl Batch {
         let mut batch = Batch {
             message: None,
             taken: 0,
+            expired: 0,
             answered: Vec::new(),
         };
         let now = Instant::now();
@@ -345,7 +444,10 @@ impl Batch {
         let mut next = Some(first);
         while let Some(out) = next {
             batch.taken += 1;
-            if out.deadline > now {
+            if out.deadline <= now {
+                batch.expired +=
+                    usize::from(kind_of(&out.message).is_some_and(Kind::is_counted_until_taken));
+            } else {
                 if answer_expected(&out.message) {
                     batch.answered.push(out.message.clone());
                 }
@@ -373,33 +475,57 @@ impl Batch {
 /// notifications): a failed send must then be answered as refused, so its sender
 /// need not wait out its timeout.
 fn answer_expected(message: &ZmqMessage) -> bool {
-    // The kind is the fourth frame from the end, behind any routing frames.
+    kind_of(message)
+        .is_some_and(|kind| matches!(kind, Kind::Call | Kind::ConfirmedCast | Kind::Notify))
+}
+
+/// The kind of a message about to be sent.
+fn kind_of(message: &ZmqMessage) -> Option<Kind> {
+    // The fourth frame from the end, behind any routing frames.
     message
         .len()
         .checked_sub(4)
         .and_then(|i| message.get(i))
         .and_then(|kind| kind.first().copied())
         .and_then(Kind::from_byte)
-        .is_some_and(|kind| matches!(kind, Kind::Call | Kind::ConfirmedCast | Kind::Notify))
+}
+
+/// How many casts a [`Kind::Taken`] that came back says were taken; `None` for
+/// any other message.
+fn taken(frames: &[Bytes]) -> Option<usize> {
+    match frames {
+        [_, kind, _, _, body] if kind.as_ref() == [Kind::Taken.byte()] => {
+            std::str::from_utf8(body).ok().and_then(|n| n.parse().ok())
+        }
+        _ => None,
+    }
+}
+
+/// How many messages were waiting when a link refused them.
+struct Refused {
+    all: usize,
+    /// Casts and fanouts among them.
+    casts: usize,
 }
 
 /// While the peer cannot be reached: answers everything waiting as refused, so its
-/// senders go to another node at once rather than wait out their timeouts. Returns
-/// how many messages were waiting.
+/// senders go to another node at once rather than wait out their timeouts.
 fn refuse_waiting(
     rx: &mut mpsc::Receiver<Outgoing>,
     on_message: &OnMessage,
     address: &str,
     reason: &str,
     queued: &AtomicUsize,
-) -> usize {
-    let mut waiting = 0;
+) -> Refused {
+    let mut refused = Refused { all: 0, casts: 0 };
     while let Ok(out) = rx.try_recv() {
-        waiting += 1;
+        refused.all += 1;
+        refused.casts +=
+            usize::from(kind_of(&out.message).is_some_and(Kind::is_counted_until_taken));
         queued.fetch_sub(1, Ordering::AcqRel);
         refuse(out.message, on_message, address, reason);
     }
-    waiting
+    refused
 }
 
 /// Hands `on_message` a refusal of `message` (behind the same routing frames, which
@@ -418,7 +544,10 @@ fn refuse(message: ZmqMessage, on_message: &OnMessage, address: &str, reason: &s
                 format!("ZeroMQ peer {address} unreachable: {reason}"),
             );
             frames.extend(refusal.into_message([]).into_vec());
-            on_message(frames);
+            // An answer, handled at once: nothing to wait for.
+            if let Some(pending) = on_message(frames) {
+                tokio::spawn(pending);
+            }
         }
         Ok(frame) => {
             tracing::debug!(%address, kind = ?frame.kind, destination = frame.destination_str(), "message to an unreachable peer dropped");

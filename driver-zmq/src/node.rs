@@ -16,11 +16,11 @@ use zeromq::{RouterSocket, Socket, SocketOptions, SocketRecv, SubSocket};
 use crate::answers::Answers;
 use crate::destination::{Destination, Member};
 use crate::frame::{Frame, Kind};
-use crate::link::{Link, OnMessage};
+use crate::link::{Link, OnMessage, Pending};
 use crate::matchmaker::Matchmaker;
 use crate::options::ZmqOptions;
 use crate::reply_path::ReplyPath;
-use crate::routes::Routes;
+use crate::routes::{Delivered, Routes};
 
 /// How long a lookup's answer is reused. A node that stopped serving a destination
 /// refuses what still reaches it, and the sender then looks again at once.
@@ -87,19 +87,52 @@ impl Drop for Node {
     }
 }
 
-/// Routes one message that reached this node.
-fn handle_incoming(routes: &Routes, answers: &Answers, frame: Frame, path: ReplyPath) {
-    let answer = match frame.kind {
-        kind if kind.is_answer() => return answers.handle(frame),
-        Kind::Notify => Some(routes.deliver_notification(frame)),
+/// Routes one message that reached this node. When the server or listener it is for
+/// has no room, returns what waits for that room: the caller awaits it before reading
+/// on (see [`routes`](crate::routes) on back-pressure).
+fn handle_incoming(
+    routes: &Routes,
+    answers: &Answers,
+    frame: Frame,
+    path: ReplyPath,
+) -> Option<Pending> {
+    let delivered = match frame.kind {
+        kind if kind.is_answer() => {
+            answers.handle(frame);
+            return None;
+        }
+        Kind::Notify => routes.deliver_notification(frame),
         _ => routes.deliver_request(frame, &path),
     };
-    if let Some(answer) = answer {
-        tokio::spawn(async move {
-            if let Err(e) = path.answer(answer).await {
-                tracing::debug!(error = %e, "answer not sent");
-            }
-        });
+    match delivered {
+        Delivered::Done(answer) => {
+            send_answer(answer, path);
+            None
+        }
+        Delivered::Waiting(waiting) => Some(Box::pin(async move {
+            send_answer(waiting.await, path);
+        })),
+    }
+}
+
+/// Sends `answer` (if any) back on `path`: at once when there is room, else from a
+/// task of its own, as a caller that stopped reading must not hold up this node's
+/// reading.
+fn send_answer(answer: Option<Frame>, path: ReplyPath) {
+    let Some(answer) = answer else {
+        return;
+    };
+    // Not sent when it returns pending, so the copy is sent in the background.
+    match futures::FutureExt::now_or_never(path.answer(answer.clone())) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::debug!(error = %e, "answer not sent"),
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = path.answer(answer).await {
+                    tracing::debug!(error = %e, "answer not sent");
+                }
+            });
+        }
     }
 }
 
@@ -197,6 +230,8 @@ impl Node {
                                     continue;
                                 }
                             };
+                            // Casts and fanouts taken, to tell their sender (see `link`).
+                            let mut taken = 0usize;
                             for message in messages {
                                 match message {
                                     // Answers come back on outgoing links, never here.
@@ -204,17 +239,29 @@ impl Node {
                                         kind = ?frame.kind,
                                         "answer on the ROUTER dropped"
                                     ),
-                                    Ok(frame) => handle_incoming(
-                                        &routes,
-                                        &answers,
-                                        frame,
-                                        ReplyPath::Router {
+                                    Ok(frame) => {
+                                        taken += usize::from(frame.kind.is_counted_until_taken());
+                                        let path = ReplyPath::Router {
                                             send: send.clone(),
                                             identity: identity.clone(),
-                                        },
-                                    ),
+                                        };
+                                        if let Some(waiting) =
+                                            handle_incoming(&routes, &answers, frame, path)
+                                        {
+                                            waiting.await;
+                                        }
+                                    }
                                     Err(e) => malformed(&String::from_utf8_lossy(&identity), &e),
                                 }
+                            }
+                            if taken > 0 {
+                                let path = ReplyPath::Router {
+                                    send: send.clone(),
+                                    identity,
+                                };
+                                let answer =
+                                    Frame::answer(Kind::Taken, Bytes::new(), taken.to_string());
+                                send_answer(Some(answer), path);
                             }
                         }
                     });
@@ -241,16 +288,17 @@ impl Node {
                 let timeout = self.options.send_timeout();
                 let on_message: OnMessage = Arc::new(move |mut frames: Vec<Bytes>| {
                     if frames.is_empty() {
-                        return;
+                        return None;
                     }
                     let from = frames.remove(0);
                     let frame = match Frame::parse(frames) {
                         Ok(f) => f,
-                        Err(e) => return malformed(&String::from_utf8_lossy(&from), &e),
+                        Err(e) => {
+                            malformed(&String::from_utf8_lossy(&from), &e);
+                            return None;
+                        }
                     };
-                    let Some(link) = slot.get().and_then(Weak::upgrade) else {
-                        return;
-                    };
+                    let link = slot.get().and_then(Weak::upgrade)?;
                     handle_incoming(
                         &routes,
                         &answers,
@@ -260,7 +308,7 @@ impl Node {
                             from,
                             timeout,
                         },
-                    );
+                    )
                 });
                 let link = Arc::new(Link::start(
                     &zmq.zmq_proxy_router,
@@ -347,8 +395,11 @@ impl Node {
                             for done in waiting.drain(..) {
                                 let _ = done.send(());
                             }
-                        } else if frame.kind == Kind::Fanout {
-                            routes.deliver_request(frame, &ReplyPath::None);
+                        } else if frame.kind == Kind::Fanout
+                            && let Delivered::Waiting(waiting) =
+                                routes.deliver_request(frame, &ReplyPath::None)
+                        {
+                            waiting.await;
                         }
                     }
                 }
@@ -415,6 +466,7 @@ impl Node {
                 }
                 Err(e) => malformed(&from, &e),
             }
+            None
         });
         let link = Arc::new(Link::start(
             address,

@@ -2,8 +2,17 @@
 //! the node is handed to them: a bare call to one server of the topic (round robin), a
 //! fanout to all, a notification to one listener per pool. A message nobody here takes
 //! is refused, so its sender tries another node.
+//!
+//! Each server and listener takes at most [`BACKLOG`] messages ahead of what it has
+//! handled. When one is that far behind, delivering to it waits for room, and so does
+//! the task that reads the node's connections: the senders' TCP windows and then their
+//! bounded send queues fill, and their sends fail with a timeout instead of this
+//! node's memory growing. The cost is that while one server of a node is that far
+//! behind, the node's other servers wait too.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,14 +25,64 @@ use messaging_core::wire::dedup::DuplicateFilter;
 use messaging_core::wire::{NotificationMessage, Reply, Request};
 use messaging_core::{RemoteError, Result};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::destination::Destination;
 use crate::frame::{Frame, Kind};
 use crate::reply_path::ReplyPath;
 
-type Requests = mpsc::UnboundedSender<IncomingRequest>;
+/// How many messages a server or listener takes ahead of what it has handled
+/// (requests waiting for a server's free slots; notifications not yet settled).
+pub const BACKLOG: usize = 1024;
+
+/// A server's queue of requests, [`BACKLOG`] long.
+pub type Requests = mpsc::Sender<IncomingRequest>;
 type Notifications = mpsc::UnboundedSender<IncomingNotification>;
+
+/// What handing a message over left to do.
+pub enum Delivered {
+    /// Handed over; the answer to send back, if any.
+    Done(Option<Frame>),
+    /// A server or listener had no room: the future waits for it, hands the message
+    /// over, and gives the answer to send back. The node reads nothing else meanwhile.
+    Waiting(Pin<Box<dyn Future<Output = Option<Frame>> + Send>>),
+}
+
+/// A notification listener's queue: unbounded, because a requeued notification
+/// goes back from a destructor, but only [`BACKLOG`] unsettled at once (`room`).
+#[derive(Clone)]
+pub struct ListenerQueue {
+    /// Where its notifications go.
+    pub tx: Notifications,
+    /// Set when the listener stops: requeues are then dropped, not handed back.
+    pub stopped: Arc<AtomicBool>,
+    /// One permit per notification taken and not yet settled.
+    pub room: Arc<Semaphore>,
+}
+
+impl ListenerQueue {
+    /// The queue of a listener that takes from `tx`'s receiver and sets `stopped`.
+    pub fn new(tx: Notifications, stopped: Arc<AtomicBool>) -> ListenerQueue {
+        ListenerQueue {
+            tx,
+            stopped,
+            room: Arc::new(Semaphore::new(BACKLOG)),
+        }
+    }
+
+    /// Hands `message` over, holding `permit` until it is settled.
+    fn hand_over(&self, message: NotificationMessage, body: Bytes, permit: OwnedSemaphorePermit) {
+        let settle = ZmqSettle {
+            payload: Some(body),
+            queue: self.clone(),
+            permit: Some(permit),
+        };
+        let _ = self.tx.send(IncomingNotification {
+            message,
+            settle: Box::new(settle),
+        });
+    }
+}
 
 /// Identifies one listener's routes, to remove them together.
 pub type RouteId = u64;
@@ -32,9 +91,7 @@ pub type RouteId = u64;
 struct ListenerRoute {
     id: RouteId,
     pool: String,
-    tx: Notifications,
-    /// Set when the listener stops: requeues are then dropped, not handed back.
-    stopped: Arc<AtomicBool>,
+    queue: ListenerQueue,
 }
 
 #[derive(Default)]
@@ -87,16 +144,8 @@ impl Routes {
             .push((id, tx));
     }
 
-    /// Routes notifications for `key` in `pool` (`""`: none) to a listener, which
-    /// sets `stopped` when it stops.
-    pub fn add_listener(
-        &self,
-        id: RouteId,
-        key: &Destination,
-        pool: &str,
-        tx: Notifications,
-        stopped: Arc<AtomicBool>,
-    ) {
+    /// Routes notifications for `key` in `pool` (`""`: none) to a listener's queue.
+    pub fn add_listener(&self, id: RouteId, key: &Destination, pool: &str, queue: ListenerQueue) {
         self.lock()
             .notify
             .entry(key.key().to_string())
@@ -104,8 +153,7 @@ impl Routes {
             .push(ListenerRoute {
                 id,
                 pool: pool.to_string(),
-                tx,
-                stopped,
+                queue,
             });
     }
 
@@ -126,10 +174,10 @@ impl Routes {
         self.turn.fetch_add(1, Ordering::Relaxed) as usize
     }
 
-    /// Hands a call, cast or fanout to this node's servers. Returns the answer to
-    /// send back, if any: a refusal when no server here takes a call or confirmed
-    /// cast, an ack when a server took a confirmed cast.
-    pub fn deliver_request(&self, frame: Frame, path: &ReplyPath) -> Option<Frame> {
+    /// Hands a call, cast or fanout to this node's servers. The answer to send back,
+    /// if any: a refusal when no server here takes a call or confirmed cast, an ack
+    /// once a server took a confirmed cast.
+    pub fn deliver_request(&self, frame: Frame, path: &ReplyPath) -> Delivered {
         let fanout = frame.kind == Kind::Fanout;
         // The servers that take it: one in turn, or all for a fanout. A server whose
         // receiver is gone (dropped without stop) takes nothing.
@@ -158,15 +206,17 @@ impl Routes {
                 let destination = frame.destination_str();
                 tracing::debug!(destination, kind = ?frame.kind, "no server here; refused");
                 let reason = format!("no server for {destination} on this node");
-                return matches!(frame.kind, Kind::Call | Kind::ConfirmedCast)
-                    .then(|| Frame::answer(Kind::Refused, frame.id.clone(), reason));
+                return Delivered::Done(
+                    matches!(frame.kind, Kind::Call | Kind::ConfirmedCast)
+                        .then(|| Frame::answer(Kind::Refused, frame.id.clone(), reason)),
+                );
             }
         };
         let request = match Request::decode(&frame.body) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(destination = frame.destination_str(), kind = ?frame.kind, error = %e, "malformed request dropped");
-                return None;
+                return Delivered::Done(None);
             }
         };
         let responder = (frame.kind == Kind::Call).then(|| {
@@ -175,20 +225,45 @@ impl Routes {
                 msg_id: frame.id.clone(),
             }) as Box<dyn Responder>
         });
-        // Every other server gets a copy; the last gets the request itself.
+        let answer = (frame.kind == Kind::ConfirmedCast)
+            .then(|| Frame::answer(Kind::Ack, frame.id.clone(), ""));
+        // Every other server gets a copy; the last gets the request itself. Those
+        // without room wait for it.
+        let mut full = Vec::new();
         for tx in all {
-            let _ = tx.send(IncomingRequest {
+            let copy = IncomingRequest {
                 request: request.clone(),
                 responder: None,
-            });
+            };
+            if let Err(mpsc::error::TrySendError::Full(copy)) = tx.try_send(copy) {
+                full.push((tx, copy));
+            }
         }
-        let _ = last.send(IncomingRequest { request, responder });
-        (frame.kind == Kind::ConfirmedCast).then(|| Frame::answer(Kind::Ack, frame.id, ""))
+        if let Err(mpsc::error::TrySendError::Full(incoming)) =
+            last.try_send(IncomingRequest { request, responder })
+        {
+            full.push((last, incoming));
+        }
+        if full.is_empty() {
+            return Delivered::Done(answer);
+        }
+        tracing::debug!(
+            destination = frame.destination_str(),
+            "a server's backlog is full; waiting for room"
+        );
+        Delivered::Waiting(Box::pin(async move {
+            for (tx, incoming) in full {
+                // Fails only when the server is gone, which takes nothing.
+                let _ = tx.send(incoming).await;
+            }
+            answer
+        }))
     }
 
     /// Hands a notification to one listener of its pool (or of every pool when it
     /// names none). Returns the answer: an ack, or a refusal when nobody here takes it.
-    pub fn deliver_notification(&self, frame: Frame) -> Frame {
+    pub fn deliver_notification(&self, frame: Frame) -> Delivered {
+        let ack = |id| Delivered::Done(Some(Frame::answer(Kind::Ack, id, "")));
         let Some(Destination::Notifications {
             exchange,
             topic,
@@ -199,7 +274,7 @@ impl Routes {
                 destination = frame.destination_str(),
                 "notification to a malformed destination dropped"
             );
-            return Frame::answer(Kind::Ack, frame.id, "");
+            return ack(frame.id);
         };
         let key = Destination::Notifications {
             exchange,
@@ -207,12 +282,12 @@ impl Routes {
             pool: None,
         }
         .to_string();
-        let chosen: Vec<(Notifications, Arc<AtomicBool>)> = {
+        let chosen: Vec<ListenerQueue> = {
             let table = self.lock();
             let listeners: Vec<&ListenerRoute> = table
                 .notify
                 .get(&key)
-                .map(|all| all.iter().filter(|l| !l.tx.is_closed()).collect())
+                .map(|all| all.iter().filter(|l| !l.queue.tx.is_closed()).collect())
                 .unwrap_or_default();
             let mut pools: Vec<&str> = match &pool {
                 Some(p) => vec![p.as_str()],
@@ -227,16 +302,13 @@ impl Routes {
                 .filter_map(|p| {
                     let members: Vec<&&ListenerRoute> =
                         listeners.iter().filter(|l| l.pool == p).collect();
-                    (!members.is_empty()).then(|| {
-                        let l = members[n % members.len()];
-                        (l.tx.clone(), l.stopped.clone())
-                    })
+                    (!members.is_empty()).then(|| members[n % members.len()].queue.clone())
                 })
                 .collect()
         };
         if chosen.is_empty() {
             let reason = format!("no listener for {} on this node", frame.destination_str());
-            return Frame::answer(Kind::Refused, frame.id, reason);
+            return Delivered::Done(Some(Frame::answer(Kind::Refused, frame.id, reason)));
         }
         if self
             .seen
@@ -245,28 +317,40 @@ impl Routes {
             .check_and_remember(&frame.id_str())
         {
             tracing::debug!(id = %frame.id_str(), "notification taken already; acked again");
-            return Frame::answer(Kind::Ack, frame.id, "");
+            return ack(frame.id);
         }
         let message = match NotificationMessage::decode(&frame.body) {
             Ok(m) => m,
             Err(e) => {
                 // Acked: sending it elsewhere would not make it readable.
                 tracing::warn!(destination = frame.destination_str(), error = %e, "malformed notification dropped");
-                return Frame::answer(Kind::Ack, frame.id, "");
+                return ack(frame.id);
             }
         };
-        for (tx, stopped) in chosen {
-            let settle = ZmqSettle {
-                payload: Some(frame.body.clone()),
-                tx: tx.clone(),
-                stopped,
-            };
-            let _ = tx.send(IncomingNotification {
-                message: message.clone(),
-                settle: Box::new(settle),
-            });
+        let mut full = Vec::new();
+        for queue in chosen {
+            match queue.room.clone().try_acquire_owned() {
+                Ok(permit) => queue.hand_over(message.clone(), frame.body.clone(), permit),
+                Err(_) => full.push(queue),
+            }
         }
-        Frame::answer(Kind::Ack, frame.id, "")
+        if full.is_empty() {
+            return ack(frame.id);
+        }
+        tracing::debug!(
+            destination = frame.destination_str(),
+            "a listener's backlog is full; waiting for room"
+        );
+        Delivered::Waiting(Box::pin(async move {
+            for queue in full {
+                // Permits come back as the listener settles what it holds, or drops
+                // it all when it goes away.
+                if let Ok(permit) = queue.room.clone().acquire_owned().await {
+                    queue.hand_over(message.clone(), frame.body.clone(), permit);
+                }
+            }
+            Some(Frame::answer(Kind::Ack, frame.id, ""))
+        }))
     }
 }
 
@@ -304,11 +388,11 @@ impl Responder for ZmqResponder {
 /// Settles a notification this node took: a requeued (or dropped, unsettled) one is
 /// handed to the same listener again, unless it stopped (then it is dropped with a
 /// warning: there is no broker to give it back to). The sender had its ack when the
-/// node took it.
+/// node took it. Holds its place in the listener's backlog until settled.
 struct ZmqSettle {
     payload: Option<Bytes>,
-    tx: Notifications,
-    stopped: Arc<AtomicBool>,
+    queue: ListenerQueue,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 #[async_trait]
@@ -327,22 +411,16 @@ impl Drop for ZmqSettle {
         let Some(payload) = self.payload.take() else {
             return;
         };
-        // Checked first: a failed send would drop `again` and come back here.
-        if self.stopped.load(Ordering::Relaxed) || self.tx.is_closed() {
+        // Checked first: a failed send would drop the copy and come back here.
+        if self.queue.stopped.load(Ordering::Relaxed) || self.queue.tx.is_closed() {
             tracing::warn!("requeued notification dropped: its listener stopped");
             return;
         }
         // The bytes decoded once already.
-        if let Ok(message) = NotificationMessage::decode(&payload) {
-            let again = ZmqSettle {
-                payload: Some(payload),
-                tx: self.tx.clone(),
-                stopped: self.stopped.clone(),
-            };
-            let _ = self.tx.send(IncomingNotification {
-                message,
-                settle: Box::new(again),
-            });
+        if let (Ok(message), Some(permit)) =
+            (NotificationMessage::decode(&payload), self.permit.take())
+        {
+            self.queue.hand_over(message, payload, permit);
         }
     }
 }
@@ -370,6 +448,15 @@ mod tests {
         )
     }
 
+    /// The answer of a delivery that had room.
+    fn done(delivered: Delivered) -> Frame {
+        match delivered {
+            Delivered::Done(Some(answer)) => answer,
+            Delivered::Done(None) => panic!("no answer"),
+            Delivered::Waiting(_) => panic!("waited for room"),
+        }
+    }
+
     fn key() -> Destination {
         Destination::Notifications {
             exchange: "x".into(),
@@ -382,14 +469,19 @@ mod tests {
     fn a_listener_whose_receiver_is_gone_takes_nothing() {
         let routes = Routes::default();
         let (tx, rx) = mpsc::unbounded_channel();
-        routes.add_listener(routes.new_id(), &key(), "", tx, Arc::default());
+        routes.add_listener(
+            routes.new_id(),
+            &key(),
+            "",
+            ListenerQueue::new(tx, Arc::default()),
+        );
         drop(rx);
-        let answer = routes.deliver_notification(Frame::new(
+        let answer = done(routes.deliver_notification(Frame::new(
             Kind::Notify,
             "n1",
             key().to_string(),
             notification(),
-        ));
+        )));
         assert_eq!(answer.kind, Kind::Refused);
     }
 
@@ -398,14 +490,22 @@ mod tests {
         let routes = Routes::default();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let stopped = Arc::new(AtomicBool::new(false));
-        routes.add_listener(routes.new_id(), &key(), "", tx, stopped.clone());
+        routes.add_listener(
+            routes.new_id(),
+            &key(),
+            "",
+            ListenerQueue::new(tx, stopped.clone()),
+        );
         let frame = Frame::new(Kind::Notify, "n1", key().to_string(), notification());
-        assert_eq!(routes.deliver_notification(frame.clone()).kind, Kind::Ack);
+        assert_eq!(
+            done(routes.deliver_notification(frame.clone())).kind,
+            Kind::Ack
+        );
         // Dropped unsettled: handed back.
         drop(rx.recv().await.unwrap());
         let again = rx.recv().await.unwrap();
         // Resent by its sender: taken once.
-        assert_eq!(routes.deliver_notification(frame).kind, Kind::Ack);
+        assert_eq!(done(routes.deliver_notification(frame)).kind, Kind::Ack);
         assert!(rx.try_recv().is_err());
         // Once stopped, dropping it lets it go (no endless requeue), and with the
         // receiver gone, dropping does not recurse.
@@ -413,5 +513,83 @@ mod tests {
         drop(again);
         assert!(rx.try_recv().is_err());
         drop(rx);
+    }
+
+    #[tokio::test]
+    async fn a_server_takes_its_backlog_then_delivery_waits_for_room() {
+        let routes = Routes::default();
+        let destination = Destination::Topic {
+            exchange: "x".into(),
+            topic: "t".into(),
+        };
+        let (tx, mut rx) = mpsc::channel(BACKLOG);
+        routes.add_server(routes.new_id(), &destination, tx);
+        let body = Request::new("m", Default::default(), Context::new())
+            .encode(messaging_core::wire::ContextPacking::Flattened)
+            .unwrap();
+        let cast = |id: usize| {
+            Frame::new(
+                Kind::ConfirmedCast,
+                id.to_string(),
+                destination.to_string(),
+                body.clone(),
+            )
+        };
+        for id in 0..BACKLOG {
+            assert_eq!(
+                done(routes.deliver_request(cast(id), &ReplyPath::None)).kind,
+                Kind::Ack
+            );
+        }
+        let Delivered::Waiting(waiting) = routes.deliver_request(cast(BACKLOG), &ReplyPath::None)
+        else {
+            panic!("a full backlog takes nothing more at once");
+        };
+        let waiting = tokio::spawn(waiting);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        // The server takes one: the waiting request goes in, and is acked then.
+        rx.recv().await.unwrap();
+        let answer = waiting.await.unwrap().unwrap();
+        assert_eq!((answer.kind, answer.id_str().as_ref()), (Kind::Ack, "1024"));
+        assert_eq!(rx.len(), BACKLOG);
+    }
+
+    #[tokio::test]
+    async fn a_listener_holds_its_backlog_until_it_settles() {
+        let routes = Routes::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        routes.add_listener(
+            routes.new_id(),
+            &key(),
+            "",
+            ListenerQueue::new(tx, Arc::default()),
+        );
+        let notify = |id: usize| {
+            Frame::new(
+                Kind::Notify,
+                id.to_string(),
+                key().to_string(),
+                notification(),
+            )
+        };
+        for id in 0..BACKLOG {
+            assert_eq!(
+                done(routes.deliver_notification(notify(id))).kind,
+                Kind::Ack
+            );
+        }
+        let Delivered::Waiting(waiting) = routes.deliver_notification(notify(BACKLOG)) else {
+            panic!("a listener holding its backlog takes nothing more at once");
+        };
+        let waiting = tokio::spawn(waiting);
+        // Taken off the channel is not enough: it still holds its place until settled.
+        let first = rx.recv().await.unwrap();
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        first.settle.settle(Disposition::Ack).await.unwrap();
+        let answer = waiting.await.unwrap().unwrap();
+        assert_eq!(answer.kind, Kind::Ack);
+        assert_eq!(rx.len(), BACKLOG);
     }
 }

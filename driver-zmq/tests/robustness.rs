@@ -293,3 +293,88 @@ async fn slow_and_dead_peers_fail_their_calls_only() {
     server.wait().await.unwrap();
     drop(slow);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_falls_behind_pushes_back_on_casts() {
+    support::init_logging();
+    let url = format!(
+        "zmq+dummy://?{}&zmq_send_queue=64&zmq_send_timeout=1",
+        support::LOOPBACK
+    );
+    let server_side = support::transport(&url).await.unwrap();
+    let client_side = support::transport(&url).await.unwrap();
+    let topic = unique("behind");
+    // Every cast waits at the gate until the test opens it.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, h) = (gate.clone(), handled.clone());
+    let api = Endpoint::new().method("work", move |_c: Context, _: Value| {
+        let (gate, handled) = (g.clone(), h.clone());
+        async move {
+            gate.acquire().await.unwrap().forget();
+            handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, RemoteError>(())
+        }
+    });
+    let server = RpcServer::new(&server_side, Target::topic(topic.clone()).server("s"))
+        .endpoint(api)
+        .start()
+        .await
+        .unwrap();
+    let client = RpcClient::new(&client_side, Target::topic(topic.clone()));
+
+    // Casts go until the server's backlog is full and the node stops reading: then
+    // one waits out zmq_send_timeout and fails, naming the peer.
+    const TRIES: usize = 200_000;
+    let mut accepted = 0;
+    let mut refusal = None;
+    let started = Instant::now();
+    while accepted < TRIES {
+        match client.cast(&Context::new(), "work", json!({})).await {
+            Ok(()) => accepted += 1,
+            Err(e) => {
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    let e = refusal.expect("a server that handles nothing pushes back");
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+    assert!(e.to_string().contains("are not taken yet"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "pushed back within the send timeout: {:?}",
+        started.elapsed()
+    );
+    // What was accepted is what the server holds (its 64 running casts and its
+    // backlog) and the 64 casts of the window: bounded, whatever the sender does.
+    assert!(
+        (64..5_000).contains(&accepted),
+        "casts accepted before the push-back: {accepted}"
+    );
+
+    // Once the server catches up, every accepted cast is handled, and casts flow again.
+    gate.add_permits(TRIES + 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handled.load(std::sync::atomic::Ordering::SeqCst) < accepted {
+        assert!(
+            Instant::now() < deadline,
+            "handled {} of {accepted} accepted casts",
+            handled.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    client.cast(&Context::new(), "work", json!({})).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handled.load(std::sync::atomic::Ordering::SeqCst) < accepted + 1 {
+        assert!(Instant::now() < deadline, "a cast after the push-back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        handled.load(std::sync::atomic::Ordering::SeqCst),
+        accepted + 1,
+        "nothing handled twice"
+    );
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+}
