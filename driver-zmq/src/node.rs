@@ -205,7 +205,10 @@ impl Node {
         let mut last_error = String::new();
         for _ in 0..tries {
             let port = rand::rng().random_range(lo..=hi);
-            let mut router = RouterSocket::new();
+            let mut options = SocketOptions::default();
+            // Larger reads from the start: a busy node reads batches of messages.
+            options.read_buffer(16 * 1024, 256 * 1024, 4);
+            let mut router = RouterSocket::with_options(options);
             match router.bind(&format!("tcp://{host}:{port}")).await {
                 Ok(endpoint) => {
                     let port = match endpoint {
