@@ -94,7 +94,7 @@ fn handle_incoming(
     routes: &Routes,
     answers: &Answers,
     frame: Frame,
-    path: ReplyPath,
+    path: &ReplyPath,
 ) -> Option<Pending> {
     let delivered = match frame.kind {
         kind if kind.is_answer() => {
@@ -102,23 +102,26 @@ fn handle_incoming(
             return None;
         }
         Kind::Notify => routes.deliver_notification(frame),
-        _ => routes.deliver_request(frame, &path),
+        _ => routes.deliver_request(frame, path),
     };
     match delivered {
         Delivered::Done(answer) => {
             send_answer(answer, path);
             None
         }
-        Delivered::Waiting(waiting) => Some(Box::pin(async move {
-            send_answer(waiting.await, path);
-        })),
+        Delivered::Waiting(waiting) => {
+            let path = path.clone();
+            Some(Box::pin(async move {
+                send_answer(waiting.await, &path);
+            }))
+        }
     }
 }
 
 /// Sends `answer` (if any) back on `path`: at once when there is room, else from a
 /// task of its own, as a caller that stopped reading must not hold up this node's
 /// reading.
-fn send_answer(answer: Option<Frame>, path: ReplyPath) {
+fn send_answer(answer: Option<Frame>, path: &ReplyPath) {
     let Some(answer) = answer else {
         return;
     };
@@ -127,6 +130,7 @@ fn send_answer(answer: Option<Frame>, path: ReplyPath) {
         Some(Ok(())) => {}
         Some(Err(e)) => tracing::debug!(error = %e, "answer not sent"),
         None => {
+            let path = path.clone();
             tokio::spawn(async move {
                 if let Err(e) = path.answer(answer).await {
                     tracing::debug!(error = %e, "answer not sent");
@@ -233,6 +237,12 @@ impl Node {
                                     continue;
                                 }
                             };
+                            // One for the whole batch: the messages of a multipart
+                            // message all came from one sender.
+                            let path = ReplyPath::Router {
+                                send: send.clone(),
+                                identity,
+                            };
                             // Casts and fanouts taken, to tell their sender (see `link`).
                             let mut taken = 0usize;
                             for message in messages {
@@ -244,27 +254,19 @@ impl Node {
                                     ),
                                     Ok(frame) => {
                                         taken += usize::from(frame.kind.is_counted_until_taken());
-                                        let path = ReplyPath::Router {
-                                            send: send.clone(),
-                                            identity: identity.clone(),
-                                        };
                                         if let Some(waiting) =
-                                            handle_incoming(&routes, &answers, frame, path)
+                                            handle_incoming(&routes, &answers, frame, &path)
                                         {
                                             waiting.await;
                                         }
                                     }
-                                    Err(e) => malformed(&String::from_utf8_lossy(&identity), &e),
+                                    Err(e) => malformed(&path.sender(), &e),
                                 }
                             }
                             if taken > 0 {
-                                let path = ReplyPath::Router {
-                                    send: send.clone(),
-                                    identity,
-                                };
                                 let answer =
                                     Frame::answer(Kind::Taken, Bytes::new(), taken.to_string());
-                                send_answer(Some(answer), path);
+                                send_answer(Some(answer), &path);
                             }
                         }
                     });
@@ -306,7 +308,7 @@ impl Node {
                         &routes,
                         &answers,
                         frame,
-                        ReplyPath::Proxy {
+                        &ReplyPath::Proxy {
                             link,
                             from,
                             timeout,

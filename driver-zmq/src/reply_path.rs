@@ -36,6 +36,15 @@ pub enum ReplyPath {
 }
 
 impl ReplyPath {
+    /// Who the message came from, for logs.
+    pub fn sender(&self) -> String {
+        match self {
+            ReplyPath::Router { identity, .. } => String::from_utf8_lossy(identity).into_owned(),
+            ReplyPath::Proxy { from, .. } => String::from_utf8_lossy(from).into_owned(),
+            ReplyPath::None => "the proxy's publisher".into(),
+        }
+    }
+
     /// Sends `answer` back.
     pub async fn answer(&self, answer: Frame) -> Result<()> {
         match self {
