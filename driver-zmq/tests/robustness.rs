@@ -364,7 +364,10 @@ async fn a_server_that_falls_behind_pushes_back_on_casts() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    client.cast(&Context::new(), "work", json!({})).await.unwrap();
+    client
+        .cast(&Context::new(), "work", json!({}))
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while handled.load(std::sync::atomic::Ordering::SeqCst) < accepted + 1 {
         assert!(Instant::now() < deadline, "a cast after the push-back");
