@@ -125,8 +125,15 @@ fn send_answer(answer: Option<Frame>, path: &ReplyPath) {
     let Some(answer) = answer else {
         return;
     };
-    // Not sent when it returns pending, so the copy is sent in the background.
-    match futures::FutureExt::now_or_never(path.answer(answer.clone())) {
+    // Straight into the ROUTER when it has room; a ROUTER send that is pending has
+    // sent nothing, so the copy goes in the background. (A send on a link is not
+    // tried here: dropped half-way, it would leave the link's count of queued
+    // messages behind.)
+    let first = match path {
+        ReplyPath::Router { .. } => futures::FutureExt::now_or_never(path.answer(answer.clone())),
+        _ => None,
+    };
+    match first {
         Some(Ok(())) => {}
         Some(Err(e)) => tracing::debug!(error = %e, "answer not sent"),
         None => {
