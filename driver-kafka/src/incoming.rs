@@ -174,7 +174,10 @@ impl Handler for RequestHandler {
                 msg_id: reply.msg_id.clone(),
             }) as Box<dyn Responder>
         });
-        let _ = self.tx.send(IncomingRequest { request, responder });
+        let _ = self.tx.send(IncomingRequest {
+            request: request.into(),
+            responder,
+        });
     }
 }
 

@@ -214,7 +214,10 @@ impl DeliverySink for RequestSink {
             if let Some(backlog) = &self.backlog {
                 backlog.waiting.fetch_add(1, Ordering::AcqRel);
             }
-            let _ = self.tx.send(IncomingRequest { request, responder });
+            let _ = self.tx.send(IncomingRequest {
+                request: request.into(),
+                responder,
+            });
         }
     }
 }

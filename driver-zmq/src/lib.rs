@@ -71,7 +71,10 @@
 //! they came by). Bodies are oslo's JSON messages (request, notification, reply) as the
 //! RabbitMQ driver writes them inside the 2.0 envelope, here without the envelope:
 //! frame 0 versions the protocol. Through the proxy a routing frame goes first (see
-//! [`proxy`]). A malformed message is logged and dropped; the node keeps serving.
+//! [`proxy`]). A malformed message is logged and dropped; the node keeps serving. The
+//! node hands a request's body to its server undecoded (the server decodes it on the
+//! request's own task), so a call whose body is not a request is answered with a
+//! failure naming why instead of timing out.
 //!
 //! A client DEALER may send several messages back to back in one multipart message
 //! (5 × n frames): a link whose queue holds more than one message writes them at once,

@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use messaging_core::driver::{
-    Disposition, IncomingNotification, IncomingRequest, Responder, Settle,
+    Disposition, IncomingNotification, IncomingRequest, ReceivedRequest, Responder, Settle,
 };
 use messaging_core::wire::dedup::DuplicateFilter;
-use messaging_core::wire::{NotificationMessage, Reply, Request};
+use messaging_core::wire::{NotificationMessage, Reply};
 use messaging_core::{RemoteError, Result};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -177,7 +177,7 @@ impl Routes {
     /// Hands a call, cast or fanout to this node's servers. The answer to send back,
     /// if any: a refusal when no server here takes a call or confirmed cast, an ack
     /// once a server took a confirmed cast.
-    pub fn deliver_request(&self, frame: Frame, path: &ReplyPath) -> Delivered {
+    pub fn deliver_request(&self, mut frame: Frame, path: &ReplyPath) -> Delivered {
         let fanout = frame.kind == Kind::Fanout;
         // The servers that take it: one in turn, or all for a fanout. A server whose
         // receiver is gone (dropped without stop) takes nothing.
@@ -212,13 +212,9 @@ impl Routes {
                 );
             }
         };
-        let request = match Request::decode(&frame.body) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(destination = frame.destination_str(), kind = ?frame.kind, error = %e, "malformed request dropped");
-                return Delivered::Done(None);
-            }
-        };
+        // Decoded by the server on the request's own task: this one reads the node's
+        // socket for every server and is the one that bounds the rate.
+        let request = ReceivedRequest::Encoded(std::mem::take(&mut frame.body));
         let responder = (frame.kind == Kind::Call).then(|| {
             Box::new(ZmqResponder {
                 path: path.clone(),
@@ -524,7 +520,7 @@ mod tests {
         };
         let (tx, mut rx) = mpsc::channel(BACKLOG);
         routes.add_server(routes.new_id(), &destination, tx);
-        let body = Request::new("m", Default::default(), Context::new())
+        let body = messaging_core::wire::Request::new("m", Default::default(), Context::new())
             .encode(messaging_core::wire::ContextPacking::Flattened)
             .unwrap();
         let cast = |id: usize| {

@@ -14,7 +14,7 @@ use messaging_core::rpc::{Endpoint, RpcServer};
 use messaging_core::testkit::unique;
 use messaging_core::{Context, Error, RemoteError, RpcClient, Target};
 use serde_json::{Value, json};
-use zeromq::{DealerSocket, RouterSocket, Socket, SocketSend, ZmqMessage};
+use zeromq::{DealerSocket, RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
 fn echo() -> Endpoint {
     Endpoint::new().method("echo", |_c: Context, v: Value| async move {
@@ -106,6 +106,21 @@ async fn malformed_frames_never_stop_a_server() {
     for m in garbage {
         raw.send(m).await.unwrap();
     }
+    // The call whose body is not JSON is answered with why, not left to time out.
+    let reply = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let frames = raw.recv().await.unwrap().into_vec();
+            if let Some(answer) = frames
+                .chunks(5)
+                .find(|m| m.len() == 5 && m[1].as_ref() == b"R" && m[2].as_ref() == b"id")
+            {
+                break String::from_utf8_lossy(&answer[4]).into_owned();
+            }
+        }
+    })
+    .await
+    .expect("the malformed call is answered");
+    assert!(reply.contains("malformed request"), "{reply}");
     // The server still answers, and a notification still arrives.
     let client =
         RpcClient::new(&transport, Target::topic(topic.clone())).timeout(Duration::from_secs(5));

@@ -113,8 +113,8 @@ pub enum NotificationFormat {
 
 /// An RPC request handed to a server by a driver.
 pub struct IncomingRequest {
-    /// The decoded request (its context includes `client_timeout`).
-    pub request: Request,
+    /// The request, decoded or still as it came.
+    pub request: ReceivedRequest,
     /// How to answer; `None` for casts.
     pub responder: Option<Box<dyn Responder>>,
 }
@@ -125,6 +125,58 @@ impl fmt::Debug for IncomingRequest {
             .field("request", &self.request)
             .field("expects_reply", &self.responder.is_some())
             .finish()
+    }
+}
+
+/// A request as a driver hands it over.
+///
+/// A driver that needs the request's reply address to answer it decodes the request
+/// itself; one that can answer without it (the ZeroMQ driver answers by call id)
+/// hands the body over as it came, so that the JSON is decoded on the request's own
+/// task, in parallel, and not on the one task reading the connection.
+///
+/// ```
+/// use messaging_core::driver::ReceivedRequest;
+///
+/// let body = br#"{"method": "echo", "args": {"data": 1}}"#;
+/// let received = ReceivedRequest::Encoded(bytes::Bytes::from_static(body));
+/// assert_eq!(received.decode().unwrap().method, "echo");
+/// ```
+// Not boxed: a request is moved into its channel once and boxed by the server's
+// loop anyway; a box here would be one more allocation per decoded request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum ReceivedRequest {
+    /// Decoded by the driver (its context includes `client_timeout`).
+    Decoded(Request),
+    /// A message body, enveloped or not, that the server decodes; one that is not a
+    /// request is logged and dropped (a call gets a failure back).
+    Encoded(bytes::Bytes),
+}
+
+impl ReceivedRequest {
+    /// The request, decoded if it was not yet.
+    pub fn decode(self) -> Result<Request> {
+        match self {
+            ReceivedRequest::Decoded(request) => Ok(request),
+            ReceivedRequest::Encoded(body) => Request::decode(&body),
+        }
+    }
+}
+
+impl From<Request> for ReceivedRequest {
+    fn from(request: Request) -> Self {
+        ReceivedRequest::Decoded(request)
+    }
+}
+
+impl fmt::Debug for ReceivedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReceivedRequest::Decoded(request) => request.fmt(f),
+            // The body may hold credentials in its context: only its size.
+            ReceivedRequest::Encoded(body) => write!(f, "Encoded({} bytes)", body.len()),
+        }
     }
 }
 

@@ -865,7 +865,7 @@ async fn send_foo(
         if let Some(responder) = incoming.responder {
             responder.reply(Ok(Value::Null)).await.unwrap();
         }
-        Some(incoming.request)
+        Some(incoming.request.decode().unwrap())
     });
     let outcome = match how {
         How::Call => client

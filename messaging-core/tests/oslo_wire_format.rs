@@ -398,7 +398,7 @@ async fn memory_driver_sends_oslo_call_fields() {
         .await
         .unwrap()
         .unwrap();
-    let request = incoming.request;
+    let request = incoming.request.decode().unwrap();
     let reply = request.reply.clone().expect("a call has a reply address");
     assert!(is_uuid_hex(&reply.msg_id), "{}", reply.msg_id);
     let q = reply
@@ -431,9 +431,10 @@ async fn memory_driver_sends_oslo_call_fields() {
         .unwrap()
         .unwrap();
     assert!(incoming.responder.is_none());
-    assert_eq!(incoming.request.reply, None);
+    let request = incoming.request.decode().unwrap();
+    assert_eq!(request.reply, None);
     assert_eq!(
-        Value::Object(incoming.request.context.0),
+        Value::Object(request.context.0),
         json!({"client_timeout": null})
     );
 }

@@ -278,7 +278,10 @@ impl Listener<IncomingRequest> for MemoryRequestListener {
                             msg_id: r.msg_id.clone(),
                         }) as Box<dyn Responder>
                     });
-                    return Some(IncomingRequest { request, responder });
+                    return Some(IncomingRequest {
+                        request: request.into(),
+                        responder,
+                    });
                 }
                 Err(e) => tracing::warn!(error = %e, "malformed RPC request rejected"),
             }

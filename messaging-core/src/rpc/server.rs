@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::Either;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -192,6 +193,30 @@ impl RpcServer {
 /// first await, so the task of every request holds only what it needs after that.
 fn handle(shared: &Shared, incoming: IncomingRequest) -> impl Future<Output = ()> + Send + use<> {
     let IncomingRequest { request, responder } = incoming;
+    match request.decode() {
+        Ok(request) => Either::Left(serve(shared, request, responder)),
+        Err(e) => Either::Right(refuse_malformed(shared.target.to_string(), e, responder)),
+    }
+}
+
+/// Logs a request that could not be decoded and drops it; a call is answered with
+/// the reason, so that its caller need not wait for its timeout.
+async fn refuse_malformed(target: String, error: Error, responder: Option<Box<dyn Responder>>) {
+    tracing::warn!(%target, error = %error, "malformed RPC request dropped");
+    if let Some(responder) = responder {
+        let failure = RemoteError::runtime_error(format!("malformed request: {error}"));
+        if let Err(e) = responder.reply(Err(failure)).await {
+            tracing::warn!(error = %e, "could not send the reply");
+        }
+    }
+}
+
+/// [`handle`] for a decoded request.
+fn serve(
+    shared: &Shared,
+    request: Request,
+    responder: Option<Box<dyn Responder>>,
+) -> impl Future<Output = ()> + Send + use<> {
     let span =
         tracing::debug_span!("rpc.dispatch", method = %request.method, target = %shared.target);
     let heartbeat_every = request
