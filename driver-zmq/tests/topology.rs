@@ -1,7 +1,7 @@
 //! How many connections N clients × M servers make: directly, each client connects
 //! to each server it calls (N × M); through the proxy, each node connects once to its
 //! ROUTER and once to its PUB (N + M each). Counted in the kernel's table of
-//! established TCP connections (`/proc/net/tcp`).
+//! established TCP connections (`/proc/net/tcp`), among this process's sockets.
 
 mod support;
 
@@ -24,25 +24,53 @@ fn ephemeral_end() -> u16 {
         .unwrap_or(60999)
 }
 
-/// Established IPv4 connections whose remote end is 127.0.0.1 on one of `ports`.
-fn established_to(ports: &[u16]) -> usize {
+/// The inodes of this process's sockets, so that connections of other processes
+/// (other test binaries binding ports in the same range) are not counted.
+fn own_sockets() -> std::collections::HashSet<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// This process's established IPv4 connections to 127.0.0.1 on one of `ports`, as
+/// (local port, remote port).
+fn connections_to(ports: &[u16]) -> Vec<(u16, u16)> {
+    let own = own_sockets();
+    let port = |address: &str| {
+        let (_, port) = address.split_once(':')?;
+        u16::from_str_radix(port, 16).ok()
+    };
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     table
         .lines()
         .skip(1)
-        .filter(|line| {
+        .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(remote), Some(state)) = (fields.get(2), fields.get(3)) else {
-                return false;
-            };
-            let Some((ip, port)) = remote.split_once(':') else {
-                return false;
-            };
-            *state == "01"
-                && ip == "0100007F"
-                && u16::from_str_radix(port, 16).is_ok_and(|p| ports.contains(&p))
+            let (local, remote) = (fields.get(1)?, fields.get(2)?);
+            let (state, inode) = (fields.get(3)?, fields.get(9)?);
+            let to = port(remote)?;
+            (*state == "01"
+                && remote.starts_with("0100007F:")
+                && ports.contains(&to)
+                && own.contains(*inode))
+            .then_some((port(local)?, to))
         })
-        .count()
+        .collect()
+}
+
+/// How many of [`connections_to`] there are.
+fn established_to(ports: &[u16]) -> usize {
+    connections_to(ports).len()
 }
 
 /// Starts the servers and has every client call every server; returns the
@@ -97,13 +125,15 @@ async fn direct_connections_grow_as_clients_times_servers() {
         "zmq+dummy://?{}&rpc_zmq_min_port={lo}&rpc_zmq_max_port={hi}",
         support::LOOPBACK
     );
-    let before = established_to(&(lo..=hi).collect::<Vec<_>>());
+    let ports: Vec<u16> = (lo..=hi).collect();
+    let before = connections_to(&ports);
     let (transports, servers) = all_to_all(&url).await;
-    let after = established_to(&(lo..=hi).collect::<Vec<_>>());
+    let after = connections_to(&ports);
+    let new: Vec<_> = after.iter().filter(|c| !before.contains(c)).collect();
     assert_eq!(
-        after - before,
+        new.len(),
         CLIENTS * SERVERS,
-        "one connection per client and server"
+        "one connection per client and server; new (local, server) ports: {new:?}"
     );
     drop(servers);
     drop(transports);
