@@ -68,11 +68,6 @@ fn connections_to(ports: &[u16]) -> Vec<(u16, u16)> {
         .collect()
 }
 
-/// How many of [`connections_to`] there are.
-fn established_to(ports: &[u16]) -> usize {
-    connections_to(ports).len()
-}
-
 /// Starts the servers and has every client call every server; returns the
 /// transports (kept alive) and the servers.
 async fn all_to_all(url: &str) -> (Vec<Transport>, Vec<RpcServer>) {
@@ -156,12 +151,12 @@ async fn through_the_proxy_each_node_connects_once() {
     );
     let (transports, servers) = all_to_all(&url).await;
     assert_eq!(
-        established_to(&[router]),
+        connections_to(&[router]).len(),
         CLIENTS + SERVERS,
         "one DEALER per node to the proxy's ROUTER"
     );
     assert_eq!(
-        established_to(&[publisher]),
+        connections_to(&[publisher]).len(),
         CLIENTS + SERVERS,
         "one SUB per node to the proxy's PUB"
     );

@@ -203,11 +203,19 @@ fn handle(shared: &Shared, incoming: IncomingRequest) -> impl Future<Output = ()
 /// the reason, so that its caller need not wait for its timeout.
 async fn refuse_malformed(target: String, error: Error, responder: Option<Box<dyn Responder>>) {
     tracing::warn!(%target, error = %error, "malformed RPC request dropped");
-    if let Some(responder) = responder {
-        let failure = RemoteError::runtime_error(format!("malformed request: {error}"));
-        if let Err(e) = responder.reply(Err(failure)).await {
-            tracing::warn!(error = %e, "could not send the reply");
-        }
+    let failure = RemoteError::runtime_error(format!("malformed request: {error}"));
+    answer(responder, Err(failure)).await;
+}
+
+/// Sends a call's outcome to its caller; a cast has no responder and gets nothing.
+async fn answer(
+    responder: Option<Box<dyn Responder>>,
+    outcome: std::result::Result<Value, RemoteError>,
+) {
+    if let Some(responder) = responder
+        && let Err(e) = responder.reply(outcome).await
+    {
+        tracing::warn!(error = %e, "could not send the reply");
     }
 }
 
@@ -243,11 +251,7 @@ fn serve(
             log_failure(&method, &e);
             failure_of(e)
         });
-        if let Some(responder) = responder
-            && let Err(e) = responder.reply(outcome).await
-        {
-            tracing::warn!(error = %e, "could not send the reply");
-        }
+        answer(responder, outcome).await;
     }
     .instrument(span)
 }
