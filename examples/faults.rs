@@ -11,7 +11,9 @@
 //!
 //! Casts are sent with `at_least_once` and notifications with the default unlimited
 //! retry, every publish confirmed, onto quorum queues: none may be lost. No call may
-//! take longer than its timeout. The program exits 1 if either happens.
+//! take longer than its timeout, and no cast or notification longer than
+//! [`SEND_BOUND`] (a failover takes seconds); a sender still waiting at the end counts
+//! as past its bound. The program exits 1 if any of that happens.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -58,6 +60,9 @@ const CONFIG: &str = "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest a cast or notification may take to be confirmed: several failovers.
+const SEND_BOUND: Duration = Duration::from_secs(60);
+
 /// Counts for one kind of traffic.
 #[derive(Default)]
 struct Tally {
@@ -67,7 +72,7 @@ struct Tally {
     failed: AtomicU64,
     /// The first few distinct errors.
     errors: Mutex<Vec<String>>,
-    /// Calls that took longer than their timeout.
+    /// Sends that took longer than their bound, or never ended.
     hung: AtomicU64,
     /// Sequence numbers of the confirmed sends.
     confirmed: Mutex<Vec<u64>>,
@@ -160,18 +165,31 @@ struct Sender {
 }
 
 impl Sender {
-    /// Sends with `send` over and over, `pause` apart, counting in `tally`.
-    fn spawn<F, Fut>(&self, tally: Arc<Tally>, pause: Duration, send: F) -> JoinHandle<()>
+    /// Sends with `send` over and over, `pause` apart, counting in `tally`; a send
+    /// that takes longer than `bound` counts as hung.
+    fn spawn<F, Fut>(
+        &self,
+        tally: Arc<Tally>,
+        pause: Duration,
+        bound: Duration,
+        send: F,
+    ) -> (JoinHandle<()>, Arc<Tally>)
     where
         F: Fn(u64) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), String>> + Send,
     {
         let (running, next) = (self.running.clone(), self.next.clone());
-        tokio::spawn(async move {
+        let counted = tally.clone();
+        let handle = tokio::spawn(async move {
             while running.load(Ordering::Relaxed) {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 tally.sent.fetch_add(1, Ordering::Relaxed);
-                match send(n).await {
+                let started = Instant::now();
+                let outcome = send(n).await;
+                if started.elapsed() > bound {
+                    tally.hung.fetch_add(1, Ordering::Relaxed);
+                }
+                match outcome {
                     Ok(()) => tally.succeeded(n),
                     Err(e) => {
                         tally.failed(e);
@@ -182,7 +200,8 @@ impl Sender {
                     tokio::time::sleep(pause).await;
                 }
             }
-        })
+        });
+        (handle, counted)
     }
 }
 
@@ -277,31 +296,30 @@ async fn run(args: Args) -> Result<bool, String> {
         let client =
             RpcClient::new(&client_transport, Target::topic(topic.clone())).timeout(CALL_TIMEOUT);
         let tally = calls.clone();
-        senders.push(sender.spawn(calls.clone(), Duration::ZERO, move |n| {
-            let (client, tally) = (client.clone(), tally.clone());
-            async move {
-                let started = Instant::now();
-                let outcome = client
-                    .call::<_, Value>(&Context::new(), "echo", json!({ "n": n }))
-                    .await;
-                if started.elapsed() > CALL_TIMEOUT + Duration::from_secs(1) {
-                    tally.hung.fetch_add(1, Ordering::Relaxed);
-                }
-                match outcome {
-                    Ok(v) if v == json!({ "n": n }) => {
-                        tally.received(n);
-                        Ok(())
+        let bound = CALL_TIMEOUT + Duration::from_secs(1);
+        senders.push(
+            sender.spawn(calls.clone(), Duration::ZERO, bound, move |n| {
+                let (client, tally) = (client.clone(), tally.clone());
+                async move {
+                    let outcome = client
+                        .call::<_, Value>(&Context::new(), "echo", json!({ "n": n }))
+                        .await;
+                    match outcome {
+                        Ok(v) if v == json!({ "n": n }) => {
+                            tally.received(n);
+                            Ok(())
+                        }
+                        Ok(other) => Err(format!("wrong answer {other}")),
+                        Err(e) => Err(e.to_string()),
                     }
-                    Ok(other) => Err(format!("wrong answer {other}")),
-                    Err(e) => Err(e.to_string()),
                 }
-            }
-        }));
+            }),
+        );
     }
     for _ in 0..args.workers.div_ceil(2) {
         let caster =
             RpcClient::new(&client_transport, Target::topic(topic.clone())).at_least_once(true);
-        senders.push(sender.spawn(casts.clone(), PAUSE, move |n| {
+        senders.push(sender.spawn(casts.clone(), PAUSE, SEND_BOUND, move |n| {
             let caster = caster.clone();
             async move {
                 caster
@@ -311,7 +329,7 @@ async fn run(args: Args) -> Result<bool, String> {
             }
         }));
         let notifier = Notifier::new(&client_transport, "faults").topics([topic.clone()]);
-        senders.push(sender.spawn(notes.clone(), PAUSE, move |n| {
+        senders.push(sender.spawn(notes.clone(), PAUSE, SEND_BOUND, move |n| {
             let notifier = notifier.clone();
             async move {
                 notifier
@@ -347,8 +365,16 @@ async fn run(args: Args) -> Result<bool, String> {
     }
     tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
     running.store(false, Ordering::Relaxed);
-    for sender in senders {
-        let _ = sender.await;
+    // A sender still waiting for its send well past the bound is stuck: counted, and
+    // left behind.
+    for (sender, tally) in senders {
+        if tokio::time::timeout(SEND_BOUND + Duration::from_secs(10), sender)
+            .await
+            .is_err()
+        {
+            eprintln!("faults: a sender is still waiting for its send; counted as past its bound");
+            tally.hung.fetch_add(1, Ordering::Relaxed);
+        }
     }
     let loaded = started.elapsed();
     // Whatever is still on its way arrives, or is lost.
@@ -386,15 +412,16 @@ async fn run(args: Args) -> Result<bool, String> {
 
     println!(
         "{bounces} node crashes (every {:.0} s, down {:.0} s each) over {:.0} s of load on {}; \
-         quorum queues; call timeout {} s\n",
+         quorum queues; call timeout {} s; a cast or notification is past its bound after {} s\n",
         args.interval + args.down,
         args.down,
         loaded.as_secs_f64(),
         server_transport.url().masked(),
-        CALL_TIMEOUT.as_secs()
+        CALL_TIMEOUT.as_secs(),
+        SEND_BOUND.as_secs()
     );
     println!(
-        "| traffic | sent | confirmed / answered | delivered | lost | duplicated | failed with error | longest stall | past its timeout |"
+        "| traffic | sent | confirmed / answered | delivered | lost | duplicated | failed with error | longest stall | past its bound |"
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut clean = true;
@@ -423,11 +450,7 @@ async fn run(args: Args) -> Result<bool, String> {
             },
             tally.failed.load(Ordering::Relaxed),
             tally.stalls.lock().unwrap().longest.as_secs_f64(),
-            if at_least_once {
-                "–".into()
-            } else {
-                hung.to_string()
-            },
+            hung,
         );
     }
     for (name, tally) in [

@@ -14,6 +14,7 @@ use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Re
 use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
 use serde_json::Value;
 use tokio::sync::{OnceCell, mpsc};
+use tokio::time::Instant;
 
 use crate::connection::Connector;
 use crate::consumer::{ConsumerPlan, Supervised};
@@ -119,11 +120,22 @@ impl Driver for RabbitDriver {
         let Some(timeout) = options.timeout else {
             let body = request.encode(ContextPacking::Flattened)?;
             self.publisher
-                .publish_confirmed(&outgoing(&body), options.retry)
+                .publish_confirmed(&outgoing(&body), options.retry, None)
                 .await?;
             return Ok(Value::Null);
         };
-        let replies = self.reply_queue(options.retry).await?;
+        // The call's timeout bounds all of it: connecting, publishing, the reply.
+        let deadline = Instant::now() + timeout;
+        let replies = match tokio::time::timeout_at(deadline, self.reply_queue(options.retry)).await
+        {
+            Ok(replies) => replies?,
+            Err(_) => {
+                return Err(Error::Timeout(format!(
+                    "no reply on topic {topic} within {timeout:?}: the reply queue could not be set up in that time (nodes {})",
+                    self.connector.node_labels()
+                )));
+            }
+        };
         let msg_id = new_id();
         request.reply = Some(ReplyAddress::new(
             msg_id.clone(),
@@ -133,19 +145,28 @@ impl Driver for RabbitDriver {
         let body = request.encode(ContextPacking::Flattened)?;
         let out = outgoing(&body);
         let pending = replies.waiters.register(&msg_id);
-        let confirm = self.publisher.publish(&out, options.retry).await?;
-        let reply = pending.wait(timeout, options.call_monitor_timeout, topic);
+        let confirm = self
+            .publisher
+            .publish(&out, options.retry, Some(deadline))
+            .await?;
+        let reply = pending.wait(
+            deadline.saturating_duration_since(Instant::now()),
+            options.call_monitor_timeout,
+            topic,
+        );
         tokio::pin!(reply);
         // The confirmation and the reply race: a reply proves delivery, while a return
         // or a nack fails the call at once.
         tokio::select! {
             biased;
             result = &mut reply => return result,
-            confirmation = confirm => match confirmation {
+            confirmation = confirm.outcome() => match confirmation {
                 Ok(c) => check_confirmation(c, &out)?,
                 Err(e) => {
                     tracing::warn!(error = %e, "no confirmation for a request; publishing again");
-                    self.publisher.publish_confirmed(&out, options.retry).await?;
+                    self.publisher
+                        .publish_confirmed(&out, options.retry, Some(deadline))
+                        .await?;
                 }
             },
         }
@@ -176,7 +197,7 @@ impl Driver for RabbitDriver {
             expiration: None,
             mandatory: false,
         };
-        self.publisher.publish_confirmed(&out, retry).await
+        self.publisher.publish_confirmed(&out, retry, None).await
     }
 
     async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {

@@ -1,11 +1,24 @@
 //! The send side: one connection per transport carrying a pool of channels in
 //! publisher-confirm mode, reconnected on demand, with each exchange (and the default
 //! notification queues) declared once per connection.
+//!
+//! A channel the broker refused a message on (a `basic.nack`), or that leaves a publish
+//! unconfirmed for [`CONFIRM_PATIENCE`], is retired: taken out of the pool at once, and
+//! closed once its other publishes are settled. The message is published again on a
+//! fresh channel. The broker's refusal can belong to the channel rather than to the
+//! queue: on RabbitMQ 3.x a channel keeps, per quorum queue, a client of that queue's
+//! Raft cluster (`rabbit_fifo_client`) with the leader it last knew and the commands it
+//! has pending. After the leader's node crashed, that state can stay stale, and the
+//! channel then nacks every later publish to the queue, while a new channel (with a new
+//! client that finds the current leader) has its publishes accepted at once. Publishing
+//! again on the same channel therefore never recovers; a fresh channel does.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -54,10 +67,74 @@ pub(crate) fn check_confirmation(confirmation: Confirmation, out: &Outgoing<'_>)
     }
 }
 
+/// What became of a confirmed send's attempts, for its error when it gives up.
+#[derive(Default)]
+struct Tally {
+    /// Nacked by the broker.
+    refused: u32,
+    /// Not confirmed within [`CONFIRM_PATIENCE`].
+    unconfirmed: u32,
+    /// The channel or connection failed before the confirmation.
+    lost: u32,
+    last_error: Option<String>,
+}
+
+impl Tally {
+    fn failures(&self) -> u32 {
+        self.refused + self.unconfirmed + self.lost
+    }
+
+    /// The error of a send that gives up: what refused it, how often, for how long.
+    fn give_up(
+        &self,
+        out: &Outgoing<'_>,
+        node: &str,
+        took: Duration,
+        retry: Retry,
+        out_of_time: bool,
+    ) -> Error {
+        let mut what = Vec::new();
+        if self.refused > 0 {
+            what.push(format!(
+                "refused by the broker (nack) {} time(s)",
+                self.refused
+            ));
+        }
+        if self.unconfirmed > 0 {
+            what.push(format!(
+                "not confirmed within {CONFIRM_PATIENCE:?} {} time(s)",
+                self.unconfirmed
+            ));
+        }
+        if self.lost > 0 {
+            what.push(format!(
+                "its channel or connection lost before the confirmation {} time(s) (last: {})",
+                self.lost,
+                self.last_error.as_deref().unwrap_or("unknown")
+            ));
+        }
+        let bound = if out_of_time {
+            "its time ran out".to_string()
+        } else {
+            match retry {
+                Retry::Times(n) => format!("retry = {n}"),
+                Retry::Forever => "retry".to_string(),
+            }
+        };
+        Error::DeliveryFailure(format!(
+            "the message for exchange {:?} with routing key {:?} was {} over {:.1?}, last on {node}; gave up ({bound})",
+            out.exchange_name(),
+            out.routing_key,
+            what.join(", "),
+            took,
+        ))
+    }
+}
+
 struct Session {
     connection: Connection,
     node: String,
-    slots: Vec<Slot>,
+    slots: Vec<Arc<Slot>>,
     next: AtomicUsize,
     opening: tokio::sync::Mutex<()>,
     declare_channel: tokio::sync::Mutex<Option<Channel>>,
@@ -72,28 +149,29 @@ impl Session {
     /// A channel to publish on, fill-first: the first whose unconfirmed publishes are
     /// below [`CHANNEL_FILL`], so light traffic rides one channel (the broker then
     /// confirms in batches) and heavy traffic spreads over up to `rpc_conn_pool_size`.
-    async fn channel(&self) -> lapin::Result<(Channel, InFlight)> {
+    async fn channel(&self) -> lapin::Result<(Channel, InFlight, Arc<Slot>)> {
         let slot = self
             .slots
             .iter()
             .find(|s| s.in_flight.load(Ordering::Relaxed) < CHANNEL_FILL)
             .unwrap_or_else(|| {
                 &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()]
-            });
+            })
+            .clone();
         let in_flight = InFlight::enter(&slot.in_flight);
         if let Some(c) = slot.open_channel() {
-            return Ok((c, in_flight));
+            return Ok((c, in_flight, slot));
         }
         let _one_at_a_time = self.opening.lock().await;
         if let Some(c) = slot.open_channel() {
-            return Ok((c, in_flight));
+            return Ok((c, in_flight, slot));
         }
         let channel = self.connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         *slot.channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
-        Ok((channel, in_flight))
+        Ok((channel, in_flight, slot))
     }
 
     /// Declares what `out` needs unless this connection already did.
@@ -140,6 +218,16 @@ impl Session {
 /// Unconfirmed publishes a channel takes before the next channel is used.
 const CHANNEL_FILL: usize = 256;
 
+/// How long a confirmed send waits for the broker's confirmation before it takes the
+/// channel as stuck, retires it and publishes again (counted against `retry`). A
+/// broker confirms in milliseconds, or in a few seconds while a quorum queue elects a
+/// leader; a channel whose confirmation has not come in this long will not recover.
+pub(crate) const CONFIRM_PATIENCE: Duration = Duration::from_secs(20);
+
+/// How long a retired channel is given to settle its other publishes before it is
+/// closed (its unsettled publishes then fail and are published again by their senders).
+const RETIRED_DRAIN: Duration = Duration::from_secs(30);
+
 /// One publishing channel of the pool.
 #[derive(Default)]
 struct Slot {
@@ -154,6 +242,32 @@ impl Slot {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .filter(|c| c.status().connected())
+    }
+
+    /// Takes `channel` out of use (unless another sender already did): the next
+    /// publish on this slot opens a fresh channel. It is closed once its publishes
+    /// are settled, or after [`RETIRED_DRAIN`].
+    fn retire(&self, channel: &Channel, node: &str, why: &str) {
+        {
+            let mut current = self.channel.lock().unwrap_or_else(|e| e.into_inner());
+            if current.as_ref().is_none_or(|c| c.id() != channel.id()) {
+                return;
+            }
+            *current = None;
+        }
+        tracing::warn!(
+            node,
+            channel = channel.id(),
+            why,
+            "retiring the publishing channel; the next publishes use a fresh one"
+        );
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(RETIRED_DRAIN, channel.wait_for_confirms()).await;
+            if channel.status().connected() {
+                let _ = channel.close(200, "retired".into()).await;
+            }
+        });
     }
 }
 
@@ -173,8 +287,47 @@ impl Drop for InFlight {
     }
 }
 
-/// A publish's confirmation still to come.
-pub(crate) type Confirm = futures::future::BoxFuture<'static, lapin::Result<Confirmation>>;
+/// A publish's confirmation still to come, with the channel it was published on.
+pub(crate) struct Confirm {
+    confirmation: lapin::PublisherConfirm,
+    channel: Channel,
+    slot: Arc<Slot>,
+    _in_flight: InFlight,
+    /// The node the channel's connection is on, for logs and errors.
+    pub node: String,
+}
+
+impl Confirm {
+    /// Waits for the confirmation. A refusal (a nack) retires the channel, so that the
+    /// next publish, of this message or another, goes out on a fresh one.
+    pub(crate) async fn outcome(self) -> lapin::Result<Confirmation> {
+        let Confirm {
+            confirmation,
+            channel,
+            slot,
+            node,
+            _in_flight,
+        } = self;
+        let outcome = confirmation.await;
+        if matches!(outcome, Ok(Confirmation::Nack(None))) {
+            slot.retire(&channel, &node, "the broker refused a message on it (nack)");
+        }
+        outcome
+    }
+
+    /// [`Confirm::outcome`] within `patience`; past it the channel is retired as stuck
+    /// and `None` returned.
+    async fn outcome_within(self, patience: Duration) -> Option<lapin::Result<Confirmation>> {
+        let (channel, slot, node) = (self.channel.clone(), self.slot.clone(), self.node.clone());
+        match tokio::time::timeout(patience, self.outcome()).await {
+            Ok(outcome) => Some(outcome),
+            Err(_) => {
+                slot.retire(&channel, &node, "a publish on it was not confirmed in time");
+                None
+            }
+        }
+    }
+}
 
 /// What a connection has declared, by name.
 #[derive(Default)]
@@ -240,7 +393,7 @@ impl Publisher {
         let session = Arc::new(Session {
             connection,
             node,
-            slots: (0..self.pool_size).map(|_| Slot::default()).collect(),
+            slots: (0..self.pool_size).map(|_| Arc::default()).collect(),
             next: AtomicUsize::new(0),
             opening: tokio::sync::Mutex::new(()),
             declare_channel: tokio::sync::Mutex::new(None),
@@ -260,9 +413,31 @@ impl Publisher {
         }
     }
 
+    /// The current session, connecting as `retry` allows; with a deadline, giving up
+    /// when it passes.
+    async fn session_by(&self, retry: Retry, deadline: Option<Instant>) -> Result<Arc<Session>> {
+        let Some(deadline) = deadline else {
+            return self.session(retry).await;
+        };
+        match tokio::time::timeout_at(deadline, self.session(retry)).await {
+            Ok(session) => session,
+            Err(_) => Err(Error::DeliveryFailure(format!(
+                "cannot connect to RabbitMQ in the time the send had (nodes {})",
+                self.connector.node_labels()
+            ))),
+        }
+    }
+
     /// Publishes and returns the confirmation still to come, so a caller may wait for
     /// it alongside something else (a call waits for its reply at the same time).
-    pub(crate) async fn publish(&self, out: &Outgoing<'_>, retry: Retry) -> Result<Confirm> {
+    /// A lost connection means connecting again and publishing again, as `retry`
+    /// allows and, with a deadline, until it passes.
+    pub(crate) async fn publish(
+        &self,
+        out: &Outgoing<'_>,
+        retry: Retry,
+        deadline: Option<Instant>,
+    ) -> Result<Confirm> {
         let compressed;
         let body = match self.compression {
             Some(c) => {
@@ -274,11 +449,11 @@ impl Publisher {
         let properties = self.properties(out);
         let mut failures: u32 = 0;
         loop {
-            let session = self.session(retry).await?;
+            let session = self.session_by(retry, deadline).await?;
             let attempt = async {
                 session.declare(out).await?;
-                let (channel, in_flight) = session.channel().await?;
-                let confirm = channel
+                let (channel, in_flight, slot) = session.channel().await?;
+                let confirmation = channel
                     .basic_publish(
                         out.exchange_name().into(),
                         out.routing_key.into(),
@@ -290,10 +465,13 @@ impl Publisher {
                         properties.clone(),
                     )
                     .await?;
-                Ok::<Confirm, lapin::Error>(Box::pin(async move {
-                    let _counted = in_flight;
-                    confirm.await
-                }))
+                Ok::<Confirm, lapin::Error>(Confirm {
+                    confirmation,
+                    channel,
+                    slot,
+                    _in_flight: in_flight,
+                    node: session.node.clone(),
+                })
             };
             let error = match attempt.await {
                 Ok(confirm) => return Ok(confirm),
@@ -311,7 +489,10 @@ impl Publisher {
                 )));
             }
             failures += 1;
-            if !retry.allows_another(failures) {
+            let wait = self.connector.options().reconnect_delay();
+            if !retry.allows_another(failures)
+                || deadline.is_some_and(|d| Instant::now() + wait >= d)
+            {
                 return Err(Error::DeliveryFailure(format!(
                     "lost the connection to {} while publishing, {failures} time(s) (nodes {}): {error}",
                     session.node,
@@ -319,49 +500,61 @@ impl Publisher {
                 )));
             }
             tracing::warn!(node = %session.node, %error, "connection lost while publishing; reconnecting");
-            tokio::time::sleep(self.connector.options().reconnect_delay()).await;
+            tokio::time::sleep(wait).await;
         }
     }
 
     /// Publishes and waits for the broker's confirmation: a returned (mandatory)
-    /// message is [`Error::Undeliverable`]. A connection lost before the confirmation
-    /// arrives means publishing again (the peer drops the copy by `_unique_id`), and so
-    /// does a refusal (a nack: a quorum queue without a leader during a failover), after
-    /// the retry interval, as `retry` allows.
-    pub(crate) async fn publish_confirmed(&self, out: &Outgoing<'_>, retry: Retry) -> Result<()> {
-        let mut failures: u32 = 0;
+    /// message is [`Error::Undeliverable`]. Each of these means publishing again, on a
+    /// fresh channel, as `retry` allows and, with a deadline, until it passes: a refusal
+    /// (a nack: a quorum queue without a leader during a failover, or a channel whose
+    /// view of the queue went stale; after the retry interval), a confirmation that does
+    /// not come within [`CONFIRM_PATIENCE`], a connection lost before the confirmation
+    /// (the peer drops copies by `_unique_id`). Giving up names what happened how often.
+    pub(crate) async fn publish_confirmed(
+        &self,
+        out: &Outgoing<'_>,
+        retry: Retry,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut tally = Tally::default();
         let mut refusal_waits = self.connector.options().retry_intervals();
         loop {
-            let confirm = self.publish(out, retry).await?;
-            match confirm.await {
-                Ok(Confirmation::Nack(None)) => {
-                    let refused = check_confirmation(Confirmation::Nack(None), out);
-                    failures += 1;
-                    if !retry.allows_another(failures) {
-                        return refused;
-                    }
-                    let wait = refusal_waits.next().unwrap_or(Duration::from_secs(1));
-                    tracing::warn!(
-                        exchange = out.exchange_name(),
-                        routing_key = out.routing_key,
-                        retry_in = ?wait,
-                        "the broker refused the message; publishing again"
-                    );
-                    tokio::time::sleep(wait).await;
+            let confirm = self.publish(out, retry, deadline).await?;
+            let node = confirm.node.clone();
+            let patience = deadline.map_or(CONFIRM_PATIENCE, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(CONFIRM_PATIENCE)
+            });
+            let mut wait = Duration::ZERO;
+            match confirm.outcome_within(patience).await {
+                Some(Ok(Confirmation::Nack(None))) => {
+                    tally.refused += 1;
+                    wait = refusal_waits.next().unwrap_or(Duration::from_secs(1));
                 }
-                Ok(confirmation) => return check_confirmation(confirmation, out),
-                Err(e) => {
-                    failures += 1;
-                    if !retry.allows_another(failures) {
-                        return Err(Error::DeliveryFailure(format!(
-                            "no confirmation for the message to exchange {:?} (nodes {}): {e}",
-                            out.exchange_name(),
-                            self.connector.node_labels()
-                        )));
-                    }
-                    tracing::warn!(error = %e, "no publisher confirmation; publishing again");
+                Some(Ok(confirmation)) => return check_confirmation(confirmation, out),
+                Some(Err(e)) => {
+                    tally.lost += 1;
+                    tally.last_error = Some(e.to_string());
                 }
+                None => tally.unconfirmed += 1,
             }
+            let out_of_time = deadline.is_some_and(|d| Instant::now() + wait >= d);
+            if !retry.allows_another(tally.failures()) || out_of_time {
+                return Err(tally.give_up(out, &node, started.elapsed(), retry, out_of_time));
+            }
+            tracing::warn!(
+                exchange = out.exchange_name(),
+                routing_key = out.routing_key,
+                %node,
+                refused = tally.refused,
+                unconfirmed = tally.unconfirmed,
+                lost = tally.lost,
+                retry_in = ?wait,
+                "the message was not confirmed; publishing it again on a fresh channel"
+            );
+            tokio::time::sleep(wait).await;
         }
     }
 

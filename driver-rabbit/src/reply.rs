@@ -118,8 +118,15 @@ impl Replier {
             mandatory: true,
         };
         let started = Instant::now();
+        // Replies and heartbeats are bounded by the reply retry window, as oslo bounds
+        // its retries of a reply: past it the caller has long given up.
+        let deadline = tokio::time::Instant::now() + self.retry_for;
         loop {
-            match self.publisher.publish_confirmed(&out, Retry::Forever).await {
+            match self
+                .publisher
+                .publish_confirmed(&out, Retry::Forever, Some(deadline))
+                .await
+            {
                 Err(Error::Undeliverable { .. })
                     if reply.ending && started.elapsed() < self.retry_for =>
                 {
