@@ -52,8 +52,11 @@ struct Args {
 }
 
 /// Quorum queues, and reconnect waits short enough for a crashed node not to hold
-/// senders for oslo's default backoff.
-const CONFIG: &str = "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
+/// senders for oslo's default backoff. Its own control exchange: with quorum queues
+/// exchanges are declared durable, and a durable `openstack` exchange would refuse
+/// other programs' non-durable declaration of it.
+const CONFIG: &str = "[DEFAULT]\ncontrol_exchange = faults\n\
+    [oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
     rabbit_transient_quorum_queue = true\nkombu_reconnect_delay = 0.5\n\
     rabbit_retry_interval = 1\nrabbit_retry_backoff = 1\nrabbit_interval_max = 2\n\
     heartbeat_timeout_threshold = 10\n";
@@ -408,6 +411,17 @@ async fn run(args: Args) -> Result<bool, String> {
         if !deleted.is_ok_and(|o| o.status.success()) {
             eprintln!("faults: could not delete queue {queue}");
         }
+    }
+    // So is its fanout exchange (rabbitmqctl of RabbitMQ 3 has no command for it).
+    let fanout = format!(
+        "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"{topic}_fanout\">>), false, <<\"faults\">>)."
+    );
+    let deleted = tokio::process::Command::new("rabbitmqctl")
+        .args(["-n", &node_name(1), "-q", "eval", &fanout])
+        .output()
+        .await;
+    if !deleted.is_ok_and(|o| o.status.success()) {
+        eprintln!("faults: could not delete exchange {topic}_fanout");
     }
 
     println!(

@@ -37,6 +37,25 @@ const RECOVERY: Duration = Duration::from_secs(30);
 /// How long a stream of casts may take, failovers included (they take seconds).
 const CAST_BOUND: Duration = Duration::from_secs(90);
 
+/// The quorum tests' exchange. With quorum queues the driver declares its exchanges
+/// durable, and a durable `openstack` exchange would refuse the other tests' (and the
+/// TLS tests') non-durable declaration of it: the broker keeps an exchange's flags.
+const QUORUM_EXCHANGE: &str = "[DEFAULT]\ncontrol_exchange = omsg_quorum_tests\n";
+
+/// Deletes what a quorum test leaves on the cluster: its durable quorum queues and its
+/// durable fanout exchange (oslo keeps topic queues by design).
+fn delete_quorum_leftovers(topic: &str) {
+    for queue in [topic.to_string(), format!("{topic}.s1")] {
+        ctl(&["delete_queue", &queue]);
+    }
+    ctl(&[
+        "eval",
+        &format!(
+            "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"{topic}_fanout\">>), false, <<\"omsg\">>)."
+        ),
+    ]);
+}
+
 /// Short reconnect waits, so a test does not sit out oslo's default backoff.
 const FAST_RECONNECT: &str = "[oslo_messaging_rabbit]\nkombu_reconnect_delay = 0.5\n\
     rabbit_retry_interval = 1\nrabbit_retry_backoff = 1\nrabbit_interval_max = 2\n\
@@ -479,7 +498,8 @@ async fn quorum_queues_lose_no_confirmed_cast_when_a_node_is_lost() {
         return;
     };
     let ini = format!(
-        "{FAST_RECONNECT}rabbit_quorum_queue = true\nrabbit_transient_quorum_queue = true\n"
+        "{QUORUM_EXCHANGE}{FAST_RECONNECT}rabbit_quorum_queue = true\n\
+         rabbit_transient_quorum_queue = true\n"
     );
     let url = cluster_url(&NODES);
     let topic = support::unique("quorum");
@@ -547,10 +567,7 @@ async fn quorum_queues_lose_no_confirmed_cast_when_a_node_is_lost() {
     server.wait().await.unwrap();
     server_transport.cleanup().await;
     client_transport.cleanup().await;
-    // The test's durable quorum queues go (oslo's topic queues stay by design).
-    for queue in [topic.clone(), format!("{topic}.s1")] {
-        ctl(&["delete_queue", &queue]);
-    }
+    delete_quorum_leftovers(&topic);
 }
 
 /// The leader's node of a quorum queue crashes while casts stream into it, from a
@@ -568,10 +585,12 @@ async fn casts_go_on_when_their_channel_first_meets_the_queue_after_its_leader_c
         return;
     };
     // No reconnect delay: the sender publishes again as soon as it has a connection.
-    let ini = "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
-        rabbit_transient_quorum_queue = true\nkombu_reconnect_delay = 0\n\
-        rabbit_retry_interval = 1\nrabbit_retry_backoff = 1\nrabbit_interval_max = 2\n\
-        heartbeat_timeout_threshold = 10\n";
+    let ini = &format!(
+        "{QUORUM_EXCHANGE}[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
+         rabbit_transient_quorum_queue = true\nkombu_reconnect_delay = 0\n\
+         rabbit_retry_interval = 1\nrabbit_retry_backoff = 1\nrabbit_interval_max = 2\n\
+         heartbeat_timeout_threshold = 10\n"
+    );
     let topic = support::unique("stale");
     let (counting, received) = counting_endpoint();
     let server_transport = transport(&cluster_url(&NODES), ini).await;
@@ -641,7 +660,5 @@ async fn casts_go_on_when_their_channel_first_meets_the_queue_after_its_leader_c
     for transport in transports {
         transport.cleanup().await;
     }
-    for queue in [topic.clone(), format!("{topic}.s1")] {
-        ctl(&["delete_queue", &queue]);
-    }
+    delete_quorum_leftovers(&topic);
 }

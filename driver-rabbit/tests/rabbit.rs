@@ -507,8 +507,10 @@ async fn refused_at_least_once_sends_are_published_again() {
         .cast(&Context::new(), "two", json!({}))
         .await
         .unwrap_err();
+    // Says what refused it and how often: the first publish and one retry.
     assert!(
-        matches!(&refused, Error::DeliveryFailure(m) if m.contains("refused")),
+        matches!(&refused, Error::DeliveryFailure(m)
+            if m.contains("refused by the broker (nack) 2 time(s)") && m.contains("retry = 1")),
         "{refused}"
     );
     assert!(
@@ -543,5 +545,34 @@ async fn refused_at_least_once_sends_are_published_again() {
         .queue_delete(topic.as_str().into(), Default::default())
         .await
         .unwrap();
+    transport.cleanup().await;
+}
+
+/// A call to a broker that cannot be reached, with the default unlimited `retry`,
+/// ends when its timeout does, saying so, instead of connecting forever.
+#[tokio::test]
+async fn a_call_to_an_unreachable_broker_ends_at_its_timeout() {
+    // Nothing listens on port 1 of the loopback: every connection attempt is refused.
+    let transport = support::registry()
+        .transport(
+            "rabbit://guest:guest@127.0.0.1:1/",
+            &messaging_core::Config::from_ini_str(
+                "[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\nrabbit_interval_max = 1\n",
+            )
+            .unwrap(),
+        )
+        .await
+        .expect("the transport connects lazily");
+    let client =
+        RpcClient::new(&transport, Target::topic("nowhere")).timeout(Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let outcome = echo(&client, json!("lost")).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(&outcome, Err(Error::Timeout(m)) if m.contains("127.0.0.1:1")),
+        "{outcome:?}"
+    );
+    // The bound is the call's timeout; connection attempts in flight end within a second.
+    assert!(took < Duration::from_secs(6), "the call took {took:?}");
     transport.cleanup().await;
 }
