@@ -149,11 +149,7 @@ impl Driver for RabbitDriver {
             .publisher
             .publish(&out, options.retry, Some(deadline))
             .await?;
-        let reply = pending.wait(
-            deadline.saturating_duration_since(Instant::now()),
-            options.call_monitor_timeout,
-            topic,
-        );
+        let reply = pending.wait_until(deadline, timeout, options.call_monitor_timeout, topic);
         tokio::pin!(reply);
         // The confirmation and the reply race: a reply proves delivery, while a return
         // or a nack fails the call at once.

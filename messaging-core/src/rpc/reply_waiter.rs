@@ -111,12 +111,29 @@ impl PendingReply {
     /// protocol, non-final replies) restart the call-monitor timer; the overall
     /// `timeout` always applies. A failure becomes `Error::Remote`.
     pub async fn wait(
-        mut self,
+        self,
         timeout: Duration,
         call_monitor_timeout: Option<Duration>,
         topic: &str,
     ) -> Result<Value> {
-        let deadline = deadline_after(timeout);
+        self.wait_until(
+            deadline_after(timeout),
+            timeout,
+            call_monitor_timeout,
+            topic,
+        )
+        .await
+    }
+
+    /// [`PendingReply::wait`] for a call whose `timeout` started before its request was
+    /// published: the reply is waited for until `deadline`, and a timeout names `timeout`.
+    pub async fn wait_until(
+        mut self,
+        deadline: Instant,
+        timeout: Duration,
+        call_monitor_timeout: Option<Duration>,
+        topic: &str,
+    ) -> Result<Value> {
         let mut last_result = Value::Null;
         loop {
             let next_deadline = match call_monitor_timeout {
