@@ -398,30 +398,32 @@ async fn run(args: Args) -> Result<bool, String> {
     let _ = listener.wait().await;
     server_transport.cleanup().await;
     client_transport.cleanup().await;
-    // Its quorum queues are durable: they go with the run.
-    for queue in [
-        topic.clone(),
-        format!("{topic}.s1"),
-        format!("{topic}.info"),
-    ] {
-        let deleted = tokio::process::Command::new("rabbitmqctl")
-            .args(["-n", &node_name(1), "-q", "delete_queue", &queue])
-            .output()
-            .await;
-        if !deleted.is_ok_and(|o| o.status.success()) {
-            eprintln!("faults: could not delete queue {queue}");
-        }
-    }
-    // So is its fanout exchange (rabbitmqctl of RabbitMQ 3 has no command for it).
+    // Its quorum queues and its fanout exchange are durable: they go with the run
+    // (rabbitmqctl of RabbitMQ 3 has no command for an exchange).
     let fanout = format!(
         "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"{topic}_fanout\">>), false, <<\"faults\">>)."
     );
-    let deleted = tokio::process::Command::new("rabbitmqctl")
-        .args(["-n", &node_name(1), "-q", "eval", &fanout])
-        .output()
-        .await;
-    if !deleted.is_ok_and(|o| o.status.success()) {
-        eprintln!("faults: could not delete exchange {topic}_fanout");
+    let leftovers: Vec<(String, [String; 2])> = [
+        topic.clone(),
+        format!("{topic}.s1"),
+        format!("{topic}.info"),
+    ]
+    .into_iter()
+    .map(|q| (format!("queue {q}"), ["delete_queue".to_string(), q]))
+    .chain([(
+        format!("exchange {topic}_fanout"),
+        ["eval".to_string(), fanout],
+    )])
+    .collect();
+    for (what, command) in &leftovers {
+        let deleted = tokio::process::Command::new("rabbitmqctl")
+            .args(["-n", &node_name(1), "-q"])
+            .args(command)
+            .output()
+            .await;
+        if !deleted.is_ok_and(|o| o.status.success()) {
+            eprintln!("faults: could not delete {what}");
+        }
     }
 
     println!(
