@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
@@ -75,6 +75,9 @@ pub(crate) struct Connector {
     mechanism: SASLMechanism,
     next: AtomicUsize,
     name_prefix: String,
+    /// The broker refused a transient non-exclusive queue: private queues are declared
+    /// exclusive from then on.
+    exclusive_private: AtomicBool,
 }
 
 impl fmt::Debug for Connector {
@@ -151,7 +154,29 @@ impl Connector {
             mechanism,
             next: AtomicUsize::new(0),
             name_prefix: format!("{program}:{}", std::process::id()),
+            exclusive_private: AtomicBool::new(false),
         })
+    }
+
+    /// Whether private (reply and fanout) queues are declared exclusive: once the
+    /// broker has refused a transient queue that is not.
+    pub(crate) fn exclusive_private(&self) -> bool {
+        self.exclusive_private.load(Ordering::Relaxed)
+    }
+
+    /// Notes that the broker refuses transient non-exclusive queues (RabbitMQ 4.3's
+    /// default); says whether that is news, so the caller declares again.
+    pub(crate) fn refuses_transient_queues(&self) -> bool {
+        let news = !self.exclusive_private.swap(true, Ordering::Relaxed);
+        if news {
+            tracing::warn!(
+                nodes = %self.node_labels(),
+                "RabbitMQ refuses transient queues that are not exclusive (RabbitMQ 4.3, or \
+                 deprecated_features.permit.transient_nonexcl_queues = false): reply and fanout \
+                 queues are declared exclusive to their connection from now on"
+            );
+        }
+        news
     }
 
     /// The options this connector was made with.

@@ -56,9 +56,18 @@ struct Consuming {
 }
 
 impl ConsumerPlan {
-    /// Declares and consumes on `connection`; closes it on failure.
-    async fn setup(&self, connection: Connection, node: String) -> lapin::Result<Consuming> {
-        match self.declare_and_consume(&connection).await {
+    /// Declares and consumes on `connection` (private queues exclusive when
+    /// `exclusive_private`); closes it on failure.
+    async fn setup(
+        &self,
+        connection: Connection,
+        node: String,
+        exclusive_private: bool,
+    ) -> lapin::Result<Consuming> {
+        match self
+            .declare_and_consume(&connection, exclusive_private)
+            .await
+        {
             Ok((channels, consumers)) => Ok(Consuming {
                 tags: consumers.iter().map(Consumer::tag).collect(),
                 connection,
@@ -76,9 +85,10 @@ impl ConsumerPlan {
     async fn declare_and_consume(
         &self,
         connection: &Connection,
+        exclusive_private: bool,
     ) -> lapin::Result<(Vec<Channel>, Vec<Consumer>)> {
         let channel = connection.create_channel().await?;
-        let mut declarer = Declarer::new(connection, channel);
+        let mut declarer = Declarer::new(connection, channel).exclusive_private(exclusive_private);
         for queue in &self.queues {
             declarer.queue(queue).await?;
         }
@@ -113,6 +123,26 @@ impl ConsumerPlan {
     }
 }
 
+impl ConsumerPlan {
+    /// Whether `e` is the broker refusing one of this plan's private queues as declared
+    /// (transient and not exclusive) and, noted on the connector, declaring them
+    /// exclusive from now on can help.
+    fn learns_exclusive_private(
+        &self,
+        connector: &Connector,
+        declared_exclusive: bool,
+        e: &lapin::Error,
+    ) -> bool {
+        let learns = !declared_exclusive
+            && self.queues.iter().any(|q| q.private)
+            && topology::is_transient_queue_refusal(e);
+        if learns {
+            connector.refuses_transient_queues();
+        }
+        learns
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Running,
@@ -135,15 +165,23 @@ impl Supervised {
         sink: Box<dyn DeliverySink>,
         retry: Retry,
     ) -> Result<Supervised> {
-        let (connection, node) = connector.connect(retry, plan.purpose).await?;
-        let consuming = plan.setup(connection, node).await.map_err(|e| {
-            let queues: Vec<&str> = plan.queues.iter().map(|q| q.name.as_str()).collect();
-            Error::Transport(format!(
-                "cannot declare or consume {}: {}",
-                queues.join(", "),
-                topology::describe(&e)
-            ))
-        })?;
+        let consuming = loop {
+            let (connection, node) = connector.connect(retry, plan.purpose).await?;
+            let exclusive = connector.exclusive_private();
+            match plan.setup(connection, node, exclusive).await {
+                Ok(consuming) => break consuming,
+                // Refused for a private queue that was not exclusive: once more, exclusive.
+                Err(e) if plan.learns_exclusive_private(&connector, exclusive, &e) => continue,
+                Err(e) => {
+                    let queues: Vec<&str> = plan.queues.iter().map(|q| q.name.as_str()).collect();
+                    return Err(Error::Transport(format!(
+                        "cannot declare or consume {}: {}",
+                        queues.join(", "),
+                        topology::describe(&e)
+                    )));
+                }
+            }
+        };
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let task = tokio::spawn(supervise(connector, plan, sink, phase_rx, consuming));
         Ok(Supervised {
@@ -278,11 +316,13 @@ async fn reconnect(connector: &Connector, plan: &ConsumerPlan) -> Consuming {
         let Ok((connection, node)) = connector.connect(Retry::Forever, plan.purpose).await else {
             continue;
         };
-        match plan.setup(connection, node.clone()).await {
+        let exclusive = connector.exclusive_private();
+        match plan.setup(connection, node.clone(), exclusive).await {
             Ok(c) => {
                 tracing::info!(node = %node, purpose = plan.purpose, "consuming again");
                 return c;
             }
+            Err(e) if plan.learns_exclusive_private(connector, exclusive, &e) => {}
             Err(e) => {
                 let wait = waits.next().unwrap_or_default();
                 tracing::error!(node = %node, purpose = plan.purpose, error = %topology::describe(&e), retry_in = ?wait, "cannot declare or consume after reconnecting");

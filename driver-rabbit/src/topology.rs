@@ -35,6 +35,9 @@ pub(crate) struct QueueSpec {
     pub bindings: Vec<(ExchangeSpec, String)>,
     /// Deleted when its listener is cleaned up (fanout queues, reply queues).
     pub delete_on_close: bool,
+    /// Read by this process only (a reply or fanout queue that is not a quorum queue):
+    /// declared exclusive where the broker refuses transient non-exclusive queues.
+    pub private: bool,
 }
 
 impl ExchangeSpec {
@@ -87,6 +90,7 @@ pub(crate) fn service_queue(
         arguments,
         bindings,
         delete_on_close: false,
+        private: false,
     }
 }
 
@@ -114,6 +118,7 @@ pub(crate) fn transient_queue(
         arguments,
         bindings,
         delete_on_close: true,
+        private: !transient_quorum,
     }
 }
 
@@ -156,6 +161,14 @@ fn is_durable_mismatch(e: &lapin::Error) -> bool {
     })
 }
 
+/// Whether the broker refused a transient (non-durable) queue that is not exclusive:
+/// RabbitMQ 4.3 does by default, 4.0 to 4.2 with
+/// `deprecated_features.permit.transient_nonexcl_queues = false`. It closes the whole
+/// connection (541 INTERNAL_ERROR).
+pub(crate) fn is_transient_queue_refusal(e: &lapin::Error) -> bool {
+    protocol_error(e).is_some_and(|(_, text)| text.contains("transient_nonexcl_queues"))
+}
+
 /// The AMQP error kind and text of a broker error.
 pub(crate) fn protocol_error(e: &lapin::Error) -> Option<(AMQPErrorKind, String)> {
     match e.kind() {
@@ -171,6 +184,7 @@ pub(crate) fn protocol_error(e: &lapin::Error) -> Option<(AMQPErrorKind, String)
 pub(crate) struct Declarer<'a> {
     connection: &'a Connection,
     channel: Channel,
+    exclusive_private: bool,
 }
 
 impl<'a> Declarer<'a> {
@@ -178,7 +192,14 @@ impl<'a> Declarer<'a> {
         Declarer {
             connection,
             channel,
+            exclusive_private: false,
         }
+    }
+
+    /// Declares [`QueueSpec::private`] queues exclusive (to this connection).
+    pub(crate) fn exclusive_private(mut self, exclusive: bool) -> Self {
+        self.exclusive_private = exclusive;
+        self
     }
 
     /// The channel to use after the declarations.
@@ -208,12 +229,13 @@ impl<'a> Declarer<'a> {
         for (exchange, _) in &spec.bindings {
             self.exchange(exchange).await?;
         }
-        match declare_queue(&self.channel, spec, spec.durable).await {
+        let exclusive = spec.private && self.exclusive_private;
+        match declare_queue(&self.channel, spec, spec.durable, exclusive).await {
             Ok(()) => {}
             Err(e) if spec.durable && is_durable_mismatch(&e) => {
                 tracing::warn!(queue = %spec.name, "queue exists as non-durable; declaring it non-durable");
                 self.reopen().await?;
-                declare_queue(&self.channel, spec, false).await?;
+                declare_queue(&self.channel, spec, false, exclusive).await?;
             }
             Err(e) => return Err(e),
         }
@@ -256,9 +278,15 @@ async fn declare_exchange(
         .await
 }
 
-async fn declare_queue(channel: &Channel, spec: &QueueSpec, durable: bool) -> lapin::Result<()> {
+async fn declare_queue(
+    channel: &Channel,
+    spec: &QueueSpec,
+    durable: bool,
+    exclusive: bool,
+) -> lapin::Result<()> {
     let options = QueueDeclareOptions {
         durable,
+        exclusive,
         auto_delete: spec.auto_delete,
         ..Default::default()
     };
@@ -311,7 +339,7 @@ mod tests {
             (Kind::Fanout, false, true)
         );
         let r = transient_queue("reply_x", vec![], &o);
-        assert!(!r.durable && !r.auto_delete);
+        assert!(!r.durable && !r.auto_delete && r.private);
         assert_eq!(
             r.arguments,
             vec![("x-expires", AMQPValue::LongLongInt(1_800_000))]
@@ -333,7 +361,7 @@ mod tests {
             ]
         );
         let r = transient_queue("reply_x", vec![], &o);
-        assert!(r.durable);
+        assert!(r.durable && !r.private);
         assert_eq!(r.arguments[0], ("x-queue-type", long_string("quorum")));
         assert!(ExchangeSpec::fanout("t", &o).durable);
         let ha = options("[oslo_messaging_rabbit]\nrabbit_ha_queues = true\n");
