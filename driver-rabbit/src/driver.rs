@@ -9,12 +9,12 @@ use messaging_core::driver::{
     RequestListener, SendOptions,
 };
 use messaging_core::notify::Priority;
+use messaging_core::rpc::reply_waiter::deadline_after;
 use messaging_core::wire::request::new_id;
 use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request};
 use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
 use serde_json::Value;
 use tokio::sync::{OnceCell, mpsc};
-use tokio::time::Instant;
 
 use crate::connection::Connector;
 use crate::consumer::{ConsumerPlan, Supervised};
@@ -125,7 +125,7 @@ impl Driver for RabbitDriver {
             return Ok(Value::Null);
         };
         // The call's timeout bounds all of it: connecting, publishing, the reply.
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let replies = match tokio::time::timeout_at(deadline, self.reply_queue(options.retry)).await
         {
             Ok(replies) => replies?,

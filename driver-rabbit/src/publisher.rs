@@ -77,6 +77,8 @@ struct Tally {
     /// The channel or connection failed before the confirmation.
     lost: u32,
     last_error: Option<String>,
+    /// The last publish was still unconfirmed when the send's time ran out.
+    unconfirmed_at_deadline: bool,
 }
 
 impl Tally {
@@ -112,6 +114,9 @@ impl Tally {
                 self.lost,
                 self.last_error.as_deref().unwrap_or("unknown")
             ));
+        }
+        if self.unconfirmed_at_deadline {
+            what.push("not confirmed when its time ran out".to_string());
         }
         let bound = if out_of_time {
             "its time ran out".to_string()
@@ -315,14 +320,17 @@ impl Confirm {
         outcome
     }
 
-    /// [`Confirm::outcome`] within `patience`; past it the channel is retired as stuck
-    /// and `None` returned.
+    /// [`Confirm::outcome`] within `patience`, `None` past it. Only a wait of the full
+    /// [`CONFIRM_PATIENCE`] takes the channel as stuck and retires it: a shorter one
+    /// (a send's deadline drawing near) says nothing about the channel.
     async fn outcome_within(self, patience: Duration) -> Option<lapin::Result<Confirmation>> {
         let (channel, slot, node) = (self.channel.clone(), self.slot.clone(), self.node.clone());
         match tokio::time::timeout(patience, self.outcome()).await {
             Ok(outcome) => Some(outcome),
             Err(_) => {
-                slot.retire(&channel, &node, "a publish on it was not confirmed in time");
+                if patience >= CONFIRM_PATIENCE {
+                    slot.retire(&channel, &node, "a publish on it was not confirmed in time");
+                }
                 None
             }
         }
@@ -473,7 +481,20 @@ impl Publisher {
                     node: session.node.clone(),
                 })
             };
-            let error = match attempt.await {
+            // With a deadline, a broker that stops reading (a resource alarm) or a
+            // half-open connection cannot hold the attempt past it.
+            let outcome = match deadline {
+                Some(d) => tokio::time::timeout_at(d, attempt).await.map_err(|_| {
+                    Error::DeliveryFailure(format!(
+                        "could not publish to exchange {:?} with routing key {:?} on {} in the time the send had",
+                        out.exchange_name(),
+                        out.routing_key,
+                        session.node
+                    ))
+                })?,
+                None => attempt.await,
+            };
+            let error = match outcome {
                 Ok(confirm) => return Ok(confirm),
                 Err(e) => e,
             };
@@ -528,6 +549,7 @@ impl Publisher {
                     .min(CONFIRM_PATIENCE)
             });
             let mut wait = Duration::ZERO;
+            let mut out_of_time = false;
             match confirm.outcome_within(patience).await {
                 Some(Ok(Confirmation::Nack(None))) => {
                     tally.refused += 1;
@@ -538,9 +560,13 @@ impl Publisher {
                     tally.lost += 1;
                     tally.last_error = Some(e.to_string());
                 }
-                None => tally.unconfirmed += 1,
+                None if patience >= CONFIRM_PATIENCE => tally.unconfirmed += 1,
+                None => {
+                    tally.unconfirmed_at_deadline = true;
+                    out_of_time = true;
+                }
             }
-            let out_of_time = deadline.is_some_and(|d| Instant::now() + wait >= d);
+            out_of_time |= deadline.is_some_and(|d| Instant::now() + wait >= d);
             if !retry.allows_another(tally.failures()) || out_of_time {
                 return Err(tally.give_up(out, &node, started.elapsed(), retry, out_of_time));
             }

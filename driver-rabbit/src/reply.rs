@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use lru::LruCache;
 use messaging_core::driver::Responder;
-use messaging_core::rpc::reply_waiter::ReplyWaiters;
+use messaging_core::rpc::reply_waiter::{ReplyWaiters, deadline_after};
 use messaging_core::wire::Reply;
 use messaging_core::wire::request::new_id;
 use messaging_core::{Error, RemoteError, Result, Retry};
@@ -120,7 +120,7 @@ impl Replier {
         let started = Instant::now();
         // Replies and heartbeats are bounded by the reply retry window, as oslo bounds
         // its retries of a reply: past it the caller has long given up.
-        let deadline = tokio::time::Instant::now() + self.retry_for;
+        let deadline = deadline_after(self.retry_for);
         loop {
             match self
                 .publisher
