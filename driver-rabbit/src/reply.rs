@@ -25,6 +25,9 @@ use crate::topology;
 
 /// How often a reply to a missing queue is tried again.
 const MISSING_QUEUE_RETRY_EVERY: Duration = Duration::from_millis(250);
+/// How long a reply's publish may take when it starts at the end of the reply retry
+/// window (a confirmation, or a return for a missing queue, takes milliseconds).
+const LAST_ATTEMPT: Duration = Duration::from_secs(5);
 /// How many vanished reply queues are remembered, and for how long.
 const OBSOLETE_QUEUES: usize = 200;
 const OBSOLETE_FOR: Duration = Duration::from_secs(60);
@@ -119,9 +122,11 @@ impl Replier {
         };
         let started = Instant::now();
         // Replies and heartbeats are bounded by the reply retry window, as oslo bounds
-        // its retries of a reply: past it the caller has long given up.
-        let deadline = deadline_after(self.retry_for);
+        // its retries of a reply: past it the caller has long given up. A publish
+        // started inside the window may finish after it.
+        let window_end = deadline_after(self.retry_for);
         loop {
+            let deadline = window_end.max(tokio::time::Instant::now() + LAST_ATTEMPT);
             match self
                 .publisher
                 .publish_confirmed(&out, Retry::Forever, Some(deadline))
