@@ -498,9 +498,11 @@ impl Publisher {
                 Ok(confirm) => return Ok(confirm),
                 Err(e) => e,
             };
-            if session.alive() {
-                // The broker refused something on a live connection (a 406 on declare,
-                // a missing exchange): retrying will not help.
+            // The broker refused something on a live connection (a 406 on declare, a
+            // missing exchange): retrying will not help. Anything else (an I/O error the
+            // connection's status does not show yet, a channel closed under the send) is
+            // the connection or channel failing: publish again.
+            if session.alive() && crate::topology::protocol_error(&error).is_some() {
                 return Err(Error::Transport(format!(
                     "publishing to exchange {:?} with routing key {:?} on {}: {}",
                     out.exchange_name(),
