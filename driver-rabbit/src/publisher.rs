@@ -138,7 +138,7 @@ impl Tally {
 
 struct Session {
     connection: Connection,
-    node: String,
+    node: Arc<str>,
     slots: Vec<Arc<Slot>>,
     next: AtomicUsize,
     opening: tokio::sync::Mutex<()>,
@@ -298,8 +298,9 @@ pub(crate) struct Confirm {
     channel: Channel,
     slot: Arc<Slot>,
     _in_flight: InFlight,
-    /// The node the channel's connection is on, for logs and errors.
-    pub node: String,
+    /// The node the channel's connection is on, for logs and errors (shared: one per
+    /// connection, not a copy per publish).
+    pub node: Arc<str>,
 }
 
 impl Confirm {
@@ -400,7 +401,7 @@ impl Publisher {
         let (connection, node) = self.connector.connect(retry, "send").await?;
         let session = Arc::new(Session {
             connection,
-            node,
+            node: node.into(),
             slots: (0..self.pool_size).map(|_| Arc::default()).collect(),
             next: AtomicUsize::new(0),
             opening: tokio::sync::Mutex::new(()),
