@@ -4,9 +4,10 @@
 //! lapin drives the AMQP heartbeat from its own I/O thread, so heartbeats keep flowing
 //! however busy the application's tasks are.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
@@ -76,8 +77,10 @@ pub(crate) struct Connector {
     next: AtomicUsize,
     name_prefix: String,
     /// The broker refused a transient non-exclusive queue: private queues are declared
-    /// exclusive from then on.
-    exclusive_private: AtomicBool,
+    /// exclusive, shared ones durable, from then on.
+    transient_refused: AtomicBool,
+    /// Exchanges and queues joined as they exist, warned about once each.
+    joined: Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for Connector {
@@ -154,29 +157,51 @@ impl Connector {
             mechanism,
             next: AtomicUsize::new(0),
             name_prefix: format!("{program}:{}", std::process::id()),
-            exclusive_private: AtomicBool::new(false),
+            transient_refused: AtomicBool::new(false),
+            joined: Mutex::default(),
         })
     }
 
-    /// Whether private (reply and fanout) queues are declared exclusive: once the
-    /// broker has refused a transient queue that is not.
-    pub(crate) fn exclusive_private(&self) -> bool {
-        self.exclusive_private.load(Ordering::Relaxed)
+    /// Whether the broker refuses transient non-exclusive queues (RabbitMQ 4.3's
+    /// default), as learnt from a refusal.
+    pub(crate) fn transient_refused(&self) -> bool {
+        self.transient_refused.load(Ordering::Relaxed)
     }
 
-    /// Notes that the broker refuses transient non-exclusive queues (RabbitMQ 4.3's
-    /// default); says whether that is news, so the caller declares again.
-    pub(crate) fn refuses_transient_queues(&self) -> bool {
-        let news = !self.exclusive_private.swap(true, Ordering::Relaxed);
-        if news {
+    /// Notes that the broker refuses transient non-exclusive queues: from now on,
+    /// private (reply and fanout) queues are declared exclusive and shared (topic,
+    /// server, notification) queues durable. Warns the first time.
+    pub(crate) fn note_transient_refusal(&self) {
+        if !self.transient_refused.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 nodes = %self.node_labels(),
                 "RabbitMQ refuses transient queues that are not exclusive (RabbitMQ 4.3, or \
                  deprecated_features.permit.transient_nonexcl_queues = false): reply and fanout \
-                 queues are declared exclusive to their connection from now on"
+                 queues are declared exclusive to their connection, and topic and notification \
+                 queues durable, from now on. Set [oslo_messaging_rabbit] rabbit_quorum_queue \
+                 (with rabbit_transient_quorum_queue) or amqp_durable_queues alike on every \
+                 service, Python ones included, so that all declare the shared queues the same way"
             );
         }
-        news
+    }
+
+    /// Warns, once per name, that an exchange or queue declared otherwise by a peer is
+    /// used as it exists.
+    pub(crate) fn joined(&self, what: &str, name: &str, refusal: &lapin::Error) {
+        let news = self
+            .joined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(format!("{what} {name}"));
+        if news {
+            tracing::warn!(
+                nodes = %self.node_labels(),
+                "{what} {name:?} exists with other flags or arguments than this service declares \
+                 ({}); using it as it is. Set [oslo_messaging_rabbit] rabbit_quorum_queue, \
+                 amqp_durable_queues and rabbit_transient_quorum_queue alike on every service",
+                crate::topology::protocol_error(refusal).map_or_else(|| refusal.to_string(), |(_, t)| t)
+            );
+        }
     }
 
     /// The options this connector was made with.

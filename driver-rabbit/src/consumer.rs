@@ -56,16 +56,17 @@ struct Consuming {
 }
 
 impl ConsumerPlan {
-    /// Declares and consumes on `connection` (private queues exclusive when
-    /// `exclusive_private`); closes it on failure.
+    /// Declares and consumes on `connection` (as a broker that refuses transient
+    /// queues wants when `transient_refused`); closes it on failure.
     async fn setup(
         &self,
+        connector: &Connector,
         connection: Connection,
         node: String,
-        exclusive_private: bool,
+        transient_refused: bool,
     ) -> lapin::Result<Consuming> {
         match self
-            .declare_and_consume(&connection, exclusive_private)
+            .declare_and_consume(connector, &connection, transient_refused)
             .await
         {
             Ok((channels, consumers)) => Ok(Consuming {
@@ -84,11 +85,13 @@ impl ConsumerPlan {
 
     async fn declare_and_consume(
         &self,
+        connector: &Connector,
         connection: &Connection,
-        exclusive_private: bool,
+        transient_refused: bool,
     ) -> lapin::Result<(Vec<Channel>, Vec<Consumer>)> {
         let channel = connection.create_channel().await?;
-        let mut declarer = Declarer::new(connection, channel).exclusive_private(exclusive_private);
+        let mut declarer =
+            Declarer::new(connector, connection, channel).transient_refused(transient_refused);
         for queue in &self.queues {
             declarer.queue(queue).await?;
         }
@@ -123,24 +126,15 @@ impl ConsumerPlan {
     }
 }
 
-impl ConsumerPlan {
-    /// Whether `e` is the broker refusing one of this plan's private queues as declared
-    /// (transient and not exclusive) and, noted on the connector, declaring them
-    /// exclusive from now on can help.
-    fn learns_exclusive_private(
-        &self,
-        connector: &Connector,
-        declared_exclusive: bool,
-        e: &lapin::Error,
-    ) -> bool {
-        let learns = !declared_exclusive
-            && self.queues.iter().any(|q| q.private)
-            && topology::is_transient_queue_refusal(e);
-        if learns {
-            connector.refuses_transient_queues();
-        }
-        learns
+/// Whether `e` is the broker refusing a transient non-exclusive queue while the
+/// declarations did not know it does: then noted on the connector, so that declaring
+/// again (private queues exclusive, shared ones durable) can succeed.
+fn learns_transient_refusal(connector: &Connector, known: bool, e: &lapin::Error) -> bool {
+    let learns = !known && topology::is_transient_queue_refusal(e);
+    if learns {
+        connector.note_transient_refusal();
     }
+    learns
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,11 +161,11 @@ impl Supervised {
     ) -> Result<Supervised> {
         let consuming = loop {
             let (connection, node) = connector.connect(retry, plan.purpose).await?;
-            let exclusive = connector.exclusive_private();
-            match plan.setup(connection, node, exclusive).await {
+            let known = connector.transient_refused();
+            match plan.setup(&connector, connection, node, known).await {
                 Ok(consuming) => break consuming,
-                // Refused for a private queue that was not exclusive: once more, exclusive.
-                Err(e) if plan.learns_exclusive_private(&connector, exclusive, &e) => continue,
+                // A transient queue refused: once more, declared as the broker wants.
+                Err(e) if learns_transient_refusal(&connector, known, &e) => continue,
                 Err(e) => {
                     let queues: Vec<&str> = plan.queues.iter().map(|q| q.name.as_str()).collect();
                     return Err(Error::Transport(format!(
@@ -316,13 +310,13 @@ async fn reconnect(connector: &Connector, plan: &ConsumerPlan) -> Consuming {
         let Ok((connection, node)) = connector.connect(Retry::Forever, plan.purpose).await else {
             continue;
         };
-        let exclusive = connector.exclusive_private();
-        match plan.setup(connection, node.clone(), exclusive).await {
+        let known = connector.transient_refused();
+        match plan.setup(connector, connection, node.clone(), known).await {
             Ok(c) => {
                 tracing::info!(node = %node, purpose = plan.purpose, "consuming again");
                 return c;
             }
-            Err(e) if plan.learns_exclusive_private(connector, exclusive, &e) => {}
+            Err(e) if learns_transient_refusal(connector, known, &e) => {}
             Err(e) => {
                 let wait = waits.next().unwrap_or_default();
                 tracing::error!(node = %node, purpose = plan.purpose, error = %topology::describe(&e), retry_in = ?wait, "cannot declare or consume after reconnecting");

@@ -179,8 +179,14 @@ impl Session {
         Ok((channel, in_flight, slot))
     }
 
-    /// Declares what `out` needs unless this connection already did.
-    async fn declare(&self, out: &Outgoing<'_>) -> lapin::Result<()> {
+    /// Declares what `out` needs unless this connection already did (as a broker that
+    /// refuses transient queues wants when `transient_refused`).
+    async fn declare(
+        &self,
+        out: &Outgoing<'_>,
+        connector: &Connector,
+        transient_refused: bool,
+    ) -> lapin::Result<()> {
         let pending = {
             let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
             out.exchange
@@ -197,7 +203,8 @@ impl Session {
             Some(c) => c.clone(),
             None => self.connection.create_channel().await?,
         };
-        let mut declarer = Declarer::new(&self.connection, channel);
+        let mut declarer = Declarer::new(connector, &self.connection, channel)
+            .transient_refused(transient_refused);
         let result: lapin::Result<()> = async {
             if let Some(x) = out.exchange {
                 declarer.exchange(x).await?;
@@ -459,8 +466,11 @@ impl Publisher {
         let mut failures: u32 = 0;
         loop {
             let session = self.session_by(retry, deadline).await?;
+            let transient_refused = self.connector.transient_refused();
             let attempt = async {
-                session.declare(out).await?;
+                session
+                    .declare(out, &self.connector, transient_refused)
+                    .await?;
                 let (channel, in_flight, slot) = session.channel().await?;
                 let confirmation = channel
                     .basic_publish(
@@ -499,6 +509,21 @@ impl Publisher {
                 Ok(confirm) => return Ok(confirm),
                 Err(e) => e,
             };
+            // A transient queue refused (closing the connection): once more, at once,
+            // declared as the broker wants; refused again, nothing will help.
+            if crate::topology::is_transient_queue_refusal(&error) {
+                if !transient_refused {
+                    self.connector.note_transient_refusal();
+                    continue;
+                }
+                return Err(Error::Transport(format!(
+                    "declaring the queue for exchange {:?} with routing key {:?} on {}: {}",
+                    out.exchange_name(),
+                    out.routing_key,
+                    session.node,
+                    crate::topology::describe(&error)
+                )));
+            }
             // The broker refused something on a live connection (a 406 on declare, a
             // missing exchange): retrying will not help. Anything else (an I/O error the
             // connection's status does not show yet, a channel closed under the send) is

@@ -7,6 +7,7 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 
+use crate::connection::Connector;
 use crate::options::RabbitOptions;
 
 /// An exchange to declare.
@@ -152,12 +153,13 @@ fn table(arguments: &[(&'static str, AMQPValue)]) -> FieldTable {
     t
 }
 
-/// Whether a broker error says the declared `durable` flag differs from the
-/// existing entity's: oslo then declares again as non-durable.
-fn is_durable_mismatch(e: &lapin::Error) -> bool {
+/// Whether a broker error says an entity exists with other flags or arguments than
+/// declared (406 `inequivalent arg 'durable'`, `'x-queue-type'`, ...): a peer declared
+/// it first, otherwise configured.
+fn is_inequivalent(e: &lapin::Error) -> bool {
     protocol_error(e).is_some_and(|(kind, text)| {
         kind == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
-            && text.contains("inequivalent arg 'durable'")
+            && text.contains("inequivalent arg")
     })
 }
 
@@ -179,26 +181,40 @@ pub(crate) fn protocol_error(e: &lapin::Error) -> Option<(AMQPErrorKind, String)
     }
 }
 
-/// Declares on `channel`, replacing it with a fresh one after an error that closed it
-/// (the durable-mismatch fallback). Returns the channel to go on with.
+/// Declares on `channel`, replacing it with a fresh one after an error that closed it.
+///
+/// An exchange or queue that exists with other flags or arguments than declared (a peer
+/// configured otherwise declared it first: a quorum queue of Python services with
+/// `rabbit_quorum_queue`, a durable one with `amqp_durable_queues`) is joined as it is,
+/// after a passive declare, with a warning naming the options every service should
+/// share. Where the broker refuses transient queues that are not exclusive (RabbitMQ
+/// 4.3), private queues are declared exclusive and shared ones durable.
 pub(crate) struct Declarer<'a> {
+    connector: &'a Connector,
     connection: &'a Connection,
     channel: Channel,
-    exclusive_private: bool,
+    transient_refused: bool,
 }
 
 impl<'a> Declarer<'a> {
-    pub(crate) fn new(connection: &'a Connection, channel: Channel) -> Self {
+    pub(crate) fn new(
+        connector: &'a Connector,
+        connection: &'a Connection,
+        channel: Channel,
+    ) -> Self {
         Declarer {
+            connector,
             connection,
             channel,
-            exclusive_private: false,
+            transient_refused: false,
         }
     }
 
-    /// Declares [`QueueSpec::private`] queues exclusive (to this connection).
-    pub(crate) fn exclusive_private(mut self, exclusive: bool) -> Self {
-        self.exclusive_private = exclusive;
+    /// Declares as a broker that refuses transient non-exclusive queues wants:
+    /// [`QueueSpec::private`] queues exclusive (to this connection), other transient
+    /// queues durable.
+    pub(crate) fn transient_refused(mut self, refused: bool) -> Self {
+        self.transient_refused = refused;
         self
     }
 
@@ -212,30 +228,46 @@ impl<'a> Declarer<'a> {
         Ok(())
     }
 
-    /// exchange.declare, with oslo's fallback to non-durable on a durable mismatch.
+    /// exchange.declare; an exchange that exists otherwise is joined as it is.
     pub(crate) async fn exchange(&mut self, spec: &ExchangeSpec) -> lapin::Result<()> {
-        match declare_exchange(&self.channel, spec, spec.durable).await {
-            Err(e) if spec.durable && is_durable_mismatch(&e) => {
-                tracing::warn!(exchange = %spec.name, "exchange exists as non-durable; declaring it non-durable");
+        match declare_exchange(&self.channel, spec, false).await {
+            Err(e) if is_inequivalent(&e) => {
                 self.reopen().await?;
-                declare_exchange(&self.channel, spec, false).await
+                declare_exchange(&self.channel, spec, true)
+                    .await
+                    .map_err(|_| e.clone())?;
+                self.connector.joined("exchange", &spec.name, &e);
+                Ok(())
             }
             other => other,
         }
     }
 
-    /// Declares the queue's exchanges, the queue and its bindings, as kombu does.
+    /// Declares the queue's exchanges, the queue and its bindings, as kombu does; a
+    /// queue that exists otherwise is joined as it is.
     pub(crate) async fn queue(&mut self, spec: &QueueSpec) -> lapin::Result<()> {
         for (exchange, _) in &spec.bindings {
             self.exchange(exchange).await?;
         }
-        let exclusive = spec.private && self.exclusive_private;
-        match declare_queue(&self.channel, spec, spec.durable, exclusive).await {
+        let exclusive = spec.private && self.transient_refused;
+        let durable = spec.durable || (!spec.private && self.transient_refused);
+        let form = QueueForm {
+            durable,
+            exclusive,
+            passive: false,
+        };
+        match declare_queue(&self.channel, spec, form).await {
             Ok(()) => {}
-            Err(e) if spec.durable && is_durable_mismatch(&e) => {
-                tracing::warn!(queue = %spec.name, "queue exists as non-durable; declaring it non-durable");
+            Err(e) if is_inequivalent(&e) => {
                 self.reopen().await?;
-                declare_queue(&self.channel, spec, false, exclusive).await?;
+                let passive = QueueForm {
+                    passive: true,
+                    ..form
+                };
+                declare_queue(&self.channel, spec, passive)
+                    .await
+                    .map_err(|_| e.clone())?;
+                self.connector.joined("queue", &spec.name, &e);
             }
             Err(e) => return Err(e),
         }
@@ -254,18 +286,28 @@ impl<'a> Declarer<'a> {
     }
 }
 
+/// How a queue is declared.
+#[derive(Debug, Clone, Copy)]
+struct QueueForm {
+    durable: bool,
+    exclusive: bool,
+    /// Only check that it exists (any flags, any arguments).
+    passive: bool,
+}
+
 async fn declare_exchange(
     channel: &Channel,
     spec: &ExchangeSpec,
-    durable: bool,
+    passive: bool,
 ) -> lapin::Result<()> {
     let kind = match spec.kind {
         Kind::Topic => ExchangeKind::Topic,
         Kind::Fanout => ExchangeKind::Fanout,
     };
     let options = ExchangeDeclareOptions {
-        durable,
+        durable: spec.durable,
         auto_delete: spec.auto_delete,
+        passive,
         ..Default::default()
     };
     channel
@@ -278,15 +320,11 @@ async fn declare_exchange(
         .await
 }
 
-async fn declare_queue(
-    channel: &Channel,
-    spec: &QueueSpec,
-    durable: bool,
-    exclusive: bool,
-) -> lapin::Result<()> {
+async fn declare_queue(channel: &Channel, spec: &QueueSpec, form: QueueForm) -> lapin::Result<()> {
     let options = QueueDeclareOptions {
-        durable,
-        exclusive,
+        durable: form.durable,
+        exclusive: form.exclusive,
+        passive: form.passive,
         auto_delete: spec.auto_delete,
         ..Default::default()
     };
@@ -297,11 +335,28 @@ async fn declare_queue(
 }
 
 /// A readable name for a broker-side failure, e.g. to wrap in `ListenFailure`.
+/// A refusal of how a queue was declared names the options that decide it.
 pub(crate) fn describe(e: &lapin::Error) -> String {
     match protocol_error(e) {
+        Some((kind, text)) if refuses_queue_form(&kind, &text) => {
+            format!("{kind}: {text} ({QUEUE_FORM_OPTIONS})")
+        }
         Some((kind, text)) => format!("{kind}: {text}"),
         None => e.to_string(),
     }
+}
+
+/// What decides how queues are declared, for refusals of it.
+pub(crate) const QUEUE_FORM_OPTIONS: &str = "how queues are declared follows the \
+     [oslo_messaging_rabbit] options rabbit_quorum_queue, amqp_durable_queues, \
+     rabbit_transient_quorum_queue and amqp_auto_delete; every service sharing a queue \
+     must set them alike, and RabbitMQ 4.3 needs rabbit_quorum_queue or amqp_durable_queues";
+
+/// A 406 PRECONDITION_FAILED on a declaration, or the refusal of a transient queue.
+fn refuses_queue_form(kind: &AMQPErrorKind, text: &str) -> bool {
+    text.contains("transient_nonexcl_queues")
+        || (*kind == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+            && (text.contains("inequivalent arg") || text.contains("invalid")))
 }
 
 #[cfg(test)]

@@ -89,9 +89,16 @@ pub fn command(program: &str, args: &[&str], dir: Option<&std::path::Path>) -> S
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `rabbitmqctl` with `args`, returning its standard output.
+/// Runs `rabbitmqctl` with `args` against the test broker, returning its standard
+/// output. `RABBITMQCTL` names another command for another broker (words separated by
+/// spaces), e.g. `scripts/services rabbit4-ctl` for RabbitMQ 4.
 pub fn rabbitmqctl(args: &[&str]) -> String {
-    command("rabbitmqctl", args, None)
+    let ctl = std::env::var("RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
+    let mut words = ctl.split_whitespace();
+    let program = words.next().unwrap_or("rabbitmqctl");
+    let mut all: Vec<&str> = words.collect();
+    all.extend_from_slice(args);
+    command(program, &all, None)
 }
 
 /// The line of `rabbitmqctl list_queues name <columns>` for queue `name`.
@@ -102,6 +109,29 @@ pub fn queue_info(name: &str, columns: &[&str]) -> Option<String> {
         .lines()
         .find(|l| l.split('\t').next() == Some(name))
         .map(str::to_string)
+}
+
+/// Whether the test broker refuses transient queues that are not exclusive (RabbitMQ
+/// 4.3's default): tried with a raw declaration.
+pub async fn refuses_transient_queues() -> bool {
+    let connection = raw().await;
+    let channel = connection.create_channel().await.expect("a raw channel");
+    let name = unique("transient_probe");
+    let outcome = channel
+        .queue_declare(name.as_str().into(), Default::default(), Default::default())
+        .await;
+    let refused = match outcome {
+        Ok(_) => {
+            let _ = channel
+                .queue_delete(name.as_str().into(), Default::default())
+                .await;
+            false
+        }
+        Err(e) if e.to_string().contains("transient_nonexcl_queues") => true,
+        Err(e) => panic!("declaring a transient queue: {e}"),
+    };
+    let _ = connection.close(200, "OK".into()).await;
+    refused
 }
 
 /// A unique name for this test run.
@@ -136,8 +166,13 @@ pub async fn declare_bound(
     routing_key: &str,
     arguments: lapin::types::FieldTable,
 ) {
+    // Exclusive: RabbitMQ 4.3 refuses transient queues that are not.
+    let options = lapin::options::QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
     channel
-        .queue_declare(queue.into(), Default::default(), arguments)
+        .queue_declare(queue.into(), options, arguments)
         .await
         .expect("queue declared");
     channel
