@@ -954,3 +954,66 @@ async fn rust_notifications_reach_a_python_pool_with_a_filter() {
     let rest = listener.drain(common::QUIET_PERIOD).await;
     assert!(rest.is_empty(), "filtered out: {rest:?}");
 }
+
+/// With `use_queue_manager` on both sides (reply and fanout queues named
+/// `<host>:<process>:<N>`, Python's counter under an oslo.concurrency lock), a Python
+/// client calls and fans out to a Rust server and a Rust client calls a Python server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_manager_works_both_ways() {
+    let s = setup().await;
+    let topic = unique("qm");
+    let locks = std::env::temp_dir().join(unique("qm-locks"));
+    std::fs::create_dir_all(&locks).unwrap();
+    let ini = locks.join("oslo.ini");
+    std::fs::write(
+        &ini,
+        format!("[oslo_concurrency]\nlock_path = {}\n", locks.display()),
+    )
+    .unwrap();
+    let ini = ini.to_string_lossy().into_owned();
+    let qm = |process: &str| {
+        let url = common::with_query(&s.url, "use_queue_manager", "true");
+        let url = common::with_query(&url, "hostname", "h1");
+        common::with_query(&url, "processname", process)
+    };
+    let rust_process = unique("rs");
+    let transport = messaging::registry()
+        .transport(&qm(&rust_process), &messaging::Config::default())
+        .await
+        .expect("a transport with the queue manager");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = rust_server(&transport, &topic, "rs1", &tx, None).await;
+
+    let py_process = unique("py");
+    let py_url = qm(&py_process);
+    let mut call = py_send("call", &py_url, &topic, &["add", r#"{"a": 1, "b": 2}"#]);
+    call.extend(args(["--config-file", &ini]));
+    assert_eq!(run_peer(&call).await.result(), &json!(3));
+    assert_eq!(recv(&mut rx, "the Python call").await.method, "add");
+    let mut fanout = py_send(
+        "cast",
+        &py_url,
+        &topic,
+        &["--fanout", "echo", r#"{"data": 1}"#],
+    );
+    fanout.extend(args(["--config-file", &ini]));
+    assert_eq!(run_peer(&fanout).await.code, 0);
+    assert_eq!(recv(&mut rx, "the Python fanout").await.args["data"], 1);
+
+    let mut python = Peer::server(&py_url, &topic, "py1", &["--config-file", &ini]).await;
+    let answer: Value = client(&transport, &topic)
+        .prepare()
+        .server("py1")
+        .call(&Context::new(), "echo", json!({"data": "qm"}))
+        .await
+        .expect("a Rust call with the queue manager to a Python server with it");
+    assert_eq!(answer, json!("qm"));
+    assert_eq!(python.next().await["method"], "echo");
+    python.stop().await;
+    stop(server).await;
+    transport.cleanup().await;
+    for process in [rust_process, py_process] {
+        let _ = std::fs::remove_file(format!("/dev/shm/h1_{process}_qmanager"));
+    }
+    let _ = std::fs::remove_dir_all(&locks);
+}

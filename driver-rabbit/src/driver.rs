@@ -21,6 +21,7 @@ use crate::consumer::{ConsumerPlan, Supervised};
 use crate::incoming::{Backlog, NotificationSink, RequestSink, ServerListener};
 use crate::options::RabbitOptions;
 use crate::publisher::{Outgoing, Publisher, check_confirmation};
+use crate::queue_manager::QueueManager;
 use crate::reply::{Replier, ReplyQueue};
 use crate::topology::{self, ExchangeSpec, QueueSpec};
 
@@ -35,6 +36,8 @@ pub struct RabbitDriver {
     publisher: Arc<Publisher>,
     replier: Arc<Replier>,
     replies: OnceCell<ReplyQueue>,
+    /// Stable reply and fanout queue names (`use_queue_manager`), else random ones.
+    queue_names: Option<QueueManager>,
 }
 
 impl std::fmt::Debug for RabbitDriver {
@@ -56,18 +59,43 @@ impl RabbitDriver {
             publisher.clone(),
             options.missing_consumer_retry(),
         ));
+        let queue_names = if options.rabbit.use_queue_manager {
+            let r = &options.rabbit;
+            Some(QueueManager::new(&r.hostname, &r.processname).map_err(|e| {
+                Error::Config(format!(
+                    "[oslo_messaging_rabbit] use_queue_manager: cannot use its counter file: {e}"
+                ))
+            })?)
+        } else {
+            None
+        };
         Ok(RabbitDriver {
             options,
             connector,
             publisher,
             replier,
             replies: OnceCell::new(),
+            queue_names,
         })
+    }
+
+    /// The suffix of a new reply or fanout queue's name: `<hostname>:<processname>:<N>`
+    /// with the queue manager, else a random hex id.
+    fn queue_suffix(&self) -> Result<String> {
+        match &self.queue_names {
+            Some(manager) => manager
+                .next_name()
+                .map_err(|e| Error::Transport(format!("the queue manager's counter file: {e}"))),
+            None => Ok(new_id()),
+        }
     }
 
     async fn reply_queue(&self, retry: Retry) -> Result<&ReplyQueue> {
         self.replies
-            .get_or_try_init(|| ReplyQueue::start(self.connector.clone(), retry))
+            .get_or_try_init(|| async {
+                let name = format!("reply_{}", self.queue_suffix()?);
+                ReplyQueue::start(self.connector.clone(), name, retry).await
+            })
             .await
     }
 
@@ -213,7 +241,11 @@ impl Driver for RabbitDriver {
             topology::service_queue(topic, vec![(exchange.clone(), topic.into())], &self.options),
             topology::service_queue(&directed, vec![(exchange, directed.clone())], &self.options),
             topology::transient_queue(
-                &format!("{}_{}", topology::fanout_exchange(topic), new_id()),
+                &format!(
+                    "{}_{}",
+                    topology::fanout_exchange(topic),
+                    self.queue_suffix()?
+                ),
                 vec![(ExchangeSpec::fanout(topic, &self.options), topic.into())],
                 &self.options,
             ),

@@ -27,6 +27,7 @@ mod driver;
 mod incoming;
 mod options;
 mod publisher;
+mod queue_manager;
 mod reply;
 mod topology;
 

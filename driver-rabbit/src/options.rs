@@ -97,9 +97,6 @@ fn check(rabbit: &RabbitSection) -> Result<()> {
     if rabbit.rabbit_stream_fanout {
         return bad("rabbit_stream_fanout is not supported by this driver");
     }
-    if rabbit.use_queue_manager {
-        return bad("use_queue_manager is not supported by this driver");
-    }
     match rabbit.kombu_failover_strategy.as_str() {
         "round-robin" | "shuffle" => {}
         other => {

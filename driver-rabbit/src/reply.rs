@@ -13,7 +13,6 @@ use lru::LruCache;
 use messaging_core::driver::Responder;
 use messaging_core::rpc::reply_waiter::{ReplyWaiters, deadline_after};
 use messaging_core::wire::Reply;
-use messaging_core::wire::request::new_id;
 use messaging_core::{Error, RemoteError, Result, Retry};
 use serde_json::Value;
 
@@ -40,9 +39,12 @@ pub(crate) struct ReplyQueue {
 }
 
 impl ReplyQueue {
-    /// Declares `reply_<uuid hex>` and starts consuming it.
-    pub(crate) async fn start(connector: Arc<Connector>, retry: Retry) -> Result<ReplyQueue> {
-        let name = format!("reply_{}", new_id());
+    /// Declares the reply queue `name` and starts consuming it.
+    pub(crate) async fn start(
+        connector: Arc<Connector>,
+        name: String,
+        retry: Retry,
+    ) -> Result<ReplyQueue> {
         let waiters = ReplyWaiters::new();
         let plan = ConsumerPlan {
             queues: vec![topology::transient_queue(

@@ -96,7 +96,9 @@ pub(crate) fn service_queue(
 }
 
 /// A per-process queue: the reply queue or a fanout queue; `x-expires` from
-/// `rabbit_transient_queues_ttl`, quorum when `rabbit_transient_quorum_queue`.
+/// `rabbit_transient_queues_ttl`, quorum when `rabbit_transient_quorum_queue`. Deleted
+/// when its consumer closes, unless the queue manager names it (a restarted service
+/// takes it over; `x-expires` removes it otherwise).
 pub(crate) fn transient_queue(
     name: &str,
     bindings: Vec<(ExchangeSpec, String)>,
@@ -118,7 +120,7 @@ pub(crate) fn transient_queue(
         auto_delete: false,
         arguments,
         bindings,
-        delete_on_close: true,
+        delete_on_close: !options.rabbit.use_queue_manager,
         private: !transient_quorum,
     }
 }

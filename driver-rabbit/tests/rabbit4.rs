@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use messaging_core::{Config, Context, RpcClient, RpcServer, Target, Transport};
+use messaging_core::{
+    Config, Context, NotificationListener, NotificationResult, Notifier, Priority, RpcClient,
+    RpcServer, Target, Transport,
+};
 use serde_json::{Value, json};
 
 /// The RabbitMQ 4 broker of the tests.
@@ -160,4 +163,103 @@ async fn private_queues_are_exclusive_where_transient_ones_are_refused() {
     server.wait().await.unwrap();
     server_transport.cleanup().await;
     client_transport.cleanup().await;
+}
+
+/// A declaration that no other form rescues (a quorum queue cannot be auto-delete) ends
+/// the server's start and the notifier's send at once, naming the options that decide
+/// how queues are declared; neither retries it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_nothing_works_around_fails_at_once_naming_the_options() {
+    let ini = "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\namqp_auto_delete = true\n";
+    let transport = transport(ini).await;
+    let topic = support::unique("refused4");
+    // A bound against hanging only: the refusal comes in milliseconds.
+    let bound = Duration::from_secs(60);
+    let started = tokio::time::timeout(
+        bound,
+        RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+            .endpoint(support::echo_endpoint())
+            .start(),
+    )
+    .await
+    .expect("the server's start ends instead of retrying");
+    let error = started
+        .err()
+        .expect("the broker refuses the queue")
+        .to_string();
+    for needle in ["auto-delete", "rabbit_quorum_queue", "amqp_auto_delete"] {
+        assert!(error.contains(needle), "{needle:?} missing from: {error}");
+    }
+    let notifier = Notifier::new(&transport, "compute.host1").topics([topic.as_str()]);
+    let sent = tokio::time::timeout(
+        bound,
+        notifier.try_notify(&Context::new(), "e", Priority::Info, json!({})),
+    )
+    .await
+    .expect("the notification's send ends instead of retrying");
+    let error = sent
+        .expect_err("the broker refuses the notification queue")
+        .to_string();
+    for needle in ["auto-delete", "rabbit_quorum_queue", "amqp_auto_delete"] {
+        assert!(error.contains(needle), "{needle:?} missing from: {error}");
+    }
+    transport.cleanup().await;
+}
+
+/// `rabbit_quorum_delivery_limit` reaches the broker: a notification its listener
+/// requeues every time is delivered `1 + limit` times, then dropped by the broker
+/// (RabbitMQ 4 applies a limit of 20 when none is set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_queue_drops_a_notification_requeued_past_its_delivery_limit() {
+    let ini =
+        "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\nrabbit_quorum_delivery_limit = 2\n";
+    let transport = transport(ini).await;
+    let topic = support::unique("limit4");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let listener = NotificationListener::new(&transport, [Target::topic(topic.clone())])
+        .allow_requeue(true)
+        .on(Priority::Info, move |n: messaging_core::Notification| {
+            let _ = tx.send(n.payload);
+            std::future::ready(NotificationResult::Requeue)
+        })
+        .start()
+        .await
+        .expect("the listener starts");
+    let notifier = Notifier::new(&transport, "compute.host1").topics([topic.as_str()]);
+    notifier
+        .try_notify(&Context::new(), "e", Priority::Info, json!({"n": 1}))
+        .await
+        .expect("sent");
+    let mut deliveries = 0;
+    // Every delivery comes in milliseconds; two quiet seconds mean the broker gave up.
+    while let Ok(Some(payload)) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        assert_eq!(payload, json!({"n": 1}));
+        deliveries += 1;
+        assert!(deliveries <= 20, "the limit is not applied");
+    }
+    assert_eq!(deliveries, 3, "first delivery plus two requeued ones");
+    let queue = support::rabbitmqctl_on(
+        &[
+            "list_queues",
+            "--no-table-headers",
+            "-q",
+            "name",
+            "messages",
+        ],
+        script(),
+    );
+    let line = queue
+        .lines()
+        .find(|l| l.starts_with(&format!("{topic}.info\t")))
+        .unwrap_or_else(|| panic!("the notification queue: {queue}"));
+    assert_eq!(line, format!("{topic}.info\t0"), "the broker dropped it");
+    listener.stop().await;
+    listener.wait().await.expect("the listener stops");
+    let _ = support::rabbitmqctl_on(&["delete_queue", &format!("{topic}.info")], script());
+    transport.cleanup().await;
+}
+
+/// The services script, whose `rabbit4-ctl` runs rabbitmqctl against RabbitMQ 4.
+fn script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services")
 }

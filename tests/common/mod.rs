@@ -193,7 +193,7 @@ pub async fn require_kafka(url: &str) {
 
 /// Fails unless a TCP connection to one of the URL's hosts succeeds, naming
 /// `scripts/services`.
-async fn require_tcp(url: &str, default_port: u16, what: &str, variable: &str) {
+pub async fn require_tcp(url: &str, default_port: u16, what: &str, variable: &str) {
     let parsed = TransportUrl::parse(url)
         .unwrap_or_else(|e| panic!("{variable} is not a transport URL: {e}"));
     let mut addresses: Vec<String> = parsed

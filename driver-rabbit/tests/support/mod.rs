@@ -101,6 +101,13 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
     command(program, &all, None)
 }
 
+/// Runs `<script> rabbit4-ctl` with `args`: rabbitmqctl against RabbitMQ 4.
+pub fn rabbitmqctl_on(args: &[&str], script: &str) -> String {
+    let mut all = vec!["rabbit4-ctl"];
+    all.extend_from_slice(args);
+    command(script, &all, None)
+}
+
 /// The line of `rabbitmqctl list_queues name <columns>` for queue `name`.
 pub fn queue_info(name: &str, columns: &[&str]) -> Option<String> {
     let mut args = vec!["list_queues", "-q", "--no-table-headers", "name"];
