@@ -1017,3 +1017,53 @@ async fn the_queue_manager_works_both_ways() {
     }
     let _ = std::fs::remove_dir_all(&locks);
 }
+
+/// With `rabbit_stream_fanout` on both sides, a topic's fanout goes through one stream
+/// queue, `<topic>_fanout`, which a Rust and a Python server both read: a fanout cast from
+/// Python reaches both, and one from Rust too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_fanout_works_both_ways() {
+    let s = setup().await;
+    let topic = unique("stream");
+    let mut url = s.url.clone();
+    for (key, value) in [
+        ("rabbit_stream_fanout", "true"),
+        ("rabbit_transient_quorum_queue", "true"),
+        ("rabbit_qos_prefetch_count", "10"),
+    ] {
+        if !url.contains(&format!("{key}=")) {
+            url = common::with_query(&url, key, value);
+        }
+    }
+    let transport = messaging::registry()
+        .transport(&url, &messaging::Config::default())
+        .await
+        .expect("a transport with stream fanout");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = rust_server(&transport, &topic, "rs1", &tx, None).await;
+    let mut python = Peer::server(&url, &topic, "py1", &[]).await;
+
+    let cast = py_send(
+        "cast",
+        &url,
+        &topic,
+        &["--fanout", "echo", r#"{"data": "py"}"#],
+    );
+    assert_eq!(run_peer(&cast).await.code, 0);
+    assert_eq!(recv(&mut rx, "Python's fanout").await.args["data"], "py");
+    assert_eq!(python.next().await["args"]["data"], "py");
+
+    client(&transport, &topic)
+        .prepare()
+        .fanout(true)
+        .cast(&Context::new(), "echo", json!({"data": "rs"}))
+        .await
+        .expect("a Rust fanout cast");
+    assert_eq!(recv(&mut rx, "Rust's fanout").await.args["data"], "rs");
+    assert_eq!(python.next().await["args"]["data"], "rs");
+    assert!(drain(&mut rx, common::QUIET_PERIOD).await.is_empty());
+
+    python.stop().await;
+    stop(server).await;
+    transport.cleanup().await;
+}

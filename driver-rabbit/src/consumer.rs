@@ -11,10 +11,11 @@ use lapin::message::Delivery;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions,
 };
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, Consumer};
 use messaging_core::{Error, Result, Retry};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -32,6 +33,57 @@ pub(crate) trait DeliverySink: Send + 'static {
 
 /// At most this many deliveries are handed over at once.
 const MAX_BATCH: usize = 128;
+
+/// Where each stream queue of a plan is read from next (`x-stream-offset`), kept
+/// across reconnects: `next` at first (a new server does not replay the fanout casts
+/// sent before it started), the offset after the last one seen once deliveries came,
+/// `last` after the broker cancelled the consumer (the stream may have been deleted and
+/// declared again, its offsets starting over), as oslo.
+struct StreamOffsets(Vec<AtomicI64>);
+
+const FROM_NEXT: i64 = -1;
+const FROM_LAST: i64 = -2;
+
+impl StreamOffsets {
+    fn new(queues: usize) -> StreamOffsets {
+        StreamOffsets((0..queues).map(|_| AtomicI64::new(FROM_NEXT)).collect())
+    }
+
+    /// The `x-stream-offset` to consume queue `i` from.
+    fn argument(&self, i: usize) -> AMQPValue {
+        match self.0[i].load(Ordering::Relaxed) {
+            FROM_NEXT => AMQPValue::LongString("next".into()),
+            FROM_LAST => AMQPValue::LongString("last".into()),
+            offset => AMQPValue::LongLongInt(offset),
+        }
+    }
+
+    /// Notes the offset of a delivery from stream queue `i` (its `x-stream-offset`
+    /// header).
+    fn seen(&self, i: usize, delivery: &Delivery) {
+        let offset = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("x-stream-offset"))
+            .and_then(|v| match v {
+                AMQPValue::LongLongInt(n) => Some(*n),
+                AMQPValue::LongInt(n) => Some(i64::from(*n)),
+                AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+                _ => None,
+            });
+        if let Some(offset) = offset.filter(|o| *o >= 0) {
+            self.0[i].store(offset.saturating_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// After the broker cancelled a consumer: read the streams from `last`.
+    fn restart_from_last(&self) {
+        for offset in &self.0 {
+            offset.store(FROM_LAST, Ordering::Relaxed);
+        }
+    }
+}
 
 /// What to declare and consume.
 #[derive(Debug, Clone)]
@@ -64,9 +116,10 @@ impl ConsumerPlan {
         connection: Connection,
         node: String,
         transient_refused: bool,
+        offsets: &StreamOffsets,
     ) -> lapin::Result<Consuming> {
         match self
-            .declare_and_consume(connector, &connection, transient_refused)
+            .declare_and_consume(connector, &connection, transient_refused, offsets)
             .await
         {
             Ok((channels, consumers)) => Ok(Consuming {
@@ -88,6 +141,7 @@ impl ConsumerPlan {
         connector: &Connector,
         connection: &Connection,
         transient_refused: bool,
+        offsets: &StreamOffsets,
     ) -> lapin::Result<(Vec<Channel>, Vec<Consumer>)> {
         let channel = connection.create_channel().await?;
         let mut declarer =
@@ -108,6 +162,13 @@ impl ConsumerPlan {
                     .basic_qos(self.prefetch, BasicQosOptions::default())
                     .await?;
             }
+            let arguments = if queue.stream {
+                let mut arguments = FieldTable::default();
+                arguments.insert("x-stream-offset".into(), offsets.argument(i));
+                arguments
+            } else {
+                self.arguments.clone()
+            };
             let consumer = channel
                 .basic_consume(
                     queue.name.as_str().into(),
@@ -116,7 +177,7 @@ impl ConsumerPlan {
                         no_ack: self.no_ack,
                         ..Default::default()
                     },
-                    self.arguments.clone(),
+                    arguments,
                 )
                 .await?;
             channels.push(channel);
@@ -159,10 +220,14 @@ impl Supervised {
         sink: Box<dyn DeliverySink>,
         retry: Retry,
     ) -> Result<Supervised> {
+        let offsets = StreamOffsets::new(plan.queues.len());
         let consuming = loop {
             let (connection, node) = connector.connect(retry, plan.purpose).await?;
             let known = connector.transient_refused();
-            match plan.setup(&connector, connection, node, known).await {
+            match plan
+                .setup(&connector, connection, node, known, &offsets)
+                .await
+            {
                 Ok(consuming) => break consuming,
                 // A transient queue refused: once more, declared as the broker wants.
                 Err(e) if learns_transient_refusal(&connector, known, &e) => continue,
@@ -177,7 +242,9 @@ impl Supervised {
             }
         };
         let (phase, phase_rx) = watch::channel(Phase::Running);
-        let task = tokio::spawn(supervise(connector, plan, sink, phase_rx, consuming));
+        let task = tokio::spawn(supervise(
+            connector, plan, offsets, sink, phase_rx, consuming,
+        ));
         Ok(Supervised {
             phase,
             task: Some(task),
@@ -214,6 +281,7 @@ impl Drop for Supervised {
 async fn supervise(
     connector: Arc<Connector>,
     plan: ConsumerPlan,
+    offsets: StreamOffsets,
     mut sink: Box<dyn DeliverySink>,
     mut phase: watch::Receiver<Phase>,
     first: Consuming,
@@ -223,7 +291,7 @@ async fn supervise(
         let mut consuming = match current.take() {
             Some(c) => c,
             None => {
-                let reconnect = reconnect(&connector, &plan);
+                let reconnect = reconnect(&connector, &plan, &offsets);
                 tokio::select! {
                     c = reconnect => c,
                     _ = until(&mut phase, |p| *p != Phase::Running) => break None,
@@ -256,6 +324,11 @@ async fn supervise(
                             None => break None,
                         }
                     };
+                    for (i, delivery) in &batch {
+                        if plan.queues[*i].stream {
+                            offsets.seen(*i, delivery);
+                        }
+                    }
                     sink.deliver(batch).await;
                     end
                 }
@@ -267,7 +340,14 @@ async fn supervise(
                     tracing::warn!(node = %consuming.node, purpose = plan.purpose, error = %e, "consumer failed");
                     break true;
                 }
-                Some(_) => break true,
+                Some(_) => {
+                    // A consumer's stream ended on a live connection: the broker
+                    // cancelled it (its queue deleted, a stream member gone).
+                    if consuming.connection.status().connected() {
+                        offsets.restart_from_last();
+                    }
+                    break true;
+                }
             }
         };
         if !lost {
@@ -303,7 +383,11 @@ async fn supervise(
 }
 
 /// Connects and sets up again, for as long as it takes.
-async fn reconnect(connector: &Connector, plan: &ConsumerPlan) -> Consuming {
+async fn reconnect(
+    connector: &Connector,
+    plan: &ConsumerPlan,
+    offsets: &StreamOffsets,
+) -> Consuming {
     let mut waits = connector.options().retry_intervals();
     loop {
         tokio::time::sleep(connector.options().reconnect_delay()).await;
@@ -311,7 +395,10 @@ async fn reconnect(connector: &Connector, plan: &ConsumerPlan) -> Consuming {
             continue;
         };
         let known = connector.transient_refused();
-        match plan.setup(connector, connection, node.clone(), known).await {
+        match plan
+            .setup(connector, connection, node.clone(), known, offsets)
+            .await
+        {
             Ok(c) => {
                 tracing::info!(node = %node, purpose = plan.purpose, "consuming again");
                 return c;

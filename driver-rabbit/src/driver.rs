@@ -173,10 +173,20 @@ impl Driver for RabbitDriver {
         let body = request.encode(ContextPacking::Flattened)?;
         let out = outgoing(&body);
         let pending = replies.waiters.register(&msg_id);
+        // A publish cut short by the call's deadline is the call timing out (as oslo's
+        // MessagingTimeout), whatever step it was at.
+        let timed_out = |e: Error| {
+            if tokio::time::Instant::now() >= deadline {
+                Error::Timeout(format!("no reply on topic {topic} within {timeout:?}: {e}"))
+            } else {
+                e
+            }
+        };
         let confirm = self
             .publisher
             .publish(&out, options.retry, Some(deadline))
-            .await?;
+            .await
+            .map_err(timed_out)?;
         let reply = pending.wait_until(deadline, timeout, options.call_monitor_timeout, topic);
         tokio::pin!(reply);
         // The confirmation and the reply race: a reply proves delivery, while a return
@@ -190,7 +200,8 @@ impl Driver for RabbitDriver {
                     tracing::warn!(error = %e, "no confirmation for a request; publishing again");
                     self.publisher
                         .publish_confirmed(&out, options.retry, Some(deadline))
-                        .await?;
+                        .await
+                        .map_err(timed_out)?;
                 }
             },
         }
@@ -240,15 +251,19 @@ impl Driver for RabbitDriver {
         let queues = vec![
             topology::service_queue(topic, vec![(exchange.clone(), topic.into())], &self.options),
             topology::service_queue(&directed, vec![(exchange, directed.clone())], &self.options),
-            topology::transient_queue(
-                &format!(
-                    "{}_{}",
-                    topology::fanout_exchange(topic),
-                    self.queue_suffix()?
-                ),
-                vec![(ExchangeSpec::fanout(topic, &self.options), topic.into())],
-                &self.options,
-            ),
+            if self.options.rabbit.rabbit_stream_fanout {
+                topology::stream_fanout_queue(topic, &self.options)
+            } else {
+                topology::transient_queue(
+                    &format!(
+                        "{}_{}",
+                        topology::fanout_exchange(topic),
+                        self.queue_suffix()?
+                    ),
+                    vec![(ExchangeSpec::fanout(topic, &self.options), topic.into())],
+                    &self.options,
+                )
+            },
         ];
         let (tx, rx) = mpsc::unbounded_channel();
         // With a prefetch count, the requests waiting for the server stay under it too.

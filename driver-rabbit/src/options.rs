@@ -94,8 +94,15 @@ fn check(rabbit: &RabbitSection) -> Result<()> {
     if rabbit.rabbit_quorum_queue && rabbit.rabbit_ha_queues {
         return bad("rabbit_quorum_queue and rabbit_ha_queues cannot both be enabled");
     }
-    if rabbit.rabbit_stream_fanout {
-        return bad("rabbit_stream_fanout is not supported by this driver");
+    // As oslo: a stream is read with a prefetch, and its exchange is the durable fanout
+    // exchange of transient quorum queues.
+    if rabbit.rabbit_stream_fanout && rabbit.rabbit_qos_prefetch_count == 0 {
+        return bad(
+            "rabbit_stream_fanout needs rabbit_qos_prefetch_count set to a value greater than 0",
+        );
+    }
+    if rabbit.rabbit_stream_fanout && !rabbit.rabbit_transient_quorum_queue {
+        return bad("rabbit_stream_fanout needs rabbit_transient_quorum_queue = true");
     }
     match rabbit.kombu_failover_strategy.as_str() {
         "round-robin" | "shuffle" => {}
@@ -153,6 +160,26 @@ mod tests {
         assert!(e.to_string().contains("KERBEROS"), "{e}");
         let e = resolve("rabbit://h/?kombu_compression=lz4", "").unwrap_err();
         assert!(e.to_string().contains("lz4"), "{e}");
+        let e = resolve(
+            "rabbit://h/?rabbit_stream_fanout=true&rabbit_transient_quorum_queue=true",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rabbit_qos_prefetch_count"), "{e}");
+        let e = resolve(
+            "rabbit://h/?rabbit_stream_fanout=true&rabbit_qos_prefetch_count=1",
+            "",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("rabbit_transient_quorum_queue"),
+            "{e}"
+        );
+        resolve(
+            "rabbit://h/?rabbit_stream_fanout=true&rabbit_qos_prefetch_count=1&rabbit_transient_quorum_queue=true",
+            "",
+        )
+        .unwrap();
     }
 
     #[test]

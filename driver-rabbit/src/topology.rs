@@ -39,6 +39,9 @@ pub(crate) struct QueueSpec {
     /// Read by this process only (a reply or fanout queue that is not a quorum queue):
     /// declared exclusive where the broker refuses transient non-exclusive queues.
     pub private: bool,
+    /// A stream queue (`rabbit_stream_fanout`): consumed from an offset, which the
+    /// consumer keeps across reconnects.
+    pub stream: bool,
 }
 
 impl ExchangeSpec {
@@ -92,6 +95,7 @@ pub(crate) fn service_queue(
         bindings,
         delete_on_close: false,
         private: false,
+        stream: false,
     }
 }
 
@@ -122,6 +126,29 @@ pub(crate) fn transient_queue(
         bindings,
         delete_on_close: !options.rabbit.use_queue_manager,
         private: !transient_quorum,
+        stream: false,
+    }
+}
+
+/// `<topic>_fanout`, the one stream queue of a topic's fanout (`rabbit_stream_fanout`),
+/// shared by every server of the topic, each reading it from its own offset: durable,
+/// `x-max-age` from `rabbit_transient_queues_ttl` (`"1800s"`; none for 0), never
+/// deleted by a server (the others read it too).
+pub(crate) fn stream_fanout_queue(topic: &str, options: &RabbitOptions) -> QueueSpec {
+    let mut arguments = vec![("x-queue-type", AMQPValue::LongString("stream".into()))];
+    if let Some(ttl) = options.transient_ttl() {
+        let age = format!("{}s", ttl.as_secs());
+        arguments.push(("x-max-age", AMQPValue::LongString(age.as_str().into())));
+    }
+    QueueSpec {
+        name: fanout_exchange(topic),
+        durable: true,
+        auto_delete: false,
+        arguments,
+        bindings: vec![(ExchangeSpec::fanout(topic, options), topic.to_string())],
+        delete_on_close: false,
+        private: false,
+        stream: true,
     }
 }
 
@@ -138,7 +165,8 @@ fn push_quorum_limits(arguments: &mut Vec<(&'static str, AMQPValue)>, options: &
     }
 }
 
-/// The consumer arguments: `x-cancel-on-ha-failover` when asked for.
+/// The consumer arguments: `x-cancel-on-ha-failover` when asked for (a stream queue's
+/// consumer gets `x-stream-offset` instead, from its consumer).
 pub(crate) fn consumer_arguments(options: &RabbitOptions) -> FieldTable {
     let mut table = FieldTable::default();
     if options.rabbit.enable_cancel_on_failover {
@@ -401,6 +429,30 @@ mod tests {
             r.arguments,
             vec![("x-expires", AMQPValue::LongLongInt(1_800_000))]
         );
+    }
+
+    #[test]
+    fn stream_fanout_queue_as_oslo() {
+        let o = options(
+            "[oslo_messaging_rabbit]\nrabbit_stream_fanout = true\nrabbit_transient_quorum_queue = true\nrabbit_qos_prefetch_count = 5\n",
+        );
+        let q = stream_fanout_queue("compute", &o);
+        assert_eq!(q.name, "compute_fanout");
+        assert!(q.durable && !q.auto_delete && q.stream && !q.private && !q.delete_on_close);
+        assert_eq!(
+            q.arguments,
+            vec![
+                ("x-queue-type", long_string("stream")),
+                ("x-max-age", long_string("1800s")),
+            ]
+        );
+        assert_eq!(q.bindings[0].0.name, "compute_fanout");
+        assert!(q.bindings[0].0.durable && q.bindings[0].0.auto_delete);
+        assert_eq!(q.bindings[0].1, "compute");
+        let o = options(
+            "[oslo_messaging_rabbit]\nrabbit_stream_fanout = true\nrabbit_transient_quorum_queue = true\nrabbit_qos_prefetch_count = 5\nrabbit_transient_queues_ttl = 0\n",
+        );
+        assert_eq!(stream_fanout_queue("t", &o).arguments.len(), 1);
     }
 
     #[test]

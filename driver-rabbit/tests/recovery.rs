@@ -111,3 +111,75 @@ async fn recovers_from_a_broker_restart() {
     server.wait().await.unwrap();
     transport.cleanup().await;
 }
+
+/// With `rabbit_stream_fanout`, a server whose connection the broker closed reads the
+/// stream on from just after the last message it had: the fanout casts sent while it
+/// was away reach it, and none it had already handled comes again.
+#[tokio::test]
+async fn a_stream_fanout_server_resumes_after_its_last_message() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let ini = "[oslo_messaging_rabbit]\nrabbit_stream_fanout = true\n\
+               rabbit_transient_quorum_queue = true\nrabbit_qos_prefetch_count = 10\n";
+    let server_transport = support::transport_with(ini, "").await;
+    let topic = support::unique("stream-resume");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let endpoint = messaging_core::Endpoint::new().method(
+        "note",
+        move |_c: Context, a: serde_json::Map<String, Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(a.get("n").cloned().unwrap_or(Value::Null));
+                Ok::<_, messaging_core::RemoteError>(Value::Null)
+            }
+        },
+    );
+    let server = RpcServer::new(&server_transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(endpoint)
+        .start()
+        .await
+        .expect("a server reading the fanout stream");
+    // Before the client's connections exist: this process has the server's only.
+    let servers = our_connections();
+    assert_eq!(servers.len(), 1, "the server's connection: {servers:?}");
+    let client_transport = support::transport_with(ini, "").await;
+    let fanout = RpcClient::new(&client_transport, Target::topic(topic.clone()))
+        .prepare()
+        .fanout(true);
+    let cast = |n: u32| {
+        let fanout = fanout.clone();
+        async move {
+            fanout
+                .cast(&Context::new(), "note", json!({ "n": n }))
+                .await
+                .expect("a fanout cast")
+        }
+    };
+    cast(1).await;
+    assert_eq!(next(&mut rx).await, Some(json!(1)));
+
+    // The server's connection only (the client's stays up to publish meanwhile).
+    support::rabbitmqctl(&[
+        "close_connection",
+        &servers[0],
+        "test: closing the server's",
+    ]);
+    cast(2).await;
+    cast(3).await;
+    assert_eq!(next(&mut rx).await, Some(json!(2)));
+    assert_eq!(next(&mut rx).await, Some(json!(3)));
+    let again = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+    assert!(again.is_err(), "nothing more, no repeat: {again:?}");
+
+    server.stop().await.unwrap();
+    server.wait().await.unwrap();
+    server_transport.cleanup().await;
+    client_transport.cleanup().await;
+    support::rabbitmqctl(&["delete_queue", &format!("{topic}_fanout")]);
+}
+
+/// The next value on `rx`, within 30 s.
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> Option<Value> {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a fanout cast arrives within 30 s")
+}
