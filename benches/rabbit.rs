@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{
@@ -49,6 +49,11 @@ static PROFILE: Profile = Profile {
 };
 /// oslo's default `control_exchange`, used by every implementation.
 const EXCHANGE: &str = "openstack";
+
+/// Whether the broker refuses transient non-exclusive queues (RabbitMQ 4.3): raw lapin
+/// then declares as the driver does there, topic queues durable and its reply queue
+/// exclusive. Found out once, before the first row.
+static TRANSIENT_REFUSED: AtomicBool = AtomicBool::new(false);
 
 // ---------------------------------------------------------------------------------
 // Scenarios and options.
@@ -342,13 +347,13 @@ mod raw {
         )
         .await
         .map_err(err)?;
-        ch.queue_declare(
-            queue.into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(err)?;
+        let options = QueueDeclareOptions {
+            durable: TRANSIENT_REFUSED.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        ch.queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .map_err(err)?;
         ch.queue_bind(
             queue.into(),
             EXCHANGE.into(),
@@ -589,7 +594,10 @@ mod raw {
         reply_ch
             .queue_declare(
                 reply_q.as_str().into(),
-                QueueDeclareOptions::default(),
+                QueueDeclareOptions {
+                    exclusive: TRANSIENT_REFUSED.load(Ordering::Relaxed),
+                    ..Default::default()
+                },
                 args,
             )
             .await
@@ -710,10 +718,32 @@ mod raw {
     }
 
     /// Whether the broker accepts an AMQP connection.
+    /// Checks that the broker answers, and finds out whether it refuses transient
+    /// non-exclusive queues (a refusal closes the connection).
     pub async fn reachable(b: &Bench) -> Result<(), String> {
         let link = tokio::time::timeout(Duration::from_secs(10), Link::open(&b.amqp_url))
             .await
             .map_err(|_| "no answer within 10 s".to_string())??;
+        let probe = format!("bench_probe_{}", hex_id());
+        let ch = link.conn.create_channel().await.map_err(err)?;
+        match ch
+            .queue_declare(
+                probe.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+        {
+            Ok(_) => {
+                ch.queue_delete(probe.as_str().into(), Default::default())
+                    .await
+                    .map_err(err)?;
+            }
+            Err(e) if e.to_string().contains("transient_nonexcl_queues") => {
+                TRANSIENT_REFUSED.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(err(e)),
+        }
         link.close().await;
         Ok(())
     }
@@ -760,10 +790,19 @@ struct Line {
     python: Cell,
 }
 
+/// The machine and the broker's version, from `RABBITMQCTL` (a command, words separated
+/// by spaces, as the tests read it: `scripts/services rabbit4-ctl` for RabbitMQ 4), else
+/// `rabbitmqctl`.
 fn machine() -> String {
-    let rabbit = common::version("rabbitmqctl", "version")
-        .unwrap_or_else(|| "unknown (rabbitmqctl version failed)".into());
-    common::machine(&format!("RabbitMQ {rabbit}"))
+    let ctl = std::env::var("RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
+    let rabbit = common::version(&ctl, "version")
+        .unwrap_or_else(|| format!("unknown ({ctl} version failed)"));
+    let refused = if TRANSIENT_REFUSED.load(Ordering::Relaxed) {
+        ", refusing transient non-exclusive queues (topic queues durable, reply queues exclusive)"
+    } else {
+        ""
+    };
+    common::machine(&format!("RabbitMQ {rabbit}{refused}"))
 }
 
 fn table(payload: usize, lines: &[Line], python_version: Option<&str>) -> String {
@@ -862,16 +901,6 @@ async fn run() -> Result<bool, String> {
     let only = options.only;
     let mut failed = false;
     let mut out = String::new();
-    if options.full {
-        let _ = writeln!(out, "RabbitMQ benchmark on {}", machine());
-        let _ = writeln!(
-            out,
-            "{} s per row after a {} s warm-up; latency per call, or per publish for casts and \
-             notifications (awaiting the publisher confirm); consumers drain every row.",
-            options.seconds,
-            options.plan().warmup.as_secs_f64()
-        );
-    }
     for (i, &size) in options.payloads.iter().enumerate() {
         let b = Bench {
             oslo_url: oslo_url.clone(),
@@ -883,6 +912,17 @@ async fn run() -> Result<bool, String> {
         raw::reachable(&b).await.map_err(|e| {
             format!("RabbitMQ unreachable at {amqp_url} ({e}); start it with scripts/services")
         })?;
+        // After the first probe, which finds out how raw declares its queues.
+        if options.full && i == 0 {
+            let _ = writeln!(out, "RabbitMQ benchmark on {}", machine());
+            let _ = writeln!(
+                out,
+                "{} s per row after a {} s warm-up; latency per call, or per publish for casts and \
+                 notifications (awaiting the publisher confirm); consumers drain every row.",
+                options.seconds,
+                options.plan().warmup.as_secs_f64()
+            );
+        }
         let rows: Vec<Row> = Row::ALL
             .into_iter()
             .filter(|r| options.wants(&r.key()))

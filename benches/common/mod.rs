@@ -715,7 +715,10 @@ pub mod python {
 
 /// The first line of `cmd arg`'s output, if it runs and says something.
 pub fn version(cmd: &str, arg: &str) -> Option<String> {
-    std::process::Command::new(cmd)
+    // A command of several words (`scripts/services rabbit4-ctl`) runs as such.
+    let mut words = cmd.split_whitespace();
+    std::process::Command::new(words.next()?)
+        .args(words)
         .arg(arg)
         .output()
         .ok()

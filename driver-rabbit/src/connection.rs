@@ -81,6 +81,8 @@ pub(crate) struct Connector {
     transient_refused: AtomicBool,
     /// Exchanges and queues joined as they exist, warned about once each.
     joined: Mutex<HashSet<String>>,
+    /// Whether the broker's version was looked at (for `rabbit_ha_queues`).
+    version_checked: AtomicBool,
 }
 
 impl fmt::Debug for Connector {
@@ -159,6 +161,7 @@ impl Connector {
             name_prefix: format!("{program}:{}", std::process::id()),
             transient_refused: AtomicBool::new(false),
             joined: Mutex::default(),
+            version_checked: AtomicBool::new(false),
         })
     }
 
@@ -204,6 +207,32 @@ impl Connector {
         }
     }
 
+    /// With `rabbit_ha_queues`, once: warns where the broker is RabbitMQ 4 or later, which
+    /// has no classic queue mirroring, so that `x-ha-policy` does nothing. (Over TLS the
+    /// version is not read.)
+    fn check_version(&self, node: &Node) {
+        if !self.options.rabbit.rabbit_ha_queues
+            || self.tls.is_some()
+            || self.version_checked.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        let (host, port, label) = (node.host.clone(), node.port, node.label());
+        tokio::spawn(async move {
+            let Some(version) = crate::broker_version::announced(&host, port).await else {
+                return;
+            };
+            if crate::broker_version::major(&version).is_some_and(|m| m >= 4) {
+                tracing::warn!(
+                    node = %label,
+                    "rabbit_ha_queues has no effect on RabbitMQ {version}: classic queue mirroring \
+                     was removed in RabbitMQ 4.0 (x-ha-policy is ignored); set rabbit_quorum_queue \
+                     for replicated queues"
+                );
+            }
+        });
+    }
+
     /// The options this connector was made with.
     pub(crate) fn options(&self) -> &Arc<RabbitOptions> {
         &self.options
@@ -244,6 +273,7 @@ impl Connector {
                 Ok(Ok(connection)) => {
                     tracing::info!(node = %label, purpose, "connected to RabbitMQ");
                     watch_events(&connection, label.clone(), purpose.to_string());
+                    self.check_version(&node);
                     return Ok((connection, label));
                 }
                 Ok(Err(e)) if access_refused(&e) => {

@@ -20,6 +20,7 @@
 //! `[oslo_messaging_rabbit]` options apply, and URL query parameters named like
 //! them override them (`rabbit://h/?rabbit_qos_prefetch_count=10`).
 
+mod broker_version;
 mod compression;
 mod connection;
 mod consumer;

@@ -596,3 +596,34 @@ async fn a_call_to_an_unreachable_broker_ends_at_its_timeout() {
     assert!(took < Duration::from_secs(6), "the call took {took:?}");
     transport.cleanup().await;
 }
+
+/// `rabbit_ha_queues` on RabbitMQ 4, which has no classic queue mirroring, is logged as
+/// having no effect; on RabbitMQ 3 nothing is said.
+#[tokio::test]
+async fn rabbit_ha_queues_is_said_to_do_nothing_on_rabbitmq_4() {
+    logs();
+    let version = support::rabbitmqctl(&["version"]);
+    let major: u32 = version
+        .trim()
+        .split(['.', '-'])
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("a broker version: {version:?}"));
+    let transport =
+        support::transport_with("[oslo_messaging_rabbit]\nrabbit_ha_queues = true\n", "").await;
+    let topic = support::unique("ha");
+    let server = support::echo_server(&transport, &topic).await;
+    // The version is read in the background, within 5 s of the first connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let needle = "rabbit_ha_queues has no effect on RabbitMQ";
+    while !log_text().contains(needle) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        log_text().contains(needle),
+        major >= 4,
+        "RabbitMQ {}",
+        version.trim()
+    );
+    finish(server, transport).await;
+}
