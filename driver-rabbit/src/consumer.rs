@@ -14,8 +14,8 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, Consumer};
 use messaging_core::{Error, Result, Retry};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -31,37 +31,53 @@ pub(crate) trait DeliverySink: Send + 'static {
     async fn deliver(&mut self, batch: Vec<(usize, Delivery)>);
 }
 
+/// How long starting waits for an exclusive queue another connection still holds.
+const LOCKED_PATIENCE: Duration = Duration::from_secs(15);
+
 /// At most this many deliveries are handed over at once.
 const MAX_BATCH: usize = 128;
 
 /// Where each stream queue of a plan is read from next (`x-stream-offset`), kept
-/// across reconnects: `next` at first (a new server does not replay the fanout casts
-/// sent before it started), the offset after the last one seen once deliveries came,
-/// `last` after the broker cancelled the consumer (the stream may have been deleted and
-/// declared again, its offsets starting over), as oslo.
-struct StreamOffsets(Vec<AtomicI64>);
+/// across reconnects: `next` at first (a new server does not run the fanout casts sent
+/// before it started); the offset after the last one handled once deliveries came;
+/// after a lost connection with nothing handled yet, the time it was lost (less a
+/// second), so casts sent meanwhile still come (any older one again is dropped as a
+/// duplicate by its `_unique_id`); `last` after the broker cancelled the consumer (the
+/// stream may have been deleted and declared again, its offsets starting over), as oslo.
+struct StreamOffsets(Mutex<Vec<Offset>>);
 
-const FROM_NEXT: i64 = -1;
-const FROM_LAST: i64 = -2;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offset {
+    Next,
+    Last,
+    /// The offset to read from.
+    At(i64),
+    /// Seconds since the epoch to read from.
+    Since(u64),
+}
 
 impl StreamOffsets {
     fn new(queues: usize) -> StreamOffsets {
-        StreamOffsets((0..queues).map(|_| AtomicI64::new(FROM_NEXT)).collect())
+        StreamOffsets(Mutex::new(vec![Offset::Next; queues]))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Offset>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The `x-stream-offset` to consume queue `i` from.
     fn argument(&self, i: usize) -> AMQPValue {
-        match self.0[i].load(Ordering::Relaxed) {
-            FROM_NEXT => AMQPValue::LongString("next".into()),
-            FROM_LAST => AMQPValue::LongString("last".into()),
-            offset => AMQPValue::LongLongInt(offset),
+        match self.lock()[i] {
+            Offset::Next => AMQPValue::LongString("next".into()),
+            Offset::Last => AMQPValue::LongString("last".into()),
+            Offset::At(offset) => AMQPValue::LongLongInt(offset),
+            Offset::Since(seconds) => AMQPValue::Timestamp(seconds),
         }
     }
 
-    /// Notes the offset of a delivery from stream queue `i` (its `x-stream-offset`
-    /// header).
-    fn seen(&self, i: usize, delivery: &Delivery) {
-        let offset = delivery
+    /// The offset of a delivery (its `x-stream-offset` header).
+    fn of(delivery: &Delivery) -> Option<i64> {
+        delivery
             .properties
             .headers()
             .as_ref()
@@ -71,16 +87,32 @@ impl StreamOffsets {
                 AMQPValue::LongInt(n) => Some(i64::from(*n)),
                 AMQPValue::LongUInt(n) => Some(i64::from(*n)),
                 _ => None,
-            });
-        if let Some(offset) = offset.filter(|o| *o >= 0) {
-            self.0[i].store(offset.saturating_add(1), Ordering::Relaxed);
+            })
+            .filter(|o| *o >= 0)
+    }
+
+    /// Notes that queue `i`'s delivery at `offset` was handled.
+    fn handled(&self, i: usize, offset: i64) {
+        self.lock()[i] = Offset::At(offset.saturating_add(1));
+    }
+
+    /// After a lost connection: where nothing was handled yet, read from a second
+    /// before now.
+    fn lost(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().saturating_sub(1));
+        for offset in self.lock().iter_mut() {
+            if matches!(offset, Offset::Next | Offset::Last) {
+                *offset = Offset::Since(now);
+            }
         }
     }
 
     /// After the broker cancelled a consumer: read the streams from `last`.
-    fn restart_from_last(&self) {
-        for offset in &self.0 {
-            offset.store(FROM_LAST, Ordering::Relaxed);
+    fn cancelled(&self) {
+        for offset in self.lock().iter_mut() {
+            *offset = Offset::Last;
         }
     }
 }
@@ -221,6 +253,7 @@ impl Supervised {
         retry: Retry,
     ) -> Result<Supervised> {
         let offsets = StreamOffsets::new(plan.queues.len());
+        let started = tokio::time::Instant::now();
         let consuming = loop {
             let (connection, node) = connector.connect(retry, plan.purpose).await?;
             let known = connector.transient_refused();
@@ -231,6 +264,14 @@ impl Supervised {
                 Ok(consuming) => break consuming,
                 // A transient queue refused: once more, declared as the broker wants.
                 Err(e) if learns_transient_refusal(&connector, known, &e) => continue,
+                // An exclusive queue of the same name still held by the connection before
+                // a restart (stable names of the queue manager): the broker frees it soon.
+                Err(e)
+                    if topology::is_resource_locked(&e) && started.elapsed() < LOCKED_PATIENCE =>
+                {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
                 Err(e) => {
                     let queues: Vec<&str> = plan.queues.iter().map(|q| q.name.as_str()).collect();
                     return Err(Error::Transport(format!(
@@ -298,17 +339,23 @@ async fn supervise(
                 }
             }
         };
+        // Each consumer ends with a marker: select_all drops an ended stream silently,
+        // and one consumer the broker cancelled must end the connection's turn.
         let mut stream = select_all(
             std::mem::take(&mut consuming.consumers)
                 .into_iter()
                 .enumerate()
-                .map(|(i, consumer)| consumer.map(move |d| d.map(|d| (i, d)))),
+                .map(|(i, consumer)| {
+                    consumer
+                        .map(move |d| Some(d.map(|d| (i, d))))
+                        .chain(futures::stream::iter([None]))
+                }),
         );
         let lost = loop {
             let first = tokio::select! {
                 biased;
                 _ = until(&mut phase, |p| *p != Phase::Running) => break false,
-                next = stream.next() => next,
+                next = stream.next() => next.flatten(),
             };
             let end = match first {
                 Some(Ok(delivery)) => {
@@ -318,18 +365,25 @@ async fn supervise(
                         if batch.len() >= MAX_BATCH {
                             break None;
                         }
-                        match stream.next().now_or_never() {
+                        match stream.next().now_or_never().map(Option::flatten) {
                             Some(Some(Ok(d))) => batch.push(d),
                             Some(other) => break Some(other),
                             None => break None,
                         }
                     };
-                    for (i, delivery) in &batch {
-                        if plan.queues[*i].stream {
-                            offsets.seen(*i, delivery);
+                    let streamed: Vec<(usize, i64)> = batch
+                        .iter()
+                        .filter(|(i, _)| plan.queues[*i].stream)
+                        .filter_map(|(i, d)| StreamOffsets::of(d).map(|o| (*i, o)))
+                        .collect();
+                    sink.deliver(batch).await;
+                    // Handled only if still connected (their acks went out): else they are
+                    // read again after the reconnect.
+                    if consuming.connection.status().connected() {
+                        for (i, offset) in streamed {
+                            offsets.handled(i, offset);
                         }
                     }
-                    sink.deliver(batch).await;
                     end
                 }
                 other => Some(other),
@@ -338,13 +392,16 @@ async fn supervise(
                 None => {}
                 Some(Some(Err(e))) => {
                     tracing::warn!(node = %consuming.node, purpose = plan.purpose, error = %e, "consumer failed");
+                    offsets.lost();
                     break true;
                 }
                 Some(_) => {
                     // A consumer's stream ended on a live connection: the broker
                     // cancelled it (its queue deleted, a stream member gone).
                     if consuming.connection.status().connected() {
-                        offsets.restart_from_last();
+                        offsets.cancelled();
+                    } else {
+                        offsets.lost();
                     }
                     break true;
                 }

@@ -126,13 +126,18 @@ impl Tally {
                 Retry::Forever => "retry".to_string(),
             }
         };
-        Error::DeliveryFailure(format!(
+        let text = format!(
             "the message for exchange {:?} with routing key {:?} was {} over {:.1?}, last on {node}; gave up ({bound})",
             out.exchange_name(),
             out.routing_key,
             what.join(", "),
             took,
-        ))
+        );
+        if out_of_time {
+            Error::Timeout(text)
+        } else {
+            Error::DeliveryFailure(text)
+        }
     }
 }
 
@@ -419,6 +424,14 @@ impl Publisher {
         Ok(session)
     }
 
+    /// Drops `session` as the current one (its connection is closing).
+    fn forget(&self, session: &Arc<Session>) {
+        let mut current = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, session)) {
+            *current = None;
+        }
+    }
+
     fn properties(&self, out: &Outgoing<'_>) -> BasicProperties {
         match out.expiration {
             Some(ttl) => self
@@ -437,7 +450,7 @@ impl Publisher {
         };
         match tokio::time::timeout_at(deadline, self.session(retry)).await {
             Ok(session) => session,
-            Err(_) => Err(Error::DeliveryFailure(format!(
+            Err(_) => Err(Error::Timeout(format!(
                 "cannot connect to RabbitMQ in the time the send had (nodes {})",
                 self.connector.node_labels()
             ))),
@@ -496,7 +509,7 @@ impl Publisher {
             // half-open connection cannot hold the attempt past it.
             let outcome = match deadline {
                 Some(d) => tokio::time::timeout_at(d, attempt).await.map_err(|_| {
-                    Error::DeliveryFailure(format!(
+                    Error::Timeout(format!(
                         "could not publish to exchange {:?} with routing key {:?} on {} in the time the send had",
                         out.exchange_name(),
                         out.routing_key,
@@ -514,6 +527,8 @@ impl Publisher {
             if crate::topology::is_transient_queue_refusal(&error) {
                 if !transient_refused {
                     self.connector.note_transient_refusal();
+                    // The broker closed this connection; lapin may not show it yet.
+                    self.forget(&session);
                     continue;
                 }
                 return Err(Error::Transport(format!(
@@ -539,14 +554,19 @@ impl Publisher {
             }
             failures += 1;
             let wait = self.connector.options().reconnect_delay();
-            if !retry.allows_another(failures)
-                || deadline.is_some_and(|d| Instant::now() + wait >= d)
-            {
-                return Err(Error::DeliveryFailure(format!(
+            let out_of_time = deadline.is_some_and(|d| Instant::now() + wait >= d);
+            if !retry.allows_another(failures) || out_of_time {
+                let what = format!(
                     "lost the connection to {} while publishing, {failures} time(s) (nodes {}): {error}",
                     session.node,
                     self.connector.node_labels()
-                )));
+                );
+                // The send's time ran out before the retries did: a timeout.
+                return Err(if retry.allows_another(failures) {
+                    Error::Timeout(what)
+                } else {
+                    Error::DeliveryFailure(what)
+                });
             }
             tracing::warn!(node = %session.node, %error, "connection lost while publishing; reconnecting");
             tokio::time::sleep(wait).await;

@@ -68,8 +68,8 @@ impl QueueManager {
     /// directory instead: it then survives reboots, which is harmless since the boot
     /// changes the process group's start time and so restarts the count.
     ///
-    /// Fails where `/proc/self/stat` cannot be read (not Linux): the caller then falls
-    /// back to random queue names.
+    /// Fails where `/proc/self/stat` cannot be read (not Linux): the driver then refuses
+    /// the configuration, naming `use_queue_manager`.
     pub(crate) fn new(hostname: &str, processname: &str) -> io::Result<QueueManager> {
         let shm = Path::new(SHM_DIR);
         let dir = if shm.is_dir() {
@@ -128,16 +128,24 @@ impl QueueManager {
         let mut content = Vec::new();
         file.read_to_end(&mut content)?;
         let counter = match parse_counter_file(&String::from_utf8_lossy(&content)) {
+            // A start time of 0 (the group's leader had exited when it was read) matches
+            // any: the processes of one group must not disagree on whether it restarted.
             Some((group, counter, start_time))
-                if group == self.group && start_time == self.start_time =>
+                if group == self.group
+                    && (start_time == self.start_time
+                        || start_time == 0
+                        || self.start_time == 0) =>
             {
                 counter.saturating_add(1)
             }
             _ => 1,
         };
-        file.set_len(0)?;
+        // Written over from the start, then cut to length: a crash between the two never
+        // leaves the file empty (which would restart the count and repeat names).
+        let line = format!("{}:{counter}:{}", self.group, self.start_time);
         file.seek(SeekFrom::Start(0))?;
-        file.write_all(format!("{}:{counter}:{}", self.group, self.start_time).as_bytes())?;
+        file.write_all(line.as_bytes())?;
+        file.set_len(line.len() as u64)?;
         file.flush()?;
         Ok(format!("{}:{}:{counter}", self.hostname, self.processname))
     }

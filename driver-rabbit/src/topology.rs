@@ -186,11 +186,26 @@ fn table(arguments: &[(&'static str, AMQPValue)]) -> FieldTable {
 /// Whether a broker error says an entity exists with other flags or arguments than
 /// declared (406 `inequivalent arg 'durable'`, `'x-queue-type'`, ...): a peer declared
 /// it first, otherwise configured.
+/// An exchange of another type (`inequivalent arg 'type'`) is not: joining it would
+/// route otherwise than asked, so that stays an error.
 fn is_inequivalent(e: &lapin::Error) -> bool {
     protocol_error(e).is_some_and(|(kind, text)| {
         kind == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
             && text.contains("inequivalent arg")
+            && !text.contains("inequivalent arg 'type'")
     })
+}
+
+/// Whether a broker error is 405 RESOURCE_LOCKED: an exclusive queue of another
+/// connection (the one before a restart, which the broker has not yet cleaned up).
+pub(crate) fn is_resource_locked(e: &lapin::Error) -> bool {
+    protocol_error(e)
+        .is_some_and(|(kind, _)| kind == AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED))
+}
+
+/// Whether a broker error is 404 NOT_FOUND (a passive declare of what is gone).
+fn is_not_found(e: &lapin::Error) -> bool {
+    protocol_error(e).is_some_and(|(kind, _)| kind == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
 }
 
 /// Whether the broker refused a transient (non-durable) queue that is not exclusive:
@@ -263,11 +278,18 @@ impl<'a> Declarer<'a> {
         match declare_exchange(&self.channel, spec, false).await {
             Err(e) if is_inequivalent(&e) => {
                 self.reopen().await?;
-                declare_exchange(&self.channel, spec, true)
-                    .await
-                    .map_err(|_| e.clone())?;
-                self.connector.joined("exchange", &spec.name, &e);
-                Ok(())
+                match declare_exchange(&self.channel, spec, true).await {
+                    Ok(()) => {
+                        self.connector.joined("exchange", &spec.name, &e);
+                        Ok(())
+                    }
+                    // Gone between the two (an auto-delete exchange): declared anew.
+                    Err(gone) if is_not_found(&gone) => {
+                        self.reopen().await?;
+                        declare_exchange(&self.channel, spec, false).await
+                    }
+                    Err(other) => Err(other),
+                }
             }
             other => other,
         }
@@ -294,10 +316,15 @@ impl<'a> Declarer<'a> {
                     passive: true,
                     ..form
                 };
-                declare_queue(&self.channel, spec, passive)
-                    .await
-                    .map_err(|_| e.clone())?;
-                self.connector.joined("queue", &spec.name, &e);
+                match declare_queue(&self.channel, spec, passive).await {
+                    Ok(()) => self.connector.joined("queue", &spec.name, &e),
+                    // Gone between the two (expired, deleted): declared anew.
+                    Err(gone) if is_not_found(&gone) => {
+                        self.reopen().await?;
+                        declare_queue(&self.channel, spec, form).await?;
+                    }
+                    Err(other) => return Err(other),
+                }
             }
             Err(e) => return Err(e),
         }
