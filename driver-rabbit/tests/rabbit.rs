@@ -191,18 +191,19 @@ async fn queue_options_reach_the_broker() {
         .expect("fanout queue");
     assert!(fanout_q.contains("\tquorum\t"), "{fanout_q}");
     assert!(fanout_q.contains("{\"x-expires\",600000}"), "{fanout_q}");
-    let consumers = support::rabbitmqctl(&[
-        "list_consumers",
-        "-q",
-        "--no-table-headers",
-        "queue_name",
-        "prefetch_count",
-        "arguments",
-    ]);
-    let line = consumers
-        .lines()
-        .find(|l| l.split('\t').next() == Some(topic.as_str()))
-        .expect("consumer of the topic queue");
+    let line = support::listed(
+        &[
+            "list_consumers",
+            "-q",
+            "--no-table-headers",
+            "queue_name",
+            "prefetch_count",
+            "arguments",
+        ],
+        &topic,
+    )
+    .await
+    .expect("consumer of the topic queue");
     assert!(line.contains("\t7\t"), "{line}");
 
     server.stop().await.unwrap();
@@ -224,17 +225,18 @@ async fn cancel_on_failover_reaches_the_consumers() {
     .await;
     let topic = support::unique("cancel");
     let server = support::echo_server(&transport, &topic).await;
-    let consumers = support::rabbitmqctl(&[
-        "list_consumers",
-        "-q",
-        "--no-table-headers",
-        "queue_name",
-        "arguments",
-    ]);
-    let line = consumers
-        .lines()
-        .find(|l| l.split('\t').next() == Some(topic.as_str()))
-        .expect("consumer of the topic queue");
+    let line = support::listed(
+        &[
+            "list_consumers",
+            "-q",
+            "--no-table-headers",
+            "queue_name",
+            "arguments",
+        ],
+        &topic,
+    )
+    .await
+    .expect("consumer of the topic queue");
     assert!(line.contains("x-cancel-on-ha-failover"), "{line}");
     finish(server, transport).await;
 }

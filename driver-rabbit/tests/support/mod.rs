@@ -108,6 +108,23 @@ pub fn rabbitmqctl_on(args: &[&str], script: &str) -> String {
     command(script, &all, None)
 }
 
+/// The first line of `rabbitmqctl args` whose first column is `name`, waiting up to
+/// 10 s for it: the broker lists a consumer a moment after it started (its metrics are
+/// recorded asynchronously).
+pub async fn listed(args: &[&str], name: &str) -> Option<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = rabbitmqctl(args)
+            .lines()
+            .find(|l| l.split('\t').next() == Some(name))
+            .map(str::to_string);
+        if found.is_some() || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The line of `rabbitmqctl list_queues name <columns>` for queue `name`.
 pub fn queue_info(name: &str, columns: &[&str]) -> Option<String> {
     let mut args = vec!["list_queues", "-q", "--no-table-headers", "name"];
