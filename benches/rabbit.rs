@@ -17,9 +17,16 @@
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) every row runs a handful of
 //! messages as a smoke test (the Python peer, slow to start, for the first payload size
-//! only). The broker is `RABBIT_URL` (oslo form
+//! only). The broker is `--rabbit-url` (else `RABBIT_URL`; oslo form
 //! `rabbit://guest:guest@127.0.0.1:5672/` or lapin form `amqp://…/%2f`; the other form
-//! is derived, or taken from `AMQP_URL`). The Python rows need `<repo>/.venv` (or
+//! is derived, or taken from `AMQP_URL`), its version read with `--rabbitmqctl` (else
+//! `RABBITMQCTL`, else `rabbitmqctl`). On RabbitMQ 4 (the one `scripts/services rabbit4`
+//! starts):
+//!
+//! ```text
+//! cargo bench --bench rabbit -- --no-python --rabbit-url rabbit://guest:guest@127.0.0.1:5674/ \
+//!     --rabbitmqctl "scripts/services rabbit4-ctl"
+//! ``` The Python rows need `<repo>/.venv` (or
 //! `OSLO_PEER_PYTHON`) with oslo.messaging, which `scripts/services` creates; without
 //! it the program fails unless given `--no-python`.
 
@@ -122,13 +129,30 @@ impl Row {
     }
 }
 
-/// Command-line options: only those every benchmark has.
-type Options = common::Options<()>;
+/// Command-line options: those every benchmark has, and which broker.
+type Options = common::Options<Broker>;
+
+/// The broker under test, from `--rabbit-url` and `--rabbitmqctl` (else `RABBIT_URL`
+/// and `RABBITMQCTL`).
+#[derive(Debug, Default)]
+struct Broker {
+    /// In oslo or lapin form.
+    url: Option<String>,
+    /// The command that reports the broker's version (words separated by spaces).
+    ctl: Option<String>,
+}
 
 fn parse_options() -> Result<Options, String> {
     let keys: Vec<String> = Row::ALL.iter().map(Row::key).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    Options::parse(&PROFILE, &keys, (), |_, _, _| Ok(()))
+    Options::parse(&PROFILE, &keys, Broker::default(), |broker, arg, args| {
+        match arg {
+            "--rabbit-url" => broker.url = Some(args.value("--rabbit-url")?),
+            "--rabbitmqctl" => broker.ctl = Some(args.value("--rabbitmqctl")?),
+            _ => {}
+        }
+        Ok(())
+    })
 }
 
 /// The broker addresses, and what every row of one payload size shares.
@@ -790,11 +814,14 @@ struct Line {
     python: Cell,
 }
 
-/// The machine and the broker's version, from `RABBITMQCTL` (a command, words separated
-/// by spaces, as the tests read it: `scripts/services rabbit4-ctl` for RabbitMQ 4), else
-/// `rabbitmqctl`.
-fn machine() -> String {
-    let ctl = std::env::var("RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
+/// The machine and the broker's version, from `ctl` or `RABBITMQCTL` (a command, words
+/// separated by spaces, as the tests read it: `scripts/services rabbit4-ctl` for
+/// RabbitMQ 4), else `rabbitmqctl`.
+fn machine(ctl: Option<&str>) -> String {
+    let ctl = ctl
+        .map(str::to_string)
+        .or_else(|| std::env::var("RABBITMQCTL").ok())
+        .unwrap_or_else(|| "rabbitmqctl".into());
     let rabbit = common::version(&ctl, "version")
         .unwrap_or_else(|| format!("unknown ({ctl} version failed)"));
     let refused = if TRANSIENT_REFUSED.load(Ordering::Relaxed) {
@@ -896,7 +923,10 @@ async fn main() -> ExitCode {
 async fn run() -> Result<bool, String> {
     let options = parse_options()?;
     options.check_python()?;
-    let (oslo_url, amqp_url) = common::rabbit_urls();
+    let (oslo_url, amqp_url) = match &options.extra.url {
+        Some(url) => common::rabbit_urls_of(Some(url.clone())),
+        None => common::rabbit_urls(),
+    };
     let run_id = common::run_id();
     let only = options.only;
     let mut failed = false;
@@ -914,7 +944,11 @@ async fn run() -> Result<bool, String> {
         })?;
         // After the first probe, which finds out how raw declares its queues.
         if options.full && i == 0 {
-            let _ = writeln!(out, "RabbitMQ benchmark on {}", machine());
+            let _ = writeln!(
+                out,
+                "RabbitMQ benchmark on {}",
+                machine(options.extra.ctl.as_deref())
+            );
             let _ = writeln!(
                 out,
                 "{} s per row after a {} s warm-up; latency per call, or per publish for casts and \

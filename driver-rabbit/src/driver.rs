@@ -81,11 +81,18 @@ impl RabbitDriver {
 
     /// The suffix of a new reply or fanout queue's name: `<hostname>:<processname>:<N>`
     /// with the queue manager, else a random hex id.
-    fn queue_suffix(&self) -> Result<String> {
+    async fn queue_suffix(&self) -> Result<String> {
+        let counter_error =
+            |e: String| Error::Transport(format!("the queue manager's counter file: {e}"));
         match &self.queue_names {
-            Some(manager) => manager
-                .next_name()
-                .map_err(|e| Error::Transport(format!("the queue manager's counter file: {e}"))),
+            // The counter file is locked and rewritten: file I/O off the runtime's workers.
+            Some(manager) => {
+                let manager = manager.clone();
+                tokio::task::spawn_blocking(move || manager.next_name())
+                    .await
+                    .map_err(|e| counter_error(e.to_string()))?
+                    .map_err(|e| counter_error(e.to_string()))
+            }
             None => Ok(new_id()),
         }
     }
@@ -93,7 +100,7 @@ impl RabbitDriver {
     async fn reply_queue(&self, retry: Retry) -> Result<&ReplyQueue> {
         self.replies
             .get_or_try_init(|| async {
-                let name = format!("reply_{}", self.queue_suffix()?);
+                let name = format!("reply_{}", self.queue_suffix().await?);
                 ReplyQueue::start(self.connector.clone(), name, retry).await
             })
             .await
@@ -258,7 +265,7 @@ impl Driver for RabbitDriver {
                     &format!(
                         "{}_{}",
                         topology::fanout_exchange(topic),
-                        self.queue_suffix()?
+                        self.queue_suffix().await?
                     ),
                     vec![(ExchangeSpec::fanout(topic, &self.options), topic.into())],
                     &self.options,

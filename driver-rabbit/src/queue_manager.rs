@@ -32,18 +32,17 @@ use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use messaging_core::config;
+
 /// Where the reference keeps counter files: memory backed, so they vanish on reboot,
 /// when every count has to start over anyway.
 const SHM_DIR: &str = "/dev/shm";
 
-/// The host name used when neither the option nor the kernel gives one.
-const FALLBACK_HOSTNAME: &str = "localhost";
-
-/// The process name used when the program's name is unknown.
+/// The process name used when the option is empty and the program's name unknown.
 const FALLBACK_PROCESSNAME: &str = "rust";
 
 /// Stable queue-name suffixes across restarts (oslo's queue manager).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct QueueManager {
     /// The first part of every name.
     hostname: String,
@@ -60,8 +59,8 @@ pub(crate) struct QueueManager {
 }
 
 impl QueueManager {
-    /// For this process, from the options' hostname and processname (empty →
-    /// [`default_hostname`], [`default_processname`]), counting in
+    /// For this process, from the options' hostname and processname (empty → the
+    /// machine's host name, the program's file name), counting in
     /// `/dev/shm/<hostname>_<processname>_qmanager` as the reference does.
     ///
     /// Where there is no `/dev/shm` the counter file goes to the system's temporary
@@ -88,7 +87,7 @@ impl QueueManager {
         processname: &str,
     ) -> io::Result<QueueManager> {
         let hostname = if hostname.is_empty() {
-            default_hostname()
+            config::local_hostname()
         } else {
             hostname.to_owned()
         };
@@ -151,27 +150,9 @@ impl QueueManager {
     }
 }
 
-/// The machine's host name, as Python's `socket.gethostname()` (the kernel's node
-/// name), or `localhost` when it cannot be read: the reference's default for the
-/// `hostname` option.
-pub(crate) fn default_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| FALLBACK_HOSTNAME.to_owned())
-}
-
-/// The file name of the program, as Python's `os.path.basename(sys.argv[0])`, or
-/// `rust` when there is none: the reference's default for the `processname` option.
-pub(crate) fn default_processname() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|arg0| {
-            Path::new(&arg0)
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-        })
+/// The program's file name ([`config::process_name`]), or `rust` when there is none.
+fn default_processname() -> String {
+    Some(config::process_name())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| FALLBACK_PROCESSNAME.to_owned())
 }
@@ -328,7 +309,7 @@ mod tests {
     fn names_are_host_process_counter() {
         let dir = TempDir::new();
         let qm = QueueManager::in_dir(&dir.0, "", "").unwrap();
-        assert_eq!(qm.hostname, default_hostname());
+        assert_eq!(qm.hostname, config::local_hostname());
         assert_eq!(qm.processname, default_processname());
         let name = qm.next_name().unwrap();
         let parts: Vec<&str> = name.rsplitn(2, ':').collect();

@@ -163,8 +163,13 @@ async fn topology_on_the_broker_matches_oslo() {
 #[tokio::test]
 async fn queue_options_reach_the_broker() {
     logs();
-    let transport = support::transport_with(
+    // Quorum queues make the control exchange durable: one of the test's own.
+    let (ini, exchange) = support::own_exchange(
+        "quorumx",
         "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\nrabbit_quorum_delivery_limit = 3\nrabbit_transient_quorum_queue = true\n",
+    );
+    let transport = support::transport_with(
+        &ini,
         "?rabbit_qos_prefetch_count=7&rabbit_transient_queues_ttl=600",
     )
     .await;
@@ -211,6 +216,7 @@ async fn queue_options_reach_the_broker() {
     support::rabbitmqctl(&["delete_queue", &topic]);
     support::rabbitmqctl(&["delete_queue", &format!("{topic}.s1")]);
     transport.cleanup().await;
+    support::delete_exchange(&support::amqp_url(), &exchange).await;
 }
 
 /// `enable_cancel_on_failover` puts `x-cancel-on-ha-failover` on the consumers of

@@ -89,8 +89,11 @@ async fn locked_to_another_connection(name: &str) -> bool {
 /// default transient reply and fanout queues: the driver declares them exclusive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_queues_are_exclusive_where_transient_ones_are_refused() {
-    let ini = "[oslo_messaging_rabbit]\namqp_durable_queues = true\n";
-    let server_transport = transport(ini).await;
+    let (ini, exchange) = support::own_exchange(
+        "rabbit4x",
+        "[oslo_messaging_rabbit]\namqp_durable_queues = true\n",
+    );
+    let server_transport = transport(&ini).await;
     let topic = support::unique("rabbit4");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let endpoint = support::echo_endpoint().method("note", move |_c: Context, a: Value| {
@@ -105,7 +108,7 @@ async fn private_queues_are_exclusive_where_transient_ones_are_refused() {
         .start()
         .await
         .expect("the server starts on RabbitMQ 4 with default transient queues");
-    let client_transport = transport(ini).await;
+    let client_transport = transport(&ini).await;
     let client = RpcClient::new(&client_transport, Target::topic(topic.clone()))
         .timeout(Duration::from_secs(10));
     let answer: Value = client
@@ -163,6 +166,7 @@ async fn private_queues_are_exclusive_where_transient_ones_are_refused() {
     server.wait().await.unwrap();
     server_transport.cleanup().await;
     client_transport.cleanup().await;
+    support::delete_exchange(&amqp_url(), &exchange).await;
 }
 
 /// A declaration that no other form rescues (a quorum queue cannot be auto-delete) ends
@@ -170,8 +174,11 @@ async fn private_queues_are_exclusive_where_transient_ones_are_refused() {
 /// how queues are declared; neither retries it forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_nothing_works_around_fails_at_once_naming_the_options() {
-    let ini = "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\namqp_auto_delete = true\n";
-    let transport = transport(ini).await;
+    let (ini, exchange) = support::own_exchange(
+        "refused4x",
+        "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\namqp_auto_delete = true\n",
+    );
+    let transport = transport(&ini).await;
     let topic = support::unique("refused4");
     // A bound against hanging only: the refusal comes in milliseconds.
     let bound = Duration::from_secs(60);
@@ -204,6 +211,7 @@ async fn a_refusal_nothing_works_around_fails_at_once_naming_the_options() {
         assert!(error.contains(needle), "{needle:?} missing from: {error}");
     }
     transport.cleanup().await;
+    support::delete_exchange(&amqp_url(), &exchange).await;
 }
 
 /// `rabbit_quorum_delivery_limit` reaches the broker: a notification its listener
@@ -211,9 +219,11 @@ async fn a_refusal_nothing_works_around_fails_at_once_naming_the_options() {
 /// (RabbitMQ 4 applies a limit of 20 when none is set).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quorum_queue_drops_a_notification_requeued_past_its_delivery_limit() {
-    let ini =
-        "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\nrabbit_quorum_delivery_limit = 2\n";
-    let transport = transport(ini).await;
+    let (ini, exchange) = support::own_exchange(
+        "limit4x",
+        "[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\nrabbit_quorum_delivery_limit = 2\n",
+    );
+    let transport = transport(&ini).await;
     let topic = support::unique("limit4");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let listener = NotificationListener::new(&transport, [Target::topic(topic.clone())])
@@ -257,6 +267,7 @@ async fn a_quorum_queue_drops_a_notification_requeued_past_its_delivery_limit() 
     listener.wait().await.expect("the listener stops");
     let _ = support::rabbitmqctl_on(&["delete_queue", &format!("{topic}.info")], script());
     transport.cleanup().await;
+    support::delete_exchange(&amqp_url(), &exchange).await;
 }
 
 /// The services script, whose `rabbit4-ctl` runs rabbitmqctl against RabbitMQ 4.

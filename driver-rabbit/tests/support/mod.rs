@@ -70,6 +70,35 @@ pub async fn raw() -> lapin::Connection {
         .expect("raw lapin connection")
 }
 
+/// `ini` with a `control_exchange` of the test's own, named after `prefix`, and that
+/// name. Tests that declare the control exchange other than oslo's defaults do (durable,
+/// for quorum or durable queues) use one: the first declaration of an exchange on a
+/// fresh broker decides its flags, and a durable `openstack` would make every later
+/// default declaration (Python's included) join or be refused.
+pub fn own_exchange(prefix: &str, ini: &str) -> (String, String) {
+    let exchange = unique(prefix);
+    (
+        format!("[DEFAULT]\ncontrol_exchange = {exchange}\n{ini}"),
+        exchange,
+    )
+}
+
+/// Deletes exchange `name` on the broker at `amqp_url` (lapin form), best effort.
+pub async fn delete_exchange(amqp_url: &str, name: &str) {
+    let Ok(connection) =
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        let _ = channel
+            .exchange_delete(name.into(), Default::default())
+            .await;
+        let _ = channel.close(200, "OK".into()).await;
+    }
+    let _ = connection.close(200, "OK".into()).await;
+}
+
 /// Runs `program` with `args` (in `dir` if given), returning its standard output;
 /// panics with its standard error if it fails.
 pub fn command(program: &str, args: &[&str], dir: Option<&std::path::Path>) -> String {

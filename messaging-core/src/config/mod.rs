@@ -797,8 +797,10 @@ impl Default for MetricsSection {
     }
 }
 
-/// This host's name, as Python's `socket.gethostname()` (`localhost` if unknown).
-fn local_hostname() -> String {
+/// This host's name, as Python's `socket.gethostname()` (`localhost` if unknown): the
+/// default of the `hostname` and `rpc_zmq_host` options, for drivers that need it where
+/// an option was set empty.
+pub fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_string())
@@ -808,8 +810,9 @@ fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// The executable's file name, as Python's `os.path.basename(sys.argv[0])`.
-fn process_name() -> String {
+/// The executable's file name, as Python's `os.path.basename(sys.argv[0])` (empty if
+/// unknown): the default of the `processname` option.
+pub fn process_name() -> String {
     std::env::args_os()
         .next()
         .and_then(|arg0| {
