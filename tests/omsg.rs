@@ -856,6 +856,75 @@ fn rabbit_namespace_version_and_exchange_select_the_endpoint() {
     run_fails(&call("--namespace calc --timeout 1"), 2, &[]);
 }
 
+/// A server or listener the broker refuses (a quorum queue cannot be auto-delete) exits
+/// 3, saying once what it could not listen on, with the targets as users write them.
+#[test]
+fn rabbit_a_refused_listen_is_said_once_with_readable_targets() {
+    let url = rabbit();
+    let refused = format!(
+        "{url}{}rabbit_quorum_queue=true&amqp_auto_delete=true",
+        if url.contains('?') { '&' } else { '?' }
+    );
+    // Quorum queues make the control exchange durable: one of the test's own.
+    let exchange = unique("omsg-refused");
+    let ini = TempFile::new(
+        "conf",
+        &format!("[DEFAULT]\ncontrol_exchange = {exchange}\n"),
+    );
+    let topic = unique("omsg-refused");
+    let config = ini.path();
+    for (line, target) in [
+        (
+            format!("serve --url {refused} --config {config} --topic {topic} --server s1"),
+            format!("could not listen on <Target topic={topic}, server=s1>: "),
+        ),
+        (
+            format!("listen --url {refused} --config {config} --topic {topic} --timeout 20"),
+            format!("could not listen on <Target topic={topic}>: "),
+        ),
+    ] {
+        let done = run_fails(&args(&line, &[]), 3, &[&target, "amqp_auto_delete"]);
+        assert_eq!(
+            done.stderr.matches("could not listen").count(),
+            1,
+            "{done:?}"
+        );
+        assert!(!done.stderr.contains("Target {"), "{done:?}");
+    }
+    delete_exchange(&exchange);
+}
+
+/// Deletes exchange `name` on the test broker (`AMQP_URL`, else `RABBIT_URL` in
+/// lapin's form), best effort.
+fn delete_exchange(name: &str) {
+    let amqp = std::env::var("AMQP_URL").unwrap_or_else(|_| {
+        let url = rabbit().replacen("rabbit://", "amqp://", 1);
+        let url = url.split('?').next().unwrap_or_default().to_string();
+        match url.strip_suffix('/') {
+            Some(base) if base.matches('/').count() == 2 => format!("{base}/%2f"),
+            _ => url,
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let Ok(connection) =
+            lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default()).await
+        else {
+            return;
+        };
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .exchange_delete(name.into(), Default::default())
+                .await;
+            let _ = channel.close(200, "OK".into()).await;
+        }
+        let _ = connection.close(200, "OK".into()).await;
+    });
+}
+
 #[test]
 fn rabbit_config_file_supplies_the_url() {
     let url = rabbit();

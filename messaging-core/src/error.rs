@@ -105,8 +105,8 @@ pub enum Error {
     /// The broker or the driver failed.
     #[error("transport error: {0}")]
     Transport(String),
-    /// The server could not start listening.
-    #[error("server could not listen on {target}: {reason}")]
+    /// A server or notification listener could not start listening.
+    #[error("could not listen on {target}: {reason}")]
     ListenFailure {
         /// The target it tried to listen on.
         target: String,
@@ -127,6 +127,19 @@ impl Error {
         )
     }
 
+    /// This error as the failure to listen on the target `target` names: an
+    /// [`Error::ListenFailure`] as it is (a driver's names its own target, and wrapping
+    /// it again would say it twice), any other error as its reason.
+    pub(crate) fn listen_failure_on(self, target: impl FnOnce() -> String) -> Error {
+        match self {
+            failure @ Error::ListenFailure { .. } => failure,
+            other => Error::ListenFailure {
+                target: target(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
     /// An [`Error::InvalidTarget`] for `target`, for drivers refusing an address.
     pub fn invalid_target(reason: impl Into<String>, target: &crate::Target) -> Self {
         Error::InvalidTarget {
@@ -144,3 +157,27 @@ impl From<serde_json::Error> for Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listen_failure_names_its_target_once() {
+        let driver_said = Error::ListenFailure {
+            target: "<Target topic=t, server=s>".into(),
+            reason: "refused".into(),
+        };
+        let said = driver_said.listen_failure_on(|| unreachable!("already a listen failure"));
+        assert_eq!(
+            said.to_string(),
+            "could not listen on <Target topic=t, server=s>: refused"
+        );
+        let wrapped =
+            Error::Transport("broker gone".into()).listen_failure_on(|| "<Target topic=t>".into());
+        assert_eq!(
+            wrapped.to_string(),
+            "could not listen on <Target topic=t>: transport error: broker gone"
+        );
+    }
+}

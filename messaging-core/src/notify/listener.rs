@@ -392,14 +392,14 @@ impl NotificationListener {
             .driver()
             .listen_for_notifications(&pairs, s.pool.as_deref())
             .await
-            .map_err(|e| Error::ListenFailure {
-                target: s
-                    .targets
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: e.to_string(),
+            .map_err(|e| {
+                e.listen_failure_on(|| {
+                    s.targets
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
             })?;
         let shared = self.shared.clone();
         match s.batch {

@@ -159,10 +159,7 @@ impl RpcServer {
             .driver()
             .listen(target)
             .await
-            .map_err(|e| Error::ListenFailure {
-                target: target.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| e.listen_failure_on(|| target.to_string()))?;
         let shared = self.shared.clone();
         claim.run(listener, self.shared.max, move |incoming| {
             handle(&shared, incoming)
