@@ -1106,7 +1106,7 @@ async fn run() -> Result<bool, String> {
     let options = parse_options()?;
     let (kafka_url, bootstrap) = kafka_urls()?;
     options.check_python()?;
-    let (rabbit_url, amqp_url) = common::rabbit_urls();
+    let (rabbit_url, amqp_url) = common::rabbit_urls(None);
     let run_id = common::run_id();
     let only = options.only;
     let mut out = String::new();

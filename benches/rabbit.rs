@@ -26,9 +26,11 @@
 //! ```text
 //! cargo bench --bench rabbit -- --no-python --rabbit-url rabbit://guest:guest@127.0.0.1:5674/ \
 //!     --rabbitmqctl "scripts/services rabbit4-ctl"
-//! ``` The Python rows need `<repo>/.venv` (or
-//! `OSLO_PEER_PYTHON`) with oslo.messaging, which `scripts/services` creates; without
-//! it the program fails unless given `--no-python`.
+//! ```
+//!
+//! The Python rows need `<repo>/.venv` (or `OSLO_PEER_PYTHON`) with oslo.messaging,
+//! which `scripts/services` creates; without it the program fails unless given
+//! `--no-python`.
 
 mod common;
 
@@ -923,10 +925,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<bool, String> {
     let options = parse_options()?;
     options.check_python()?;
-    let (oslo_url, amqp_url) = match &options.extra.url {
-        Some(url) => common::rabbit_urls_of(Some(url.clone())),
-        None => common::rabbit_urls(),
-    };
+    let (oslo_url, amqp_url) = common::rabbit_urls(options.extra.url.clone());
     let run_id = common::run_id();
     let only = options.only;
     let mut failed = false;

@@ -732,7 +732,7 @@ fn main() -> ExitCode {
 /// Every row of every payload size, then the tables; whether a row failed.
 fn run() -> Result<bool, String> {
     let options = parse_options()?;
-    let (rabbit_url, amqp_url) = common::rabbit_urls();
+    let (rabbit_url, amqp_url) = common::rabbit_urls(None);
     let run_id = common::run_id();
     let mut out = String::new();
     if options.full {

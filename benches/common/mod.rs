@@ -494,15 +494,11 @@ pub async fn side(
 // RabbitMQ: URLs and queue deletion.
 // ---------------------------------------------------------------------------------
 
-/// (oslo URL, lapin URL): `RABBIT_URL` (else [`DEFAULT_RABBIT_URL`]) in either form,
-/// the other derived unless `AMQP_URL` gives lapin's, as the driver's tests do.
-pub fn rabbit_urls() -> (String, String) {
-    rabbit_urls_of(std::env::var("RABBIT_URL").ok())
-}
-
-/// (oslo URL, lapin URL) of `url` in either form (else `RABBIT_URL`'s default), the
-/// other derived unless `AMQP_URL` gives lapin's.
-pub fn rabbit_urls_of(url: Option<String>) -> (String, String) {
+/// (oslo URL, lapin URL): `url` (a command-line option), else `RABBIT_URL`, else
+/// [`DEFAULT_RABBIT_URL`], in either form, the other derived unless `AMQP_URL` gives
+/// lapin's, as the driver's tests do.
+pub fn rabbit_urls(url: Option<String>) -> (String, String) {
+    let url = url.or_else(|| std::env::var("RABBIT_URL").ok());
     let url = url.unwrap_or_else(|| DEFAULT_RABBIT_URL.into());
     let (scheme, rest) = url.split_once("://").unwrap_or(("rabbit", &url));
     let (authority, vhost) = rest.split_once('/').unwrap_or((rest, ""));

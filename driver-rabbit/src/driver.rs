@@ -317,11 +317,8 @@ impl Driver for RabbitDriver {
             Box::new(NotificationSink { tx }),
             Retry::Forever,
         )
-        .await
-        .map_err(|e| Error::ListenFailure {
-            target: listened_targets(targets_and_priorities),
-            reason: e.to_string(),
-        })?;
+        // The core names the listener's targets in its ListenFailure.
+        .await?;
         Ok(Box::new(ChannelListener::new(rx, consumer)))
     }
 
@@ -354,17 +351,4 @@ impl RabbitDriver {
             purpose,
         }
     }
-}
-
-/// The targets of a notification listener, each once, as the core names them in a
-/// [`Error::ListenFailure`]: `<Target topic=a>, <Target topic=b>`.
-fn listened_targets(targets_and_priorities: &[(Target, Priority)]) -> String {
-    let mut names: Vec<String> = Vec::new();
-    for (target, _) in targets_and_priorities {
-        let name = target.to_string();
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names.join(", ")
 }
