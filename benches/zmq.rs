@@ -369,7 +369,7 @@ mod raw {
     use super::*;
     use bytes::Bytes;
     use messaging::Context;
-    use messaging::wire::{ContextPacking, Reply, ReplyAddress, Request};
+    use messaging_core::wire::{ContextPacking, Reply, ReplyAddress, Request};
     use serde_json::{Map, Value};
     use std::collections::HashMap;
     use std::sync::Mutex;

@@ -1,9 +1,16 @@
 //! RPC (call, cast, fanout) and notifications over pluggable transports chosen by URL,
 //! wire compatible with OpenStack's Python oslo.messaging.
 //!
-//! This facade re-exports [`messaging_core`] and, behind the cargo features `rabbit`,
-//! `kafka` and `zmq`, the driver crates. [`registry()`] returns a [`DriverRegistry`] with
-//! every enabled driver registered.
+//! This facade holds what a service uses: configuration ([`Config`]), transports
+//! ([`registry()`] returns a [`DriverRegistry`] with every enabled driver registered),
+//! RPC ([`RpcClient`], [`RpcServer`], [`Endpoint`]) and notifications ([`Notifier`],
+//! [`NotificationListener`]), and, behind the cargo features `rabbit`, `kafka` and
+//! `zmq`, the driver crates.
+//!
+//! Writing a driver is done against [`messaging_core`]: its `driver` module holds the
+//! contract (`Driver`, `DriverFactory`) and the kit every driver here is built from
+//! (reply queues, request intake, responders, channel listeners). The wire formats are
+//! in `messaging_core::wire`.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -24,7 +31,13 @@
 //! # });
 //! ```
 
-pub use messaging_core::*;
+pub use messaging_core::{
+    AccessPolicy, Capabilities, Config, Context, DriverRegistry, Endpoint, Error, NoArgs,
+    NoOpSerializer, Notification, NotificationFilter, NotificationListener, NotificationResult,
+    Notifier, Priority, RemoteError, Result, Retry, RpcClient, RpcServer, Serializer, Target,
+    Transport, TransportHost, TransportUrl, Version, config, context, error, notify, rpc, secrets,
+    serializer, target, url, version, version_is_compatible,
+};
 
 #[cfg(feature = "kafka")]
 pub use driver_kafka;

@@ -5,13 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use messaging_core::driver::{
-    Capabilities, ChannelListener, Driver, NotificationFormat, NotificationListener,
+    Capabilities, ChannelListener, Driver, NotificationFormat, NotificationListener, ReplyInbox,
     RequestListener, SendOptions,
 };
-use messaging_core::notify::Priority;
-use messaging_core::rpc::reply_waiter::ReplyWaiters;
-use messaging_core::wire::request::new_id;
-use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request};
+use messaging_core::wire::{ContextPacking, NotificationMessage, Priority, Request};
 use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
 use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell, mpsc};
@@ -45,8 +42,7 @@ impl std::fmt::Debug for KafkaDriver {
 
 /// The transport's reply topic and its consumer.
 struct ReplyTopic {
-    name: String,
-    waiters: ReplyWaiters,
+    inbox: ReplyInbox,
     consumer: Mutex<Consumer>,
 }
 
@@ -77,22 +73,20 @@ impl KafkaDriver {
     async fn reply_topic(&self) -> Result<&ReplyTopic> {
         self.replies
             .get_or_try_init(|| async {
-                let name = naming::reply_topic(self.vhost());
-                self.topics.ensure(&name).await?;
-                let waiters = ReplyWaiters::new();
+                let inbox = ReplyInbox::new(naming::reply_topic(self.vhost()));
+                self.topics.ensure(&inbox.name).await?;
                 let consumer = Consumer::start(
                     &self.options,
                     Subscription::Tail {
-                        topics: vec![name.clone()],
+                        topics: vec![inbox.name.clone()],
                     },
                     ReplyHandler {
-                        waiters: waiters.clone(),
+                        waiters: inbox.waiters.clone(),
                     },
                 )
                 .await?;
                 Ok::<_, Error>(ReplyTopic {
-                    name,
-                    waiters,
+                    inbox,
                     consumer: Mutex::new(consumer),
                 })
             })
@@ -107,13 +101,12 @@ impl Driver for KafkaDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            // Notification topics ignore the exchange, as in oslo.
-            isolated_exchanges: false,
-            // Records are ordered per partition only.
-            total_order: false,
-            ..Capabilities::ALL
-        }
+        let mut capabilities = Capabilities::ALL;
+        // Notification topics ignore the exchange, as in oslo.
+        capabilities.isolated_exchanges = false;
+        // Records are ordered per partition only.
+        capabilities.total_order = false;
+        capabilities
     }
 
     async fn send(
@@ -151,14 +144,11 @@ impl Driver for KafkaDriver {
             deliver(request.encode(ContextPacking::Nested)?).await?;
             return Ok(Value::Null);
         };
-        let replies = self.reply_topic().await?;
-        let msg_id = new_id();
-        request.reply = Some(ReplyAddress::new(
-            msg_id.clone(),
-            replies.name.clone(),
-            options.call_monitor_timeout,
-        ));
-        let pending = replies.waiters.register(&msg_id);
+        let pending = self
+            .reply_topic()
+            .await?
+            .inbox
+            .start_call(&mut request, options.call_monitor_timeout);
         deliver(request.encode(ContextPacking::Nested)?).await?;
         pending
             .wait(
@@ -300,7 +290,7 @@ impl Driver for KafkaDriver {
         if let Some(replies) = self.replies.get() {
             replies.consumer.lock().await.close().await;
             if self.options.kafka.delete_reply_topics {
-                self.topics.delete(&replies.name).await;
+                self.topics.delete(&replies.inbox.name).await;
             }
         }
         let producer = self.producer.clone();

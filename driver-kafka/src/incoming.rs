@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use messaging_core::driver::{
-    Disposition, IncomingNotification, IncomingRequest, Responder, Settle,
+    Disposition, IncomingNotification, IncomingRequest, PublishReply, ReplyWaiters, RequestIntake,
+    Settle,
 };
-use messaging_core::rpc::reply_waiter::ReplyWaiters;
-use messaging_core::wire::dedup::{DEFAULT_CAPACITY, DuplicateFilter};
 use messaging_core::wire::{NotificationMessage, Reply, Request};
-use messaging_core::{RemoteError, Result, Retry};
-use serde_json::Value;
+use messaging_core::{Result, Retry};
 use tokio::sync::mpsc;
 
 use crate::consumer::{Ack, Handler, Record};
@@ -137,10 +135,8 @@ impl Settle for Committed {
 pub struct RequestHandler {
     /// Where decoded requests go.
     pub tx: mpsc::UnboundedSender<IncomingRequest>,
-    /// Sends replies.
-    pub producer: Arc<Producer>,
-    /// Requests seen lately.
-    pub seen: DuplicateFilter,
+    /// Drops repeats and gives calls their responders.
+    pub intake: RequestIntake<Producer>,
 }
 
 impl RequestHandler {
@@ -148,8 +144,7 @@ impl RequestHandler {
     pub fn new(tx: mpsc::UnboundedSender<IncomingRequest>, producer: Arc<Producer>) -> Self {
         RequestHandler {
             tx,
-            producer,
-            seen: DuplicateFilter::new(DEFAULT_CAPACITY),
+            intake: RequestIntake::new(producer),
         }
     }
 }
@@ -161,51 +156,22 @@ impl Handler for RequestHandler {
             Ok(r) => r,
             Err(e) => return skip(&record, "request", &e),
         };
-        if let Some(id) = &request.unique_id
-            && self.seen.check_and_remember(id)
-        {
-            tracing::debug!(unique_id = %id, "duplicate request dropped");
-            return;
+        if let Some(incoming) = self.intake.admit(request) {
+            let _ = self.tx.send(incoming);
         }
-        let responder = request.reply.as_ref().map(|reply| {
-            Box::new(KafkaResponder {
-                producer: self.producer.clone(),
-                topic: reply.reply_q.clone(),
-                msg_id: reply.msg_id.clone(),
-            }) as Box<dyn Responder>
-        });
-        let _ = self.tx.send(IncomingRequest {
-            request: request.into(),
-            responder,
-        });
     }
 }
 
-/// Answers one call on its caller's reply topic.
-struct KafkaResponder {
-    producer: Arc<Producer>,
-    topic: String,
-    msg_id: String,
-}
+/// Replies go to the caller's reply topic.
+#[async_trait]
+impl PublishReply for Producer {
+    type Address = String;
 
-impl KafkaResponder {
-    async fn send(&self, reply: &Reply) -> Result<()> {
+    async fn publish_reply(&self, topic: &String, reply: &Reply) -> Result<()> {
         let body = reply.encode()?;
         // A reply topic that is gone means its caller is gone: nothing to retry.
-        self.producer
-            .send(&self.topic, &body, Missing::Refuse, Retry::Times(3))
+        self.send(topic, &body, Missing::Refuse, Retry::Times(3))
             .await
-    }
-}
-
-#[async_trait]
-impl Responder for KafkaResponder {
-    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
-        self.send(&Reply::new(self.msg_id.clone(), outcome)).await
-    }
-
-    async fn heartbeat(&self) -> Result<()> {
-        self.send(&Reply::heartbeat(self.msg_id.clone())).await
     }
 }
 

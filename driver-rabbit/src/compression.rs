@@ -2,8 +2,11 @@
 //! codec; `application/x-gzip` is a zlib stream (kombu uses `zlib.compress`) and
 //! `application/x-bz2` a bzip2 stream.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
+use lapin::message::Delivery;
+use lapin::types::AMQPValue;
 use messaging_core::{Error, Result};
 
 /// The name of the AMQP header carrying the codec.
@@ -75,6 +78,30 @@ impl Compression {
         };
         read.map_err(|e| Error::Malformed(format!("cannot decompress {self:?} body: {e}")))?;
         Ok(out)
+    }
+}
+
+/// The body of a delivery, decompressed when its `compression` header says so.
+pub(crate) fn body_of(delivery: &Delivery) -> Result<Cow<'_, [u8]>> {
+    let codec = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(HEADER));
+    match codec {
+        None => Ok(Cow::Borrowed(&delivery.data)),
+        Some(AMQPValue::LongString(s)) => {
+            let name = String::from_utf8_lossy(s.as_bytes());
+            Ok(Cow::Owned(
+                Compression::from_header(&name)?.decompress(&delivery.data)?,
+            ))
+        }
+        Some(AMQPValue::ShortString(s)) => Ok(Cow::Owned(
+            Compression::from_header(s.as_str())?.decompress(&delivery.data)?,
+        )),
+        Some(other) => Err(Error::Malformed(format!(
+            "compression header is not a string: {other:?}"
+        ))),
     }
 }
 

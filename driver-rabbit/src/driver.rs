@@ -6,12 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use messaging_core::driver::{
     Capabilities, ChannelListener, Driver, NotificationFormat, NotificationListener,
-    RequestListener, SendOptions,
+    RequestListener, SendOptions, deadline_after,
 };
-use messaging_core::notify::Priority;
-use messaging_core::rpc::reply_waiter::deadline_after;
 use messaging_core::wire::request::new_id;
-use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request};
+use messaging_core::wire::{ContextPacking, NotificationMessage, Priority, Request};
 use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
 use serde_json::Value;
 use tokio::sync::{OnceCell, mpsc};
@@ -118,10 +116,9 @@ impl Driver for RabbitDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            isolated_exchanges: false,
-            ..Capabilities::ALL
-        }
+        let mut capabilities = Capabilities::ALL;
+        capabilities.isolated_exchanges = false;
+        capabilities
     }
 
     async fn send(
@@ -171,15 +168,11 @@ impl Driver for RabbitDriver {
                 )));
             }
         };
-        let msg_id = new_id();
-        request.reply = Some(ReplyAddress::new(
-            msg_id.clone(),
-            replies.name.clone(),
-            options.call_monitor_timeout,
-        ));
+        let pending = replies
+            .inbox
+            .start_call(&mut request, options.call_monitor_timeout);
         let body = request.encode(ContextPacking::Flattened)?;
         let out = outgoing(&body);
-        let pending = replies.waiters.register(&msg_id);
         // A publish cut short by the call's deadline is the call timing out (as oslo's
         // MessagingTimeout), whatever step it was at.
         let timed_out = |e: Error| {

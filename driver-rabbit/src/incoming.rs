@@ -8,52 +8,23 @@
 //! not yet taken by the server under that count, so that the rest wait on the broker
 //! (as oslo's, which acks when its executor takes a request).
 
-use std::borrow::Cow;
-
 use async_trait::async_trait;
 use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use lapin::types::AMQPValue;
 use messaging_core::driver::{
-    ChannelListener, Disposition, IncomingNotification, IncomingRequest, Listener, Responder,
+    ChannelListener, Disposition, IncomingNotification, IncomingRequest, Listener, RequestIntake,
     Settle,
 };
-use messaging_core::rpc::reply_waiter::ReplyWaiters;
-use messaging_core::wire::dedup::{DEFAULT_CAPACITY, DuplicateFilter};
 use messaging_core::wire::{NotificationMessage, Request};
 use messaging_core::{Error, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{Notify, mpsc};
 
-use crate::compression::{self, Compression};
+use crate::compression::body_of;
 use crate::consumer::{DeliverySink, Supervised};
-use crate::reply::{AmqpResponder, Replier};
-
-/// The body of a delivery, decompressed when its `compression` header says so.
-pub(crate) fn body_of(delivery: &Delivery) -> Result<Cow<'_, [u8]>> {
-    let codec = delivery
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(compression::HEADER));
-    match codec {
-        None => Ok(Cow::Borrowed(&delivery.data)),
-        Some(AMQPValue::LongString(s)) => {
-            let name = String::from_utf8_lossy(s.as_bytes());
-            Ok(Cow::Owned(
-                Compression::from_header(&name)?.decompress(&delivery.data)?,
-            ))
-        }
-        Some(AMQPValue::ShortString(s)) => Ok(Cow::Owned(
-            Compression::from_header(s.as_str())?.decompress(&delivery.data)?,
-        )),
-        Some(other) => Err(Error::Malformed(format!(
-            "compression header is not a string: {other:?}"
-        ))),
-    }
-}
+use crate::reply::Replier;
 
 async fn reject(delivery: &Delivery, what: &str, error: &Error) {
     tracing::warn!(
@@ -68,24 +39,6 @@ async fn reject(delivery: &Delivery, what: &str, error: &Error) {
         .await
     {
         tracing::warn!(error = %e, "could not reject a malformed {what}");
-    }
-}
-
-/// Hands replies to the calls waiting on this transport's reply queue.
-pub(crate) struct ReplySink {
-    pub waiters: ReplyWaiters,
-}
-
-#[async_trait]
-impl DeliverySink for ReplySink {
-    async fn deliver(&mut self, batch: Vec<(usize, Delivery)>) {
-        // The reply consumer runs without acknowledgements.
-        for (_, delivery) in batch {
-            match body_of(&delivery) {
-                Ok(body) => self.waiters.deliver_body(&body),
-                Err(e) => tracing::warn!(error = %e, "unreadable reply dropped"),
-            }
-        }
     }
 }
 
@@ -142,8 +95,7 @@ impl Backlog {
 /// `_unique_id`, and queues them for the server.
 pub(crate) struct RequestSink {
     pub tx: mpsc::UnboundedSender<IncomingRequest>,
-    pub replier: Arc<Replier>,
-    pub duplicates: DuplicateFilter,
+    pub intake: RequestIntake<Replier>,
     pub backlog: Option<Arc<Backlog>>,
 }
 
@@ -155,8 +107,7 @@ impl RequestSink {
     ) -> Self {
         RequestSink {
             tx,
-            replier,
-            duplicates: DuplicateFilter::new(DEFAULT_CAPACITY),
+            intake: RequestIntake::new(replier),
             backlog,
         }
     }
@@ -198,26 +149,13 @@ impl DeliverySink for RequestSink {
             }
         }
         for (_, request) in requests {
-            if let Some(id) = &request.unique_id
-                && self.duplicates.check_and_remember(id)
-            {
-                tracing::debug!(unique_id = %id, "duplicate request dropped");
+            let Some(incoming) = self.intake.admit(request) else {
                 continue;
-            }
-            let responder = request.reply.as_ref().map(|address| {
-                Box::new(AmqpResponder {
-                    replier: self.replier.clone(),
-                    reply_q: address.reply_q.clone(),
-                    msg_id: address.msg_id.clone(),
-                }) as Box<dyn Responder>
-            });
+            };
             if let Some(backlog) = &self.backlog {
                 backlog.waiting.fetch_add(1, Ordering::AcqRel);
             }
-            let _ = self.tx.send(IncomingRequest {
-                request: request.into(),
-                responder,
-            });
+            let _ = self.tx.send(incoming);
         }
     }
 }

@@ -9,16 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use lapin::message::Delivery;
 use lru::LruCache;
-use messaging_core::driver::Responder;
-use messaging_core::rpc::reply_waiter::{ReplyWaiters, deadline_after};
+use messaging_core::driver::{PublishReply, ReplyInbox, ReplyWaiters, deadline_after};
 use messaging_core::wire::Reply;
-use messaging_core::{Error, RemoteError, Result, Retry};
-use serde_json::Value;
+use messaging_core::{Error, Result, Retry};
 
+use crate::compression::body_of;
 use crate::connection::Connector;
-use crate::consumer::{ConsumerPlan, Supervised};
-use crate::incoming::ReplySink;
+use crate::consumer::{ConsumerPlan, DeliverySink, Supervised};
 use crate::publisher::{Outgoing, Publisher};
 use crate::topology;
 
@@ -33,8 +32,7 @@ const OBSOLETE_FOR: Duration = Duration::from_secs(60);
 
 /// This transport's reply queue and the calls waiting on it.
 pub(crate) struct ReplyQueue {
-    pub name: String,
-    pub waiters: ReplyWaiters,
+    pub inbox: ReplyInbox,
     consumer: tokio::sync::Mutex<Supervised>,
 }
 
@@ -45,10 +43,10 @@ impl ReplyQueue {
         name: String,
         retry: Retry,
     ) -> Result<ReplyQueue> {
-        let waiters = ReplyWaiters::new();
+        let inbox = ReplyInbox::new(name);
         let plan = ConsumerPlan {
             queues: vec![topology::transient_queue(
-                &name,
+                &inbox.name,
                 Vec::new(),
                 connector.options(),
             )],
@@ -58,12 +56,11 @@ impl ReplyQueue {
             purpose: "reply",
         };
         let sink = Box::new(ReplySink {
-            waiters: waiters.clone(),
+            waiters: inbox.waiters.clone(),
         });
         let consumer = Supervised::start(connector, plan, sink, retry).await?;
         Ok(ReplyQueue {
-            name,
-            waiters,
+            inbox,
             consumer: tokio::sync::Mutex::new(consumer),
         })
     }
@@ -105,10 +102,15 @@ impl Replier {
             None => false,
         }
     }
+}
+
+#[async_trait]
+impl PublishReply for Replier {
+    type Address = String;
 
     /// Publishes `reply` to the default exchange with routing key `reply_q`, mandatory.
     /// A final reply to a missing queue is retried; a heartbeat is not.
-    pub(crate) async fn send(&self, reply_q: &str, reply: &Reply) -> Result<()> {
+    async fn publish_reply(&self, reply_q: &String, reply: &Reply) -> Result<()> {
         if self.is_obsolete(reply_q) {
             tracing::debug!(reply_q, msg_id = %reply.msg_id, "reply queue known to be gone; reply dropped");
             return Ok(());
@@ -155,23 +157,20 @@ impl Replier {
     }
 }
 
-/// Answers one call.
-pub(crate) struct AmqpResponder {
-    pub replier: Arc<Replier>,
-    pub reply_q: String,
-    pub msg_id: String,
+/// Hands replies to the calls waiting on this transport's reply queue.
+pub(crate) struct ReplySink {
+    pub waiters: ReplyWaiters,
 }
 
 #[async_trait]
-impl Responder for AmqpResponder {
-    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
-        let reply = Reply::new(self.msg_id.clone(), outcome);
-        self.replier.send(&self.reply_q, &reply).await
-    }
-
-    async fn heartbeat(&self) -> Result<()> {
-        self.replier
-            .send(&self.reply_q, &Reply::heartbeat(self.msg_id.clone()))
-            .await
+impl DeliverySink for ReplySink {
+    async fn deliver(&mut self, batch: Vec<(usize, Delivery)>) {
+        // The reply consumer runs without acknowledgements.
+        for (_, delivery) in batch {
+            match body_of(&delivery) {
+                Ok(body) => self.waiters.deliver_body(&body),
+                Err(e) => tracing::warn!(error = %e, "unreadable reply dropped"),
+            }
+        }
     }
 }

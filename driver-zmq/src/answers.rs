@@ -5,25 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use messaging_core::Error;
-use messaging_core::rpc::reply_waiter::ReplyWaiters;
+use messaging_core::driver::ReplyWaiters;
 use tokio::sync::oneshot;
 
 use crate::frame::{Frame, Kind};
-
-/// What a call learns when the node it reached has no server for it: the call then
-/// tries another node. Never returned to users.
-pub fn refused(reason: String) -> Error {
-    Error::Undeliverable {
-        exchange: String::new(),
-        routing_key: reason,
-    }
-}
-
-/// Whether `error` is a [`refused`] marker.
-pub fn is_refused(error: &Error) -> bool {
-    matches!(error, Error::Undeliverable { exchange, .. } if exchange.is_empty())
-}
 
 /// The sends of one node waiting for an answer.
 #[derive(Default)]
@@ -80,7 +65,7 @@ impl Answers {
                     Some(tx) => {
                         let _ = tx.send(Err(reason));
                     }
-                    None => self.replies.fail(&frame.id_str(), refused(reason)),
+                    None => self.replies.refuse(&frame.id_str(), reason),
                 }
             }
             other => tracing::debug!(kind = ?other, "not an answer; dropped"),

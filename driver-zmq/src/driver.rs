@@ -9,19 +9,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use messaging_core::driver::{
-    Capabilities, ChannelListener, Driver, MessageSource, NotificationFormat, NotificationListener,
-    RequestListener, SendOptions,
+    CallOutcome, Capabilities, ChannelListener, Driver, MessageSource, NotificationFormat,
+    NotificationListener, RequestListener, SendOptions, deadline_after,
 };
-use messaging_core::notify::Priority;
-use messaging_core::rpc::reply_waiter::deadline_after;
 use messaging_core::wire::request::new_id;
-use messaging_core::wire::{ContextPacking, NotificationMessage, ReplyAddress, Request, envelope};
+use messaging_core::wire::{
+    ContextPacking, NotificationMessage, Priority, ReplyAddress, Request, envelope,
+};
 use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::answers::is_refused;
 use crate::destination::{Destination, Member};
 use crate::frame::{Frame, Kind};
 use crate::node::{Members, Node};
@@ -191,26 +190,25 @@ impl ZmqDriver {
                 // An unreachable node is tried no further than a refusing one.
                 Err(e @ Error::Transport(_)) => {
                     tracing::debug!(%key, error = %e, "node unreachable; looking again");
-                    Err(crate::answers::refused(e.to_string()))
+                    Ok(CallOutcome::Refused {
+                        reason: e.to_string(),
+                    })
                 }
                 Err(e) => Err(e),
                 Ok(()) => {
                     pending
-                        .wait(left, options.call_monitor_timeout, topic)
+                        .outcome_until(deadline, left, options.call_monitor_timeout, topic)
                         .await
                 }
             };
             match outcome {
-                Err(e) if is_refused(&e) => {
+                Ok(CallOutcome::Replied(result)) => return Ok(result),
+                Ok(CallOutcome::Refused { reason }) => {
                     tracing::debug!(%key, node = %member.address, "refused; looking again");
                     self.node.forget(&key);
                     if Instant::now() >= deadline {
-                        let why = match e {
-                            Error::Undeliverable { routing_key, .. } => routing_key,
-                            other => other.to_string(),
-                        };
                         return Err(Error::Timeout(format!(
-                            "no server took the call on {key} within {timeout:?} (last: {why})"
+                            "no server took the call on {key} within {timeout:?} (last: {reason})"
                         )));
                     }
                     refused.push(member.address);
@@ -229,7 +227,7 @@ impl ZmqDriver {
                         member.address
                     )));
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }

@@ -18,13 +18,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use messaging_core::Result;
 use messaging_core::driver::{
-    Disposition, IncomingNotification, IncomingRequest, ReceivedRequest, Responder, Settle,
+    Disposition, DuplicateFilter, IncomingNotification, IncomingRequest, PublishReply,
+    ReceivedRequest, ReplyResponder, Responder, Settle,
 };
-use messaging_core::wire::dedup::DuplicateFilter;
 use messaging_core::wire::{NotificationMessage, Reply};
-use messaging_core::{RemoteError, Result};
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::destination::Destination;
@@ -112,6 +111,8 @@ pub struct Routes {
     turn: AtomicU64,
     /// Notifications taken lately: a sender that missed the ack sends again.
     seen: Mutex<DuplicateFilter>,
+    /// Answers calls on the way they came.
+    answers: Arc<Answerer>,
 }
 
 impl Default for Routes {
@@ -121,6 +122,7 @@ impl Default for Routes {
             next_id: AtomicU64::default(),
             turn: AtomicU64::default(),
             seen: Mutex::new(DuplicateFilter::new(SEEN_NOTIFICATIONS)),
+            answers: Arc::new(Answerer),
         }
     }
 }
@@ -216,10 +218,13 @@ impl Routes {
         // socket for every server and is the one that bounds the rate.
         let request = ReceivedRequest::Encoded(std::mem::take(&mut frame.body));
         let responder = (frame.kind == Kind::Call).then(|| {
-            Box::new(ZmqResponder {
+            let caller = Caller {
                 path: path.clone(),
-                msg_id: frame.id.clone(),
-            }) as Box<dyn Responder>
+                id: frame.id.clone(),
+            };
+            let msg_id = String::from_utf8_lossy(&frame.id).into_owned();
+            Box::new(ReplyResponder::new(self.answers.clone(), caller, msg_id))
+                as Box<dyn Responder>
         });
         let answer = (frame.kind == Kind::ConfirmedCast)
             .then(|| Frame::answer(Kind::Ack, frame.id.clone(), ""));
@@ -350,34 +355,26 @@ impl Routes {
     }
 }
 
-/// Answers one call on the path its request came by.
-struct ZmqResponder {
+/// A call's way back: the path its request came by, and its frame id.
+struct Caller {
     path: ReplyPath,
-    msg_id: Bytes,
+    id: Bytes,
 }
 
-impl ZmqResponder {
-    async fn send(&self, reply: &Reply) -> Result<()> {
-        // Bare, as requests are (see `frame`).
-        let body = messaging_core::wire::envelope::encode_bare(reply)?;
-        self.path
-            .answer(Frame::answer(Kind::Reply, self.msg_id.clone(), body))
-            .await
-    }
-
-    fn msg_id(&self) -> String {
-        String::from_utf8_lossy(&self.msg_id).into_owned()
-    }
-}
+/// Sends replies on the path their call came by.
+struct Answerer;
 
 #[async_trait]
-impl Responder for ZmqResponder {
-    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
-        self.send(&Reply::new(self.msg_id(), outcome)).await
-    }
+impl PublishReply for Answerer {
+    type Address = Caller;
 
-    async fn heartbeat(&self) -> Result<()> {
-        self.send(&Reply::heartbeat(self.msg_id())).await
+    async fn publish_reply(&self, caller: &Caller, reply: &Reply) -> Result<()> {
+        // Bare, as requests are (see `frame`).
+        let body = messaging_core::wire::envelope::encode_bare(reply)?;
+        caller
+            .path
+            .answer(Frame::answer(Kind::Reply, caller.id.clone(), body))
+            .await
     }
 }
 

@@ -29,11 +29,11 @@ mod service;
 pub mod testkit;
 pub mod transport;
 
-pub use driver::{Capabilities, Driver, Retry};
+pub use driver::{Capabilities, Driver, DriverFactory, Retry};
 pub use notify::{
     Notification, NotificationFilter, NotificationListener, NotificationResult, Notifier, Priority,
 };
-pub use registry::{DriverFactory, DriverRegistry};
+pub use registry::DriverRegistry;
 pub use rpc::{AccessPolicy, Endpoint, NoArgs, RpcClient, RpcServer};
 pub use serializer::{NoOpSerializer, Serializer};
 pub use transport::Transport;

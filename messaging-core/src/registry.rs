@@ -3,17 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
-use crate::driver::Driver;
+use crate::driver::DriverFactory;
 use crate::{Config, Error, Result, Transport, TransportUrl};
-
-/// Makes a driver for a URL. Registered in a [`DriverRegistry`] under its schemes.
-#[async_trait]
-pub trait DriverFactory: Send + Sync + 'static {
-    /// Connects (or prepares to connect) a driver for `url`, configured by `config`.
-    async fn connect(&self, url: &TransportUrl, config: &Config) -> Result<Arc<dyn Driver>>;
-}
 
 /// URL schemes and the drivers that serve them. Registration is explicit: build one,
 /// register the drivers you enable, then open transports by URL.
@@ -42,7 +33,9 @@ impl DriverRegistry {
     /// A registry holding the in-memory driver under `memory` and `fake`.
     pub fn with_memory() -> Self {
         let mut r = Self::new();
-        crate::memory::register(&mut r);
+        let memory: Arc<dyn DriverFactory> = Arc::new(crate::memory::MemoryFactory);
+        r.register("memory", memory.clone());
+        r.register("fake", memory);
         r
     }
 

@@ -15,25 +15,17 @@ use tokio::sync::mpsc;
 
 use self::broker::{Body, Broker, Delivery, QueueRef, Route};
 use crate::driver::{
-    Capabilities, Disposition, Driver, IncomingNotification, IncomingRequest, Listener,
-    NotificationFormat, NotificationListener, RequestListener, Responder, Retry, SendOptions,
-    Settle,
+    Capabilities, Disposition, Driver, DriverFactory, IncomingNotification, IncomingRequest,
+    Listener, NotificationFormat, NotificationListener, PublishReply, ReplyInbox, RequestIntake,
+    RequestListener, Retry, SendOptions, Settle,
 };
-use crate::notify::Priority;
-use crate::registry::{DriverFactory, DriverRegistry};
-use crate::rpc::reply_waiter::ReplyWaiters;
 use crate::wire::request::new_id;
-use crate::wire::{ContextPacking, NotificationMessage, Reply, ReplyAddress, Request};
-use crate::{Config, Error, RemoteError, Result, Target, TransportUrl};
+use crate::wire::{ContextPacking, NotificationMessage, Priority, Reply, Request};
+use crate::{Config, Error, Result, Target, TransportUrl};
 
-/// Registers the memory driver under `memory` and `fake`.
-pub fn register(registry: &mut DriverRegistry) {
-    let factory: Arc<dyn DriverFactory> = Arc::new(MemoryFactory);
-    registry.register("memory", factory.clone());
-    registry.register("fake", factory);
-}
-
-struct MemoryFactory;
+/// Makes memory drivers; [`DriverRegistry::with_memory`](crate::DriverRegistry::with_memory)
+/// registers it under `memory` and `fake`.
+pub struct MemoryFactory;
 
 #[async_trait]
 impl DriverFactory for MemoryFactory {
@@ -56,7 +48,7 @@ impl DriverFactory for MemoryFactory {
 pub struct MemoryDriver {
     broker: Arc<Broker>,
     default_exchange: String,
-    replies: OnceLock<(String, ReplyWaiters)>,
+    replies: OnceLock<ReplyInbox>,
 }
 
 impl MemoryDriver {
@@ -83,26 +75,25 @@ impl MemoryDriver {
 
     /// The reply queue of this driver, created on the first call with a task that
     /// hands replies to the waiting calls.
-    fn reply_queue(&self) -> &(String, ReplyWaiters) {
+    fn reply_queue(&self) -> &ReplyInbox {
         self.replies.get_or_init(|| {
-            let name = format!("reply_{}", new_id());
-            let mut rx = self.broker.declare_reply_queue(&name);
-            let waiters = ReplyWaiters::new();
-            let demux = waiters.clone();
+            let inbox = ReplyInbox::new(format!("reply_{}", new_id()));
+            let mut rx = self.broker.declare_reply_queue(&inbox.name);
+            let waiters = inbox.waiters.clone();
             tokio::spawn(async move {
                 while let Some(body) = rx.recv().await {
-                    demux.deliver_body(&body);
+                    waiters.deliver_body(&body);
                 }
             });
-            (name, waiters)
+            inbox
         })
     }
 }
 
 impl Drop for MemoryDriver {
     fn drop(&mut self) {
-        if let Some((name, _)) = self.replies.get() {
-            self.broker.delete_reply_queue(name);
+        if let Some(inbox) = self.replies.get() {
+            self.broker.delete_reply_queue(&inbox.name);
         }
     }
 }
@@ -135,15 +126,10 @@ impl Driver for MemoryDriver {
             let routed = self.broker.publish(exchange, route, body.into());
             return check_routed(routed, options, exchange, target).map(|()| Value::Null);
         };
-        let (reply_q, waiters) = self.reply_queue();
-        let msg_id = new_id();
-        request.reply = Some(ReplyAddress::new(
-            msg_id.clone(),
-            reply_q.clone(),
-            options.call_monitor_timeout,
-        ));
+        let pending = self
+            .reply_queue()
+            .start_call(&mut request, options.call_monitor_timeout);
         let body = request.encode(ContextPacking::Flattened)?;
-        let pending = waiters.register(&msg_id);
         let routed = self.broker.publish(exchange, route, body.into());
         check_routed(routed, options, exchange, target)?;
         pending
@@ -178,7 +164,7 @@ impl Driver for MemoryDriver {
         ];
         Ok(Box::new(MemoryRequestListener {
             consumer: Consumer::start(queues),
-            broker: self.broker.clone(),
+            intake: RequestIntake::new(Arc::new(MemoryReplies(self.broker.clone()))),
         }))
     }
 
@@ -260,7 +246,7 @@ impl Drop for Consumer {
 
 struct MemoryRequestListener {
     consumer: Consumer,
-    broker: Arc<Broker>,
+    intake: RequestIntake<MemoryReplies>,
 }
 
 #[async_trait]
@@ -271,17 +257,9 @@ impl Listener<IncomingRequest> for MemoryRequestListener {
             match Request::decode(&delivery.body) {
                 Ok(request) => {
                     tracing::trace!(method = %request.method, bytes = delivery.body.len(), "request received");
-                    let responder = request.reply.as_ref().map(|r| {
-                        Box::new(MemoryResponder {
-                            broker: self.broker.clone(),
-                            reply_q: r.reply_q.clone(),
-                            msg_id: r.msg_id.clone(),
-                        }) as Box<dyn Responder>
-                    });
-                    return Some(IncomingRequest {
-                        request: request.into(),
-                        responder,
-                    });
+                    if let Some(incoming) = self.intake.admit(request) {
+                        return Some(incoming);
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "malformed RPC request rejected"),
             }
@@ -297,34 +275,23 @@ impl Listener<IncomingRequest> for MemoryRequestListener {
     }
 }
 
-struct MemoryResponder {
-    broker: Arc<Broker>,
-    reply_q: String,
-    msg_id: String,
-}
+/// Publishes replies to the broker's reply queues.
+struct MemoryReplies(Arc<Broker>);
 
-impl MemoryResponder {
-    fn publish(&self, reply: Reply) -> Result<()> {
+#[async_trait]
+impl PublishReply for MemoryReplies {
+    type Address = String;
+
+    async fn publish_reply(&self, reply_q: &String, reply: &Reply) -> Result<()> {
         let body: Body = reply.encode()?.into();
-        if self.broker.publish_reply(&self.reply_q, body) {
+        if self.0.publish_reply(reply_q, body) {
             Ok(())
         } else {
             Err(Error::Undeliverable {
                 exchange: String::new(),
-                routing_key: self.reply_q.clone(),
+                routing_key: reply_q.clone(),
             })
         }
-    }
-}
-
-#[async_trait]
-impl Responder for MemoryResponder {
-    async fn reply(&self, outcome: std::result::Result<Value, RemoteError>) -> Result<()> {
-        self.publish(Reply::new(self.msg_id.clone(), outcome))
-    }
-
-    async fn heartbeat(&self) -> Result<()> {
-        self.publish(Reply::heartbeat(self.msg_id.clone()))
     }
 }
 

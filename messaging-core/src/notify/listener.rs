@@ -611,7 +611,7 @@ impl Listener<Vec<IncomingNotification>> for Batching {
         if self.pending.is_empty() {
             let first = self.inner.next().await?;
             self.pending.push(first);
-            self.deadline = self.timeout.map(crate::rpc::reply_waiter::deadline_after);
+            self.deadline = self.timeout.map(crate::driver::deadline_after);
         }
         while self.pending.len() < self.size {
             let next = match self.deadline {

@@ -4,16 +4,15 @@
 pub mod filter;
 pub mod listener;
 pub mod notifier;
-pub mod priority;
 pub mod routing;
 pub mod sink;
 
+pub use crate::wire::priority::Priority;
 pub use filter::NotificationFilter;
 pub use listener::{
     Metadata, Notification, NotificationEndpoint, NotificationListener,
     NotificationListenerBuilder, NotificationResult,
 };
 pub use notifier::Notifier;
-pub use priority::Priority;
 pub use routing::RoutingConfig;
 pub use sink::{SentNotification, Sink, TestNotifications};

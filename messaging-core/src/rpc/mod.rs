@@ -3,7 +3,6 @@
 pub mod client;
 pub mod dispatcher;
 pub mod endpoint;
-pub mod reply_waiter;
 pub mod server;
 
 pub use client::RpcClient;

@@ -2,14 +2,15 @@
 //! notification message. Their JSON is oslo.messaging's, key for key.
 
 pub mod context;
-pub mod dedup;
 pub mod envelope;
 pub mod failure;
 pub mod notification;
+pub mod priority;
 pub mod reply;
 pub mod request;
 
 pub use context::ContextPacking;
 pub use notification::NotificationMessage;
+pub use priority::Priority;
 pub use reply::Reply;
 pub use request::{ReplyAddress, Request};

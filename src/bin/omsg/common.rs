@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use messaging::wire::envelope::kind_of;
 use messaging::{Config, Context, Error, RemoteError, Transport};
+use messaging_core::wire::envelope::kind_of;
 use serde_json::{Map, Value};
 
 /// The server raised an error.

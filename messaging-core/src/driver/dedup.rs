@@ -9,7 +9,7 @@ pub const DEFAULT_CAPACITY: usize = 16;
 /// Remembers the most recent unique ids and spots repeats.
 ///
 /// ```
-/// use messaging_core::wire::dedup::DuplicateFilter;
+/// use messaging_core::driver::DuplicateFilter;
 /// let mut seen = DuplicateFilter::default();
 /// assert!(!seen.check_and_remember("a"));
 /// assert!(seen.check_and_remember("a"));

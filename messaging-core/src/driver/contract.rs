@@ -1,20 +1,29 @@
-//! The traits a transport driver implements, and what it declares it can do.
-//!
-//! A driver moves already-built messages: the RPC client and server, the notifier and
-//! the listener in this crate build and interpret them, so every driver gets the same
-//! semantics. Drivers are used behind `Arc<dyn Driver>`.
+//! The contract between the core and a driver: the [`Driver`] trait, what it is
+//! handed and what it hands back.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::wire::{NotificationMessage, Request};
-use crate::{RemoteError, Result, Target};
+use crate::wire::{NotificationMessage, Priority, Request};
+use crate::{Config, RemoteError, Result, Target, TransportUrl};
 
 /// What a driver can do; the core refuses the rest at setup with a clear error.
+///
+/// Non-exhaustive, so that a new capability is not a breaking change: a driver starts
+/// from [`Capabilities::ALL`] (or [`Capabilities::NONE`]) and changes fields.
+///
+/// ```
+/// use messaging_core::Capabilities;
+/// let mut caps = Capabilities::ALL;
+/// caps.total_order = false;
+/// assert!(caps.rpc && !caps.total_order);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// `call` and `cast`, and RPC servers.
     pub rpc: bool,
@@ -49,6 +58,18 @@ impl Capabilities {
         mandatory: true,
         isolated_exchanges: true,
         total_order: true,
+    };
+
+    /// Nothing: a driver that only moves bytes and is built up field by field.
+    pub const NONE: Capabilities = Capabilities {
+        rpc: false,
+        fanout: false,
+        notify: false,
+        requeue: false,
+        pools: false,
+        mandatory: false,
+        isolated_exchanges: false,
+        total_order: false,
     };
 }
 
@@ -201,7 +222,8 @@ pub trait Responder: Send + Sync {
 ///   gone for good (the server then logs an error and can be started again).
 /// - RPC requests are acknowledged by the driver before they are returned (oslo's
 ///   at-most-once execution); duplicates can be dropped with
-///   [`DuplicateFilter`](crate::wire::dedup::DuplicateFilter).
+///   [`DuplicateFilter`](crate::driver::DuplicateFilter) (or
+///   [`RequestIntake`](crate::driver::RequestIntake), which uses one).
 #[async_trait]
 pub trait Listener<T: Send>: Send {
     /// The next message; `None` once stopped and drained.
@@ -210,75 +232,6 @@ pub trait Listener<T: Send>: Send {
     async fn stop(&mut self);
     /// Releases everything (connections, fanout queues).
     async fn cleanup(&mut self);
-}
-
-/// What fills a [`ChannelListener`]: a driver's consumers, which can be stopped and
-/// closed.
-#[async_trait]
-pub trait MessageSource: Send {
-    /// Stops taking new messages; those already taken stay in the channel.
-    fn stop(&mut self);
-    /// Releases the consumers (connections, fanout queues, group membership).
-    async fn close(&mut self);
-}
-
-/// A [`Listener`] over a channel that a driver's consumers fill: `next` takes from
-/// the channel (cancel-safe), and returns `None` once the consumers are stopped and
-/// every sender is gone.
-///
-/// Over a bounded channel ([`ChannelListener::bounded`]) the consumers wait for room
-/// when the server falls behind, which is how a driver without a broker to hold the
-/// backlog pushes back on its senders.
-pub struct ChannelListener<T, S> {
-    rx: Queue<T>,
-    source: S,
-}
-
-/// The receiving end of a [`ChannelListener`]'s channel.
-enum Queue<T> {
-    Unbounded(tokio::sync::mpsc::UnboundedReceiver<T>),
-    Bounded(tokio::sync::mpsc::Receiver<T>),
-}
-
-impl<T, S> ChannelListener<T, S> {
-    /// A listener taking from `rx`, which `source`'s consumers fill.
-    pub fn new(rx: tokio::sync::mpsc::UnboundedReceiver<T>, source: S) -> Self {
-        ChannelListener {
-            rx: Queue::Unbounded(rx),
-            source,
-        }
-    }
-
-    /// A listener taking from the bounded `rx`, which `source`'s consumers fill.
-    pub fn bounded(rx: tokio::sync::mpsc::Receiver<T>, source: S) -> Self {
-        ChannelListener {
-            rx: Queue::Bounded(rx),
-            source,
-        }
-    }
-}
-
-#[async_trait]
-impl<T: Send + 'static, S: MessageSource + 'static> Listener<T> for ChannelListener<T, S> {
-    async fn next(&mut self) -> Option<T> {
-        match &mut self.rx {
-            Queue::Unbounded(rx) => rx.recv().await,
-            Queue::Bounded(rx) => rx.recv().await,
-        }
-    }
-
-    async fn stop(&mut self) {
-        self.source.stop();
-    }
-
-    async fn cleanup(&mut self) {
-        self.source.stop();
-        self.source.close().await;
-        match &mut self.rx {
-            Queue::Unbounded(rx) => rx.close(),
-            Queue::Bounded(rx) => rx.close(),
-        }
-    }
 }
 
 /// Receives RPC requests for one server target.
@@ -351,10 +304,18 @@ pub trait Driver: Send + Sync + 'static {
     /// Listens for notifications on `(target, priority)` pairs, in `pool` if given.
     async fn listen_for_notifications(
         &self,
-        targets_and_priorities: &[(Target, crate::notify::Priority)],
+        targets_and_priorities: &[(Target, Priority)],
         pool: Option<&str>,
     ) -> Result<Box<NotificationListener>>;
 
     /// Closes connections and releases resources.
     async fn cleanup(&self) {}
+}
+
+/// Makes a driver for a URL. Registered in a [`DriverRegistry`](crate::DriverRegistry)
+/// under its schemes.
+#[async_trait]
+pub trait DriverFactory: Send + Sync + 'static {
+    /// Connects (or prepares to connect) a driver for `url`, configured by `config`.
+    async fn connect(&self, url: &TransportUrl, config: &Config) -> Result<Arc<dyn Driver>>;
 }

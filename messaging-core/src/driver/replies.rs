@@ -1,6 +1,7 @@
-//! Demultiplexes replies arriving on one reply queue to the calls waiting for them,
-//! and applies the call timeout and the call-monitor timeout. Shared by every driver
-//! that has a reply queue.
+//! A caller's side of calls: its reply queue ([`ReplyInbox`]), the calls waiting on it
+//! ([`ReplyWaiters`]), and the wait for one call's reply under the call timeout and the
+//! call-monitor timeout ([`PendingReply`]). Replies arriving on the queue are handed to
+//! their calls by `_msg_id`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,12 +11,94 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::wire::Reply;
+use crate::wire::request::new_id;
+use crate::wire::{Reply, ReplyAddress, Request};
 use crate::{Error, Result};
 
+/// What reaches a waiting call.
+// Its size does not matter: the channel carries it boxed (`Outcome`).
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    /// A reply (or heartbeat) from the server.
+    Reply(Reply),
+    /// The driver learned the call cannot be answered.
+    Failed(Error),
+    /// The peer the request reached took no server for it; the driver may try another.
+    Refused(String),
+}
+
 /// What a call's channel carries: boxed, because an unbounded channel allocates
-/// room for 32 items up front, and 32 unboxed replies made a waiting call cost 10 KiB.
-type Outcome = Box<Result<Reply>>;
+/// room for 32 items up front, and 32 unboxed answers made a waiting call cost 10 KiB.
+type Outcome = Box<Answer>;
+
+/// How a call ended, for a driver that can try another peer when one refuses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    /// The final reply's result.
+    Replied(Value),
+    /// The peer the request reached has no server for it (see
+    /// [`ReplyWaiters::refuse`]); the reason is the peer's.
+    Refused {
+        /// Why, as the peer said it.
+        reason: String,
+    },
+}
+
+/// A caller's reply queue: its name, which requests carry as their reply address, and
+/// the calls waiting for replies on it.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use messaging_core::driver::ReplyInbox;
+/// use messaging_core::wire::{Reply, Request};
+///
+/// let inbox = ReplyInbox::new("reply_abc");
+/// let mut request = Request::new("ping", serde_json::Map::new(), messaging_core::Context::new());
+/// let pending = inbox.start_call(&mut request, None);
+/// let address = request.reply.clone().unwrap();
+/// assert_eq!(address.reply_q, "reply_abc");
+/// // ... the request is sent; the server's reply arrives on the queue:
+/// inbox.waiters.deliver(Reply::new(address.msg_id, Ok(serde_json::json!("pong"))));
+/// let result = pending.wait(Duration::from_secs(1), None, "topic").await.unwrap();
+/// assert_eq!(result, "pong");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct ReplyInbox {
+    /// The reply queue's (or topic's) name.
+    pub name: String,
+    /// The calls waiting on it; the driver's consumer of the queue hands replies here.
+    pub waiters: ReplyWaiters,
+}
+
+impl ReplyInbox {
+    /// The reply queue `name`, with no call waiting.
+    pub fn new(name: impl Into<String>) -> Self {
+        ReplyInbox {
+            name: name.into(),
+            waiters: ReplyWaiters::new(),
+        }
+    }
+
+    /// Starts a call of `request`: gives it a new `msg_id`, makes this queue its reply
+    /// address (with `call_monitor_timeout`, which tells the server to send
+    /// heartbeats), and registers it, before the request is sent.
+    pub fn start_call(
+        &self,
+        request: &mut Request,
+        call_monitor_timeout: Option<Duration>,
+    ) -> PendingReply {
+        let msg_id = new_id();
+        let pending = self.waiters.register(&msg_id);
+        request.reply = Some(ReplyAddress::new(
+            msg_id,
+            self.name.clone(),
+            call_monitor_timeout,
+        ));
+        pending
+    }
+}
 
 /// The calls waiting on one reply queue, keyed by `_msg_id`.
 #[derive(Clone, Default)]
@@ -50,7 +133,7 @@ impl ReplyWaiters {
     /// Hands a received reply to its call; a reply nobody waits for is logged and dropped.
     pub fn deliver(&self, reply: Reply) {
         let msg_id = reply.msg_id.clone();
-        self.send(&msg_id, Ok(reply));
+        self.send(&msg_id, Answer::Reply(reply));
     }
 
     /// Decodes a reply body and hands it to its call. A body that names a waiting
@@ -67,7 +150,8 @@ impl ReplyWaiters {
                 });
                 match msg_id {
                     Some(id) => {
-                        self.send(&id, Err(Error::Malformed(format!("unreadable reply: {e}"))))
+                        let error = Error::Malformed(format!("unreadable reply: {e}"));
+                        self.send(&id, Answer::Failed(error))
                     }
                     None => tracing::warn!(error = %e, "malformed reply dropped"),
                 }
@@ -78,14 +162,21 @@ impl ReplyWaiters {
     /// Fails the call waiting under `msg_id` with `error` (a driver learned that its
     /// request cannot be answered, e.g. refused by the node it reached).
     pub fn fail(&self, msg_id: &str, error: Error) {
-        self.send(msg_id, Err(error));
+        self.send(msg_id, Answer::Failed(error));
     }
 
-    fn send(&self, msg_id: &str, reply: Result<Reply>) {
+    /// Tells the call waiting under `msg_id` that the peer its request reached took no
+    /// server for it: [`PendingReply::outcome_until`] returns
+    /// [`CallOutcome::Refused`], and the driver may try another peer.
+    pub fn refuse(&self, msg_id: &str, reason: impl Into<String>) {
+        self.send(msg_id, Answer::Refused(reason.into()));
+    }
+
+    fn send(&self, msg_id: &str, answer: Answer) {
         let sender = self.lock().get(msg_id).cloned();
         match sender {
             Some(tx) => {
-                let _ = tx.send(Box::new(reply));
+                let _ = tx.send(Box::new(answer));
             }
             None => tracing::warn!(msg_id, "no calling task waiting for reply; dropped"),
         }
@@ -127,21 +218,43 @@ impl PendingReply {
 
     /// [`PendingReply::wait`] for a call whose `timeout` started before its request was
     /// published: the reply is waited for until `deadline`, and a timeout names `timeout`.
+    /// A refusal (which only drivers that [`ReplyWaiters::refuse`] can see) is a
+    /// [`Error::DeliveryFailure`].
     pub async fn wait_until(
-        mut self,
+        self,
         deadline: Instant,
         timeout: Duration,
         call_monitor_timeout: Option<Duration>,
         topic: &str,
     ) -> Result<Value> {
+        match self
+            .outcome_until(deadline, timeout, call_monitor_timeout, topic)
+            .await?
+        {
+            CallOutcome::Replied(result) => Ok(result),
+            CallOutcome::Refused { reason } => Err(Error::DeliveryFailure(format!(
+                "the call on topic {topic} was refused: {reason}"
+            ))),
+        }
+    }
+
+    /// Waits as [`PendingReply::wait_until`] does, and tells a refused call apart
+    /// ([`CallOutcome::Refused`]) so that the driver can send it elsewhere.
+    pub async fn outcome_until(
+        mut self,
+        deadline: Instant,
+        timeout: Duration,
+        call_monitor_timeout: Option<Duration>,
+        topic: &str,
+    ) -> Result<CallOutcome> {
         let mut last_result = Value::Null;
         loop {
             let next_deadline = match call_monitor_timeout {
                 Some(m) => deadline.min(deadline_after(m)),
                 None => deadline,
             };
-            let reply = match tokio::time::timeout_at(next_deadline, self.rx.recv()).await {
-                Ok(Some(reply)) => (*reply)?,
+            let answer = match tokio::time::timeout_at(next_deadline, self.rx.recv()).await {
+                Ok(Some(answer)) => *answer,
                 Ok(None) => return Err(Error::Transport("reply queue closed".into())),
                 Err(_) if next_deadline < deadline => {
                     return Err(Error::Timeout(format!(
@@ -155,6 +268,11 @@ impl PendingReply {
                     )));
                 }
             };
+            let reply = match answer {
+                Answer::Reply(reply) => reply,
+                Answer::Failed(error) => return Err(error),
+                Answer::Refused(reason) => return Ok(CallOutcome::Refused { reason }),
+            };
             if let Some(failure) = reply.failure {
                 return Err(Error::Remote(Box::new(failure)));
             }
@@ -162,7 +280,7 @@ impl PendingReply {
                 last_result = reply.result;
             }
             if reply.ending {
-                return Ok(last_result);
+                return Ok(CallOutcome::Replied(last_result));
             }
         }
     }
@@ -235,5 +353,54 @@ mod tests {
             json!(1),
             "old two-message protocol: the last non-null result is kept"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_call_is_an_outcome_for_the_driver_and_a_delivery_failure_for_users() {
+        let waiters = ReplyWaiters::new();
+        let pending = waiters.register("m3");
+        waiters.refuse("m3", "no server for t on this node");
+        let outcome = pending
+            .outcome_until(
+                deadline_after(Duration::from_secs(5)),
+                Duration::from_secs(5),
+                None,
+                "t",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            CallOutcome::Refused {
+                reason: "no server for t on this node".into()
+            }
+        );
+        let pending = waiters.register("m4");
+        waiters.refuse("m4", "gone");
+        let err = pending
+            .wait(Duration::from_secs(5), None, "t")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::DeliveryFailure(ref m) if m.contains("refused: gone")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inbox_call_carries_the_queue_and_a_fresh_msg_id() {
+        let inbox = ReplyInbox::new("reply_q");
+        let ctx = crate::Context::new();
+        let mut first = Request::new("m", serde_json::Map::new(), ctx.clone());
+        let mut second = Request::new("m", serde_json::Map::new(), ctx);
+        let _a = inbox.start_call(&mut first, Some(Duration::from_secs(2)));
+        let _b = inbox.start_call(&mut second, None);
+        let (a, b) = (first.reply.unwrap(), second.reply.unwrap());
+        assert_eq!(
+            (a.reply_q.as_str(), b.reply_q.as_str()),
+            ("reply_q", "reply_q")
+        );
+        assert_ne!(a.msg_id, b.msg_id);
+        assert_eq!(inbox.waiters.len(), 2);
     }
 }
