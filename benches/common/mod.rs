@@ -882,7 +882,7 @@ pub async fn finish_row(
     client: &messaging::Transport,
     server_side: &messaging::Transport,
 ) {
-    let _ = server.stop().await;
+    server.stop().await;
     let _ = server.wait().await;
     client.cleanup().await;
     server_side.cleanup().await;
