@@ -67,6 +67,8 @@ use common::{
 /// What differs from the RabbitMQ benchmark in what they share.
 static PROFILE: Profile = Profile {
     name: "kafka",
+    about: "Notification and RPC throughput and latency over Kafka: ours, raw rdkafka and \
+            Python oslo.messaging",
     payloads: &[100],
     seconds: 5.0,
     drain_timeout: Duration::from_secs(180),
@@ -181,53 +183,36 @@ impl Row {
 }
 
 /// The Kafka benchmark's own options.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 struct Extra {
     /// Concurrent callers of `notify-n` (and of the drain row's pre-fill).
+    #[arg(long, default_value_t = 1024, value_parser = common::at_least(1usize))]
     callers: usize,
     /// Concurrent callers of `e2e`.
+    #[arg(long, default_value_t = 256, value_parser = common::at_least(1usize))]
     e2e_callers: usize,
     /// Python's sender threads in `e2e`.
+    #[arg(long, default_value_t = 4, value_parser = common::at_least(1usize))]
     py_threads: usize,
-    /// Notifications pre-filled for `drain`.
+    /// Notifications pre-filled for `drain` (100 in a smoke pass unless given).
+    #[arg(long, default_value_t = 50_000, value_parser = common::at_least(2u64))]
     drain: u64,
     /// Extra query parameters of our Kafka URL (`--ours-query a=1&b=2`), to try
     /// driver options.
+    #[arg(long, value_name = "QUERY", default_value = "")]
     ours_query: String,
 }
 
 /// Command-line options: those every benchmark has, and ours.
 type Options = common::Options<Extra>;
 
-fn parse_options() -> Result<Options, String> {
+fn parse_options() -> Options {
     let keys: Vec<&str> = Row::ALL.iter().map(|r| r.key()).collect();
-    let extra = Extra {
-        callers: 1024,
-        e2e_callers: 256,
-        py_threads: 4,
-        drain: 50_000,
-        ours_query: String::new(),
-    };
-    let mut drain_given = false;
-    let mut o = Options::parse(&PROFILE, &keys, extra, |x, arg, args| {
-        match arg {
-            "--callers" => x.callers = args.at_least("--callers", 1)?,
-            "--e2e-callers" => x.e2e_callers = args.at_least("--e2e-callers", 1)?,
-            "--py-threads" => x.py_threads = args.at_least("--py-threads", 1)?,
-            "--drain" => {
-                x.drain = args.at_least("--drain", 2)?;
-                drain_given = true;
-            }
-            "--ours-query" => x.ours_query = args.value("--ours-query")?,
-            // Whatever else cargo or a test runner passes (filters, --nocapture).
-            _ => {}
+    Options::parse(&PROFILE, &keys, |o, given| {
+        if !o.full && given.value_source("drain") != Some(clap::parser::ValueSource::CommandLine) {
+            o.extra.drain = 100;
         }
-        Ok(())
-    })?;
-    if !o.full && !drain_given {
-        o.extra.drain = 100;
-    }
-    Ok(o)
+    })
 }
 
 /// The brokers, and what every row of one payload size shares.
@@ -1103,7 +1088,7 @@ async fn main() -> ExitCode {
 
 /// Every row, then the table; whether a row failed.
 async fn run() -> Result<bool, String> {
-    let options = parse_options()?;
+    let options = parse_options();
     let (kafka_url, bootstrap) = kafka_urls()?;
     options.check_python()?;
     let (rabbit_url, amqp_url) = common::rabbit_urls(None);

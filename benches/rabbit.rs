@@ -50,6 +50,8 @@ use common::{
 /// What differs from the Kafka benchmark in what they share.
 static PROFILE: Profile = Profile {
     name: "rabbit",
+    about: "RPC and notification throughput and latency over RabbitMQ: ours, raw lapin and \
+            Python oslo.messaging",
     payloads: &[100, 3072],
     seconds: 3.0,
     drain_timeout: Duration::from_secs(120),
@@ -136,25 +138,22 @@ type Options = common::Options<Broker>;
 
 /// The broker under test, from `--rabbit-url` and `--rabbitmqctl` (else `RABBIT_URL`
 /// and `RABBITMQCTL`).
-#[derive(Debug, Default)]
+#[derive(Debug, clap::Args)]
 struct Broker {
-    /// In oslo or lapin form.
+    /// The broker, in oslo's or lapin's URL form [default: `RABBIT_URL`, else
+    /// rabbit://guest:guest@127.0.0.1:5672/].
+    #[arg(long = "rabbit-url", value_name = "URL")]
     url: Option<String>,
-    /// The command that reports the broker's version (words separated by spaces).
+    /// The command that reports the broker's version, words separated by spaces
+    /// [default: `RABBITMQCTL`, else rabbitmqctl].
+    #[arg(long = "rabbitmqctl", value_name = "COMMAND")]
     ctl: Option<String>,
 }
 
-fn parse_options() -> Result<Options, String> {
+fn parse_options() -> Options {
     let keys: Vec<String> = Row::ALL.iter().map(Row::key).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    Options::parse(&PROFILE, &keys, Broker::default(), |broker, arg, args| {
-        match arg {
-            "--rabbit-url" => broker.url = Some(args.value("--rabbit-url")?),
-            "--rabbitmqctl" => broker.ctl = Some(args.value("--rabbitmqctl")?),
-            _ => {}
-        }
-        Ok(())
-    })
+    Options::parse(&PROFILE, &keys, |_, _| {})
 }
 
 /// The broker addresses, and what every row of one payload size shares.
@@ -923,7 +922,7 @@ async fn main() -> ExitCode {
 
 /// Every row of every payload size, then the tables; whether a row failed.
 async fn run() -> Result<bool, String> {
-    let options = parse_options()?;
+    let options = parse_options();
     options.check_python()?;
     let (oslo_url, amqp_url) = common::rabbit_urls(options.extra.url.clone());
     let run_id = common::run_id();

@@ -59,6 +59,8 @@ use common::{CALL_TIMEOUT, Cell, Data, Echo, Measured, Plan, Profile, drain, dri
 /// What differs from the other benchmarks in what they share.
 static PROFILE: Profile = Profile {
     name: "zmq",
+    about: "RPC throughput and latency over ZeroMQ: ours, raw zeromq DEALER/ROUTER and ours \
+            over RabbitMQ",
     payloads: &[100],
     seconds: 3.0,
     drain_timeout: Duration::from_secs(60),
@@ -160,31 +162,28 @@ impl Row {
 }
 
 /// The ZeroMQ benchmark's own options.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 struct Extra {
-    /// Our ZeroMQ URL (`--zmq-url`, else `ZMQ_URL`, else [`DEFAULT_ZMQ_URL`]).
+    /// Our ZeroMQ URL [default: `ZMQ_URL`, else two nodes on loopback with the
+    /// in-process matchmaker].
+    #[arg(long, value_name = "URL", default_value = DEFAULT_ZMQ_URL, hide_default_value = true)]
     zmq_url: String,
-    /// Whether the RabbitMQ driver runs (`--no-rabbit`: not).
-    rabbit: bool,
+    /// Leaves the RabbitMQ driver out.
+    #[arg(long)]
+    no_rabbit: bool,
 }
 
 type Options = common::Options<Extra>;
 
-fn parse_options() -> Result<Options, String> {
+fn parse_options() -> Options {
     let keys: Vec<String> = Row::ALL.iter().map(Row::key).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let extra = Extra {
-        zmq_url: std::env::var("ZMQ_URL").unwrap_or_else(|_| DEFAULT_ZMQ_URL.into()),
-        rabbit: true,
-    };
-    Options::parse(&PROFILE, &keys, extra, |x, arg, args| {
-        match arg {
-            "--zmq-url" => x.zmq_url = args.value("--zmq-url")?,
-            "--no-rabbit" => x.rabbit = false,
-            // Whatever else cargo or a test runner passes (filters, --nocapture).
-            _ => {}
+    Options::parse(&PROFILE, &keys, |o, given| {
+        if given.value_source("zmq_url") != Some(clap::parser::ValueSource::CommandLine)
+            && let Ok(url) = std::env::var("ZMQ_URL")
+        {
+            o.extra.zmq_url = url;
         }
-        Ok(())
     })
 }
 
@@ -701,7 +700,7 @@ fn run_row(b: &Bench, o: &Options, row: Row) -> Line {
         result
     };
     let rabbit = side(
-        o.extra.rabbit,
+        !o.extra.no_rabbit,
         row.flavour,
         b.plan,
         progress("RabbitMQ driver"),
@@ -731,7 +730,7 @@ fn main() -> ExitCode {
 
 /// Every row of every payload size, then the tables; whether a row failed.
 fn run() -> Result<bool, String> {
-    let options = parse_options()?;
+    let options = parse_options();
     let (rabbit_url, amqp_url) = common::rabbit_urls(None);
     let run_id = common::run_id();
     let mut out = String::new();

@@ -392,7 +392,7 @@ async fn run(args: Args) -> Result<bool, String> {
             stable_since = Instant::now();
         }
     }
-    server.stop().await.map_err(|e| e.to_string())?;
+    server.stop().await;
     server.wait().await.map_err(|e| e.to_string())?;
     listener.stop().await;
     let _ = listener.wait().await;

@@ -26,7 +26,7 @@
 //! let server = RpcServer::new(&rpc, Target::topic("calc").server("host1")).endpoint(api).start().await.unwrap();
 //! let sum: i64 = RpcClient::new(&rpc, Target::topic("calc")).call(&Context::new(), "add", json!({"a": 1, "b": 2})).await.unwrap();
 //! assert_eq!(sum, 3);
-//! server.stop().await.unwrap();
+//! server.stop().await;
 //! server.wait().await.unwrap();
 //! # });
 //! ```

@@ -31,6 +31,8 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(70);
 pub struct Profile {
     /// `rabbit` or `kafka`: the prefix of messages (`rabbit bench: …`) and names.
     pub name: &'static str,
+    /// What the benchmark compares, for `--help`.
+    pub about: &'static str,
     /// Default of `--payload`.
     pub payloads: &'static [usize],
     /// Default of `--seconds`.
@@ -76,110 +78,201 @@ pub struct Options<X> {
     pub extra: X,
 }
 
-/// The program's arguments, for options that take a value.
-pub struct Args(std::iter::Skip<std::env::Args>);
+/// An implementation `--only` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Implementation {
+    Ours,
+    Raw,
+    Python,
+}
 
-impl Args {
-    /// The value of option `name`.
-    pub fn value(&mut self, name: &str) -> Result<String, String> {
-        self.0.next().ok_or(format!("{name} needs a value"))
+/// The options every benchmark has, as clap reads them.
+#[derive(Debug, clap::Args)]
+struct CommonArgs {
+    /// The full measurement (`cargo bench` passes it); without it, a smoke pass of a few
+    /// messages per row whose numbers mean nothing (`cargo test --bench NAME`).
+    #[arg(long)]
+    bench: bool,
+    /// Leaves Python oslo.messaging out (also when `--only` names it).
+    #[arg(long)]
+    no_python: bool,
+    /// The implementations to run, comma-separated: ours, raw, python [default: all].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = implementation)]
+    only: Option<Vec<Implementation>>,
+    /// Payload sizes in bytes, comma-separated [default: the benchmark's].
+    #[arg(long, value_name = "BYTES", value_delimiter = ',', value_parser = size)]
+    payload: Option<Vec<usize>>,
+    /// How long each row measures, after a one-second warm-up [default: the
+    /// benchmark's].
+    #[arg(long, value_parser = seconds)]
+    seconds: Option<f64>,
+    /// The rows to run, by key, comma-separated [default: all].
+    #[arg(long, value_name = "KEYS", value_delimiter = ',', value_parser = trimmed)]
+    rows: Option<Vec<String>>,
+}
+
+/// A benchmark's command line: the options of every benchmark and its own, `X`.
+#[derive(Debug, clap::Parser)]
+// As before clap: an option given twice counts once, the last.
+#[command(args_override_self = true)]
+struct Cli<X: clap::Args> {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    extra: X,
+}
+
+fn implementation(s: &str) -> Result<Implementation, String> {
+    <Implementation as clap::ValueEnum>::from_str(s.trim(), false)
+        .map_err(|_| format!("takes ours, raw, python; got {s:?}"))
+}
+
+fn size(s: &str) -> Result<usize, String> {
+    s.trim().parse().map_err(|e| format!("{e}"))
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    let seconds: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err("must be positive".into());
     }
+    Ok(seconds)
+}
 
-    /// The value of option `name`, a number of at least `min`.
-    #[allow(dead_code)] // the RabbitMQ benchmark has no options of its own
-    pub fn at_least<T>(&mut self, name: &str, min: T) -> Result<T, String>
-    where
-        T: FromStr + PartialOrd + std::fmt::Display,
-        T::Err: std::fmt::Display,
-    {
-        let n: T = self
-            .value(name)?
-            .parse()
-            .map_err(|e| format!("{name}: {e}"))?;
+fn trimmed(s: &str) -> Result<String, String> {
+    Ok(s.trim().to_string())
+}
+
+/// A value parser for a number of at least `min`, for a benchmark's own options.
+#[allow(dead_code)] // not every benchmark has such options
+pub fn at_least<T>(min: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    move |s: &str| {
+        let n: T = s.parse().map_err(|e| format!("{e}"))?;
         if n < min {
-            return Err(format!("{name} must be at least {min}"));
+            return Err(format!("must be at least {min}"));
         }
         Ok(n)
     }
 }
 
-impl<X> Options<X> {
+/// The arguments clap is to read: the program name, then the options `command` knows
+/// (with their values), in order. Anything else is dropped, as the benchmarks always
+/// ignored it: what cargo or a test runner passes (filters, `--quiet`, `--nocapture`).
+fn known_args(command: &clap::Command, args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut args = args.into_iter();
+    let mut kept: Vec<String> = args.next().into_iter().collect();
+    while let Some(arg) = args.next() {
+        let (name, inline_value) = match arg.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (arg.as_str(), false),
+        };
+        let known = command.get_arguments().find(|a| match name.strip_prefix("--") {
+            Some(long) => a.get_long() == Some(long),
+            None => {
+                let mut short = name.strip_prefix('-').unwrap_or_default().chars();
+                matches!((short.next(), short.next()), (Some(c), None) if a.get_short() == Some(c))
+            }
+        });
+        if let Some(known) = known {
+            let takes_value = known.get_action().takes_values();
+            kept.push(arg.clone());
+            if takes_value && !inline_value {
+                kept.extend(args.next());
+            }
+        }
+    }
+    kept
+}
+
+impl<X: clap::Args + clap::FromArgMatches> Options<X> {
     /// Parses the options every benchmark has (`--bench`, `--no-python`, `--only`,
-    /// `--payload`, `--seconds`, `--rows` among `keys`); any other argument goes to
-    /// `other` with the benchmark's options `extra`, which ignores what it does not
-    /// know (filters, `--nocapture`: whatever cargo or a test runner passes).
+    /// `--payload`, `--seconds`, `--rows` among `keys`) and the benchmark's own, `X`;
+    /// `adjust` then sees the result and what was given. Arguments it does not know
+    /// are ignored (filters, `--nocapture`: whatever cargo or a test runner passes);
+    /// `--help` shows them all, and a bad value ends the program with clap's message.
     pub fn parse(
         profile: &'static Profile,
         keys: &[&str],
-        extra: X,
-        mut other: impl FnMut(&mut X, &str, &mut Args) -> Result<(), String>,
-    ) -> Result<Self, String> {
-        let mut o = Options {
-            profile,
-            full: false,
-            only: Only {
+        adjust: impl FnOnce(&mut Self, &clap::ArgMatches),
+    ) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let payloads = profile
+            .payloads
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>();
+        let mut command = Cli::<X>::command()
+            .name(profile.name)
+            .bin_name(format!("cargo bench --bench {} --", profile.name))
+            .about(profile.about)
+            .mut_arg("payload", |a| {
+                a.help(format!(
+                    "Payload sizes in bytes, comma-separated [default: {}]",
+                    payloads.join(",")
+                ))
+            })
+            .mut_arg("seconds", |a| {
+                a.help(format!(
+                    "How long each row measures, after a one-second warm-up [default: {}]",
+                    profile.seconds
+                ))
+            })
+            .mut_arg("rows", |a| {
+                a.help(format!(
+                    "The rows to run, comma-separated: {} [default: all]",
+                    keys.join(", ")
+                ))
+            });
+        command.build();
+        let args = known_args(&command, std::env::args());
+        let matches = command
+            .try_get_matches_from_mut(args)
+            .unwrap_or_else(|e| e.exit());
+        let cli = Cli::<X>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let rows = cli.common.rows.unwrap_or_default();
+        if let Some(bad) = rows.iter().find(|r| !keys.contains(&r.as_str())) {
+            command
+                .error(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!("--rows takes {}; got {bad:?}", keys.join(", ")),
+                )
+                .exit();
+        }
+        let python = !cli.common.no_python;
+        let only = match cli.common.only {
+            None => Only {
                 ours: true,
                 raw: true,
-                python: true,
+                python,
             },
-            payloads: profile.payloads.to_vec(),
-            seconds: profile.seconds,
-            rows: Vec::new(),
-            extra,
+            Some(list) => Only {
+                ours: list.contains(&Implementation::Ours),
+                raw: list.contains(&Implementation::Raw),
+                python: list.contains(&Implementation::Python) && python,
+            },
         };
-        let mut args = Args(std::env::args().skip(1));
-        while let Some(arg) = args.0.next() {
-            match arg.as_str() {
-                "--bench" => o.full = true,
-                "--no-python" => o.only.python = false,
-                "--only" => {
-                    let list = args.value("--only")?;
-                    let has = |n: &str| list.split(',').any(|x| x.trim() == n);
-                    if let Some(bad) = list
-                        .split(',')
-                        .find(|x| !["ours", "raw", "python"].contains(&x.trim()))
-                    {
-                        return Err(format!("--only takes ours, raw, python; got {bad:?}"));
-                    }
-                    o.only = Only {
-                        ours: has("ours"),
-                        raw: has("raw"),
-                        python: has("python") && o.only.python,
-                    };
-                }
-                "--payload" => {
-                    o.payloads = args
-                        .value("--payload")?
-                        .split(',')
-                        .map(|p| p.trim().parse::<usize>())
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| format!("--payload: {e}"))?;
-                }
-                "--seconds" => {
-                    o.seconds = args
-                        .value("--seconds")?
-                        .parse()
-                        .map_err(|e| format!("--seconds: {e}"))?;
-                    if !(o.seconds > 0.0 && o.seconds.is_finite()) {
-                        return Err("--seconds must be positive".into());
-                    }
-                }
-                "--rows" => {
-                    o.rows = args
-                        .value("--rows")?
-                        .split(',')
-                        .map(|r| r.trim().to_string())
-                        .collect();
-                    if let Some(bad) = o.rows.iter().find(|r| !keys.contains(&r.as_str())) {
-                        return Err(format!("--rows takes {}; got {bad:?}", keys.join(", ")));
-                    }
-                }
-                other_arg => other(&mut o.extra, other_arg, &mut args)?,
-            }
-        }
-        Ok(o)
+        let mut options = Options {
+            profile,
+            full: cli.common.bench,
+            only,
+            payloads: cli
+                .common
+                .payload
+                .unwrap_or_else(|| profile.payloads.to_vec()),
+            seconds: cli.common.seconds.unwrap_or(profile.seconds),
+            rows,
+            extra: cli.extra,
+        };
+        adjust(&mut options, &matches);
+        options
     }
+}
 
+impl<X> Options<X> {
     /// Whether the row of `key` runs.
     pub fn wants(&self, key: &str) -> bool {
         self.rows.is_empty() || self.rows.iter().any(|k| k == key)
@@ -882,7 +975,7 @@ pub async fn finish_row(
     client: &messaging::Transport,
     server_side: &messaging::Transport,
 ) {
-    let _ = server.stop().await;
+    server.stop().await;
     let _ = server.wait().await;
     client.cleanup().await;
     server_side.cleanup().await;

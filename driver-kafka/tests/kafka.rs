@@ -276,7 +276,7 @@ async fn rpc_topics_are_created_for_a_server_and_a_call_to_nobody_is_undeliverab
         .await
         .unwrap();
     assert_eq!(got, json!({"x": 1}));
-    server.stop().await.unwrap();
+    server.stop().await;
     server.wait().await.unwrap();
 }
 

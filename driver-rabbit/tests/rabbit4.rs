@@ -162,7 +162,7 @@ async fn private_queues_are_exclusive_where_transient_ones_are_refused() {
     assert_eq!(fanout.1, "true", "{queues}");
     assert!(locked_to_another_connection(fanout.0).await);
 
-    server.stop().await.unwrap();
+    server.stop().await;
     server.wait().await.unwrap();
     server_transport.cleanup().await;
     client_transport.cleanup().await;

@@ -151,7 +151,7 @@ async fn tls_with_a_ca_file_and_a_client_certificate() {
         .await
         .unwrap();
     assert_eq!(echoed, json!("over TLS"));
-    server.stop().await.unwrap();
+    server.stop().await;
     server.wait().await.unwrap();
     transport.cleanup().await;
 

@@ -11,7 +11,13 @@ use crate::Version;
 /// let t = Target::topic("compute").server("host1").version("1.3");
 /// assert_eq!(t.server.as_deref(), Some("host1"));
 /// ```
+///
+/// The fields are public to read and to change, but a target is built with
+/// [`Target::topic`], [`Target::namespace_only`] or [`Target::default`] and the setters
+/// below: the struct is `#[non_exhaustive]`, so that a field oslo adds is not a
+/// breaking change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Target {
     /// Topic scope; `None` means the transport's `control_exchange`.
     pub exchange: Option<String>,

@@ -18,6 +18,7 @@ use crate::driver::{
 use crate::serializer::{NoOpSerializer, Serializer};
 use crate::service::Lifecycle;
 use crate::wire::NotificationMessage;
+use crate::wire::notification::{new_message_id, utc_now_timestamp};
 use crate::{Context, Error, Result, Target, Transport};
 
 /// `message_id` and `timestamp` of a notification.
@@ -30,7 +31,24 @@ pub struct Metadata {
 }
 
 /// A received notification, as handed to a handler.
+///
+/// Listeners make these; to make one elsewhere (to test a handler or a filter), use
+/// [`Notification::new`] and the setters: the struct is `#[non_exhaustive]`, so that a
+/// field oslo adds is not a breaking change.
+///
+/// ```
+/// use messaging_core::Context;
+/// use messaging_core::notify::{Notification, Priority};
+/// use serde_json::json;
+///
+/// let n = Notification::new("compute.host1", "compute.instance.create.end", Priority::Info)
+///     .payload(json!({"state": "active"}))
+///     .context(Context::new().with("user_name", "bob"));
+/// assert_eq!(n.publisher_id, "compute.host1");
+/// assert_eq!(n.metadata.message_id.len(), 36);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Notification {
     /// The sender's (sanitised) context.
     pub context: Context,
@@ -44,6 +62,47 @@ pub struct Notification {
     pub payload: Value,
     /// Id and time.
     pub metadata: Metadata,
+}
+
+impl Notification {
+    /// A notification of `event_type` from `publisher_id` at `priority`, as a notifier
+    /// sends it: an empty context, a `null` payload, a new message id and the current
+    /// time (UTC, as Python's `str(datetime)`).
+    pub fn new(
+        publisher_id: impl Into<String>,
+        event_type: impl Into<String>,
+        priority: Priority,
+    ) -> Self {
+        Notification {
+            context: Context::new(),
+            publisher_id: publisher_id.into(),
+            event_type: event_type.into(),
+            priority,
+            payload: Value::Null,
+            metadata: Metadata {
+                message_id: new_message_id(),
+                timestamp: utc_now_timestamp(),
+            },
+        }
+    }
+
+    /// Sets the sender's context.
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Sets the event's data.
+    pub fn payload(mut self, payload: Value) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    /// Sets the message id and the time.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
 }
 
 /// What a handler decided.
@@ -424,7 +483,11 @@ impl NotificationListener {
         Ok(())
     }
 
-    /// Stops taking new notifications.
+    /// Stops taking new notifications; those already received are still handled.
+    ///
+    /// Stopping cannot fail (as [`RpcServer::stop`](crate::rpc::RpcServer::stop)): it
+    /// only tells the listener to take nothing more. What goes wrong while it drains is
+    /// reported by [`wait`](Self::wait).
     pub async fn stop(&self) {
         self.lifecycle.stop();
     }

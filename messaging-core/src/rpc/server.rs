@@ -168,9 +168,12 @@ impl RpcServer {
     }
 
     /// Stops taking new requests; requests already received are still dispatched.
-    pub async fn stop(&self) -> Result<()> {
+    ///
+    /// Stopping cannot fail (as [`NotificationListener::stop`](crate::notify::NotificationListener::stop)):
+    /// it only tells the server to take nothing more. What goes wrong while it drains
+    /// is reported by [`wait`](Self::wait).
+    pub async fn stop(&self) {
         self.lifecycle.stop();
-        Ok(())
     }
 
     /// Waits until a stopped server has finished every in-flight request and released

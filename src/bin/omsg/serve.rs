@@ -75,7 +75,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
     tracing::info!(topic = %args.topic, server = %args.server, url = %transport.url().masked(), "serving");
     common::shutdown_signal().await;
     tracing::info!("stopping: waiting for in-flight requests");
-    server.stop().await?;
+    server.stop().await;
     tokio::select! {
         done = server.wait() => done?,
         () = common::shutdown_signal() => {
