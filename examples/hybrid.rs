@@ -70,13 +70,12 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> messaging::Result<()> {
     let mut cfg = match &args.config {
         Some(path) => Config::from_file(path)?,
-        None => Config {
-            default: messaging::config::DefaultSection {
-                transport_url: "memory://".into(),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
+        None => {
+            // The sections are `#[non_exhaustive]`: start from the defaults.
+            let mut cfg = Config::default();
+            cfg.default.transport_url = "memory://".into();
+            cfg
+        }
     };
     if let Some(url) = args.rpc_url {
         cfg.default.transport_url = url;

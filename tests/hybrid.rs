@@ -105,8 +105,20 @@ async fn bad_urls_and_configs_name_the_bad_part() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("99999") && !text.contains("s3cret"), "{text}");
-    let err = Config::from_ini_str("[oslo_messaging_rabbit]\nrabbit_qos_prefech_count = 3\n")
-        .unwrap_err();
+    // A driver's section is checked by the registry that knows the driver, whichever
+    // transport the configuration names.
+    let cfg = Config::from_ini_str(
+        "[DEFAULT]\ntransport_url = memory://\n\
+         [oslo_messaging_rabbit]\nrabbit_qos_prefech_count = 3\n",
+    )
+    .unwrap();
+    let err = messaging::registry().check_config(&cfg).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown option [oslo_messaging_rabbit] rabbit_qos_prefech_count (line 4)"),
+        "{err}"
+    );
+    let err = messaging::registry().rpc_transport(&cfg).await.unwrap_err();
     assert!(
         err.to_string().contains("rabbit_qos_prefech_count"),
         "{err}"
@@ -136,4 +148,73 @@ async fn a_notification_only_mistake_is_refused_at_setup() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("no handler"), "{err}");
+}
+
+#[tokio::test]
+async fn every_registered_drivers_section_is_checked_whatever_the_transport() {
+    // RPC over RabbitMQ, a typo in the Kafka section: refused before connecting (no
+    // broker listens on port 1), naming section, option and line.
+    let cfg = Config::from_ini_str(
+        "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:1/\n\
+         [oslo_messaging_kafka]\nconsumer_grup = audit\n",
+    )
+    .unwrap();
+    let err = messaging::registry().rpc_transport(&cfg).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "configuration error: unknown option [oslo_messaging_kafka] consumer_grup (line 4)"
+    );
+    // A bad value and a value outside oslo's choices, in the ZeroMQ section.
+    for (text, want) in [
+        (
+            "[oslo_messaging_zmq]\nrpc_zmq_min_port = many\n",
+            "invalid value for [oslo_messaging_zmq] rpc_zmq_min_port (line 2)",
+        ),
+        (
+            "[oslo_messaging_zmq]\nrpc_zmq_matchmaker = etcd\n",
+            "invalid value for [oslo_messaging_zmq] rpc_zmq_matchmaker",
+        ),
+    ] {
+        let cfg = Config::from_ini_str(text).unwrap();
+        let err = messaging::registry().check_config(&cfg).unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    // A section no registered driver claims is kept as written and not checked.
+    let cfg = Config::from_ini_str(
+        "[DEFAULT]\ntransport_url = memory://\n[oslo_messaging_amqp]\nanything = goes\n",
+    )
+    .unwrap();
+    let registry = messaging::registry();
+    assert_eq!(
+        registry.sections(),
+        [
+            "oslo_messaging_kafka",
+            "oslo_messaging_rabbit",
+            "oslo_messaging_zmq"
+        ]
+    );
+    assert!(registry.check_config(&cfg).unwrap().is_empty());
+    registry.rpc_transport(&cfg).await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_enabled_is_accepted_with_a_warning() {
+    let cfg = Config::from_ini_str(
+        "[DEFAULT]\ntransport_url = memory://\n\
+         [oslo_messaging_metrics]\nmetrics_enabled = true\nmetrics_buffer_size = 10\n\
+         [oslo_messaging_rabbit]\nrabbit_host = old\n",
+    )
+    .unwrap();
+    let registry = messaging::registry();
+    let warnings = registry.check_config(&cfg).unwrap();
+    assert_eq!(
+        warnings,
+        [
+            "[oslo_messaging_metrics] metrics_enabled is set, but oslo.metrics reporting is \
+             not implemented: no metrics are sent",
+            "ignoring option [oslo_messaging_rabbit] rabbit_host: removed from oslo.messaging",
+        ]
+    );
+    // Creating the transport logs the same warnings and goes on.
+    registry.rpc_transport(&cfg).await.unwrap();
 }

@@ -27,8 +27,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `[oslo_messaging_kafka]` options apply, and URL query parameters named like them
-//! override them.
+//! `[oslo_messaging_kafka]` options ([`KafkaSection`], which this crate owns and
+//! [`register`] registers) apply, and URL query parameters named like them override
+//! them.
 
 mod admin;
 mod consumer;
@@ -45,7 +46,7 @@ use messaging_core::driver::Driver;
 use messaging_core::{Config, DriverFactory, DriverRegistry, Result, TransportUrl};
 
 pub use driver::KafkaDriver;
-pub use options::KafkaOptions;
+pub use options::{KafkaOptions, KafkaSection};
 
 /// Makes [`KafkaDriver`]s; registered for `kafka`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,9 +59,10 @@ impl DriverFactory for KafkaFactory {
     }
 }
 
-/// Registers the driver under `kafka`.
+/// Registers the driver under `kafka`, and its section, [`KafkaSection`].
 pub fn register(registry: &mut DriverRegistry) {
     registry.register("kafka", Arc::new(KafkaFactory));
+    registry.register_section::<KafkaSection>();
 }
 
 #[cfg(test)]

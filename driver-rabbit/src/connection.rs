@@ -24,7 +24,7 @@ use crate::options::RabbitOptions;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SASL mechanism for `rabbit_login_method`.
-pub(crate) fn login_mechanism(name: &str) -> Result<SASLMechanism> {
+fn login_mechanism(name: &str) -> Result<SASLMechanism> {
     match name.to_ascii_uppercase().as_str() {
         "AMQPLAIN" => Ok(SASLMechanism::AMQPlain),
         "PLAIN" => Ok(SASLMechanism::Plain),

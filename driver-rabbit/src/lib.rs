@@ -17,8 +17,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `[oslo_messaging_rabbit]` options apply, and URL query parameters named like
-//! them override them (`rabbit://h/?rabbit_qos_prefetch_count=10`).
+//! `[oslo_messaging_rabbit]` options ([`RabbitSection`], which this crate owns and
+//! [`register`] registers) apply, and URL query parameters named like them override them
+//! (`rabbit://h/?rabbit_qos_prefetch_count=10`).
 
 mod broker_version;
 mod compression;
@@ -40,7 +41,7 @@ use messaging_core::{Config, DriverFactory, DriverRegistry, Result, TransportUrl
 
 pub use compression::Compression;
 pub use driver::RabbitDriver;
-pub use options::RabbitOptions;
+pub use options::{RabbitOptions, RabbitSection};
 
 /// Makes [`RabbitDriver`]s; registered for `rabbit` and `amqp`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,11 +54,13 @@ impl DriverFactory for RabbitFactory {
     }
 }
 
-/// Registers the driver under `rabbit` and `amqp` (an alias, as in oslo).
+/// Registers the driver under `rabbit` and `amqp` (an alias, as in oslo), and its
+/// section, [`RabbitSection`].
 pub fn register(registry: &mut DriverRegistry) {
     let factory: Arc<dyn DriverFactory> = Arc::new(RabbitFactory);
     registry.register("rabbit", factory.clone());
     registry.register("amqp", factory);
+    registry.register_section::<RabbitSection>();
 }
 
 #[cfg(test)]

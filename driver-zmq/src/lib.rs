@@ -11,7 +11,10 @@
 //! | `zmq+static://` | the fixed map of `zmq_static_targets` (`name=host:port`, name a topic, `topic.server`, `topic.priority` or `*`) |
 //! | `zmq+dummy://` | one table in this process (tests, all-in-one) |
 //!
-//! Query parameters set `[oslo_messaging_zmq]` options, e.g.
+//! `[oslo_messaging_zmq]` options ([`ZmqSection`], which this crate owns and [`register`]
+//! registers) apply; many of oslo's are accepted and ignored
+//! ([`ZmqSection::IGNORED`](messaging_core::config::DriverSection::IGNORED) says why).
+//! Query parameters set them too, e.g.
 //! `zmq+redis://127.0.0.1:6379/?rpc_zmq_host=10.0.0.5&zmq_target_expire=30`.
 //!
 //! # Semantics
@@ -114,7 +117,7 @@ use messaging_core::driver::Driver;
 use messaging_core::{Config, DriverFactory, DriverRegistry, Result, TransportUrl};
 
 pub use driver::ZmqDriver;
-pub use options::{MatchmakerKind, ZmqOptions};
+pub use options::{MatchmakerKind, ZmqOptions, ZmqSection};
 
 /// Makes [`ZmqDriver`]s; registered for `zmq` (and so `zmq+redis`, `zmq+static`,
 /// `zmq+dummy`).
@@ -128,7 +131,8 @@ impl DriverFactory for ZmqFactory {
     }
 }
 
-/// Registers the driver under `zmq`.
+/// Registers the driver under `zmq`, and its section, [`ZmqSection`].
 pub fn register(registry: &mut DriverRegistry) {
     registry.register("zmq", Arc::new(ZmqFactory));
+    registry.register_section::<ZmqSection>();
 }

@@ -2,11 +2,15 @@
 //! dialect) and `Config::from_toml_str`, with arbitrary UTF-8 text.
 //!
 //! Checks that neither panics, and that a configuration either loader accepts is
-//! valid (`Config::validate`, which the loaders run), prints with `Debug`, and that
-//! its transport URLs, when they parse, can be laid over their driver's section
-//! (`Config::with_url_overrides`) without panicking.
+//! valid (`Config::validate`, which the loaders run), prints with `Debug`, and that a
+//! driver's section can be read from it (`Config::section`) and, when a transport URL
+//! parses, with that URL's query laid over it (`Config::section_with_url`) without
+//! panicking. The driver section is the ZeroMQ driver's, the one driver this crate
+//! builds (the others need a broker client library); the reading is the core's, the
+//! same for every driver.
 #![no_main]
 
+use driver_zmq::ZmqSection;
 use libfuzzer_sys::fuzz_target;
 use messaging_core::{Config, TransportUrl};
 
@@ -22,6 +26,9 @@ fuzz_target!(|data: &[u8]| {
             .validate()
             .expect("a configuration the loader accepted is valid");
         let _ = format!("{config:?}");
+        if let Ok(zmq) = config.section::<ZmqSection>() {
+            let _ = format!("{zmq:?}");
+        }
         for url in [
             config.rpc_transport_url(),
             config.notification_transport_url(),
@@ -29,13 +36,7 @@ fuzz_target!(|data: &[u8]| {
             let Ok(url) = TransportUrl::parse(url) else {
                 continue;
             };
-            let section = match url.driver() {
-                "rabbit" => "oslo_messaging_rabbit",
-                "kafka" => "oslo_messaging_kafka",
-                "zmq" => "oslo_messaging_zmq",
-                _ => continue,
-            };
-            let _ = config.with_url_overrides(section, &url, &[]);
+            let _ = config.section_with_url::<ZmqSection>(&url);
         }
     }
 });

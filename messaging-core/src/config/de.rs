@@ -3,19 +3,24 @@
 //! Both formats are first turned into a [`Document`]: sections (names normalised the
 //! oslo.config way) holding entries, each entry remembering where it was written (for
 //! error messages). Deprecated names are then resolved and removed options dropped, and
-//! the derived `Deserialize` impls of [`Config`](super::Config) and its sections are
-//! driven by [`DocumentDeserializer`]. The section structs are therefore the one place
-//! where options are listed; the deserializers only learn the option names from the
-//! `fields` serde hands to `deserialize_struct`.
+//! the derived `Deserialize` impls of the sections are driven by [`DocumentDeserializer`]
+//! (the core's sections, at load time) or [`SectionDeserializer`] (a driver's section,
+//! when the driver asks for it). The section structs are therefore the one place where
+//! options are listed; the deserializers only learn the option names from the `fields`
+//! serde hands to `deserialize_struct`.
 //!
 //! INI values are strings that become bool, integer, float, list or multi-valued
-//! option on demand ([`IniValue`]); TOML values keep their native types.
+//! option on demand ([`IniValue`]); TOML values keep their native types. A document
+//! keeps either kind as a [`RawValue`], since a TOML file's driver section can get
+//! INI-typed values laid over it by a transport URL's query.
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor,
+};
 
-use super::{DEPRECATED_OPTIONS, MULTI_MARKER, REMOVED_OPTIONS, SECRET_OPTIONS};
+use super::{Deprecated, MULTI_MARKER};
 
 /// Error raised while turning a [`Document`] into a `Config`; the text names the
 /// section and option, and never contains the value of a secret option.
@@ -38,7 +43,7 @@ impl de::Error for DeError {
 
 /// Where an entry was written: its section and name in the source (which differ from
 /// the entry's place in the document when a deprecated name was used), and the line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Origin {
     pub(crate) section: String,
     pub(crate) key: String,
@@ -56,7 +61,7 @@ impl fmt::Display for Origin {
 }
 
 /// One option as written in a section.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry<T> {
     pub(crate) key: String,
     pub(crate) origin: Origin,
@@ -64,14 +69,14 @@ pub(crate) struct Entry<T> {
 }
 
 /// One section: a name and its entries, each key at most once.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Section<T> {
     pub(crate) name: String,
     pub(crate) entries: Vec<Entry<T>>,
 }
 
 /// A parsed configuration source, before typing.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Document<T> {
     pub(crate) sections: Vec<Section<T>>,
 }
@@ -82,6 +87,12 @@ pub(crate) fn normalize_section(name: &str) -> String {
         name.to_string()
     } else {
         name.to_lowercase()
+    }
+}
+
+impl<T> Default for Document<T> {
+    fn default() -> Self {
+        Document::new()
     }
 }
 
@@ -108,10 +119,42 @@ impl<T> Document<T> {
         &mut self.sections[index]
     }
 
+    /// The section called `name`, if the document has it.
+    pub(crate) fn section(&self, name: &str) -> Option<&Section<T>> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// Takes the section called `name` out of the document.
+    pub(crate) fn remove_section(&mut self, name: &str) -> Option<Section<T>> {
+        let index = self.sections.iter().position(|s| s.name == name)?;
+        Some(self.sections.remove(index))
+    }
+
+    /// The same document with every value converted by `f`.
+    pub(crate) fn map<U>(self, mut f: impl FnMut(T) -> U) -> Document<U> {
+        Document {
+            sections: self
+                .sections
+                .into_iter()
+                .map(|s| Section {
+                    name: s.name,
+                    entries: s
+                        .entries
+                        .into_iter()
+                        .map(|e| Entry {
+                            key: e.key,
+                            origin: e.origin,
+                            value: f(e.value),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
     fn has(&self, section: &str, key: &str) -> bool {
-        self.sections
-            .iter()
-            .any(|s| s.name == section && s.entries.iter().any(|e| e.key == key))
+        self.section(section)
+            .is_some_and(|s| s.entries.iter().any(|e| e.key == key))
     }
 
     fn take(&mut self, section: &str, key: &str) -> Option<Entry<T>> {
@@ -120,67 +163,167 @@ impl<T> Document<T> {
         Some(s.entries.remove(index))
     }
 
-    /// Applies oslo's deprecated names: a value given under an old name (and maybe old
-    /// section) is used for the current option unless the current name is also set,
-    /// which then wins (as in oslo.config, whatever the order in the file).
-    pub(crate) fn resolve_deprecated(&mut self) {
-        for dep in DEPRECATED_OPTIONS {
+    /// Sets `entry` in `section`, replacing an entry of the same key.
+    pub(crate) fn set(&mut self, section: &str, entry: Entry<T>) {
+        let _ = self.take(section, &entry.key);
+        self.section_mut(section).entries.push(entry);
+    }
+
+    /// Applies the deprecated names of the options of `section`: a value given under
+    /// an old name (and maybe old section) is used for the current option unless the
+    /// current name is also set, which then wins (as in oslo.config, whatever the
+    /// order in the file). Returns a warning for each old name found.
+    pub(crate) fn resolve_deprecated(
+        &mut self,
+        section: &str,
+        deprecated: &[Deprecated],
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for dep in deprecated {
             let Some(mut entry) = self.take(dep.old_section, dep.old_name) else {
                 continue;
             };
-            if self.has(dep.section, dep.name) {
-                tracing::warn!(
-                    "ignoring deprecated option [{}] {}: [{}] {} is also set",
-                    dep.old_section,
-                    dep.old_name,
-                    dep.section,
-                    dep.name
-                );
+            if self.has(section, dep.name) {
+                warnings.push(format!(
+                    "ignoring deprecated option [{}] {}: [{section}] {} is also set",
+                    dep.old_section, dep.old_name, dep.name
+                ));
                 continue;
             }
-            tracing::warn!(
-                "option [{}] {} is deprecated, use [{}] {}",
-                dep.old_section,
-                dep.old_name,
-                dep.section,
-                dep.name
-            );
+            warnings.push(format!(
+                "option [{}] {} is deprecated, use [{section}] {}",
+                dep.old_section, dep.old_name, dep.name
+            ));
             entry.key = dep.name.to_string();
-            self.section_mut(dep.section).entries.push(entry);
+            self.section_mut(section).entries.push(entry);
         }
+        warnings
     }
 
-    /// Drops options that oslo.messaging once had and has removed since: oslo.config
-    /// ignores them, so an old but once valid file must still load.
-    pub(crate) fn drop_removed(&mut self) {
-        for (section, names) in REMOVED_OPTIONS {
-            for name in *names {
-                if self.take(section, name).is_some() {
-                    tracing::warn!(
-                        "ignoring option [{section}] {name}: removed from oslo.messaging"
-                    );
-                }
-            }
-        }
+    /// Drops the options of `section` that oslo.messaging once had and has removed
+    /// since: oslo.config ignores them, so an old but once valid file must still load.
+    /// Returns a warning for each one found.
+    pub(crate) fn drop_removed(&mut self, section: &str, removed: &[&str]) -> Vec<String> {
+        removed
+            .iter()
+            .filter(|name| self.take(section, name).is_some())
+            .map(|name| format!("ignoring option [{section}] {name}: removed from oslo.messaging"))
+            .collect()
     }
 }
 
-fn is_secret(section: &str, key: &str) -> bool {
-    SECRET_OPTIONS
-        .iter()
-        .any(|(s, k)| *s == section && *k == key)
+/// A value as the file wrote it: INI text typed on demand, or a native TOML value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RawValue {
+    /// From an INI file or a transport URL's query.
+    Ini(IniValue),
+    /// From a TOML file.
+    Toml(toml::Value),
+}
+
+/// Forwards a `deserialize_*` call to the INI or TOML value.
+macro_rules! raw_forward {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<Vis: Visitor<'de>>(
+            self,
+            $($arg: $ty,)*
+            visitor: Vis,
+        ) -> Result<Vis::Value, DeError> {
+            match self {
+                RawValue::Ini(v) => v.$method($($arg,)* visitor),
+                RawValue::Toml(v) => v
+                    .$method($($arg,)* visitor)
+                    .map_err(|e| DeError(e.to_string())),
+            }
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for RawValue {
+    type Error = DeError;
+
+    raw_forward! {
+        deserialize_any();
+        deserialize_bool();
+        deserialize_i8();
+        deserialize_i16();
+        deserialize_i32();
+        deserialize_i64();
+        deserialize_i128();
+        deserialize_u8();
+        deserialize_u16();
+        deserialize_u32();
+        deserialize_u64();
+        deserialize_u128();
+        deserialize_f32();
+        deserialize_f64();
+        deserialize_char();
+        deserialize_str();
+        deserialize_string();
+        deserialize_bytes();
+        deserialize_byte_buf();
+        deserialize_option();
+        deserialize_unit();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_seq();
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier();
+        deserialize_ignored_any();
+    }
+}
+
+/// The option names of a section struct: the `fields` its derived `Deserialize` hands
+/// to `deserialize_struct` (a struct that is not a serde struct has none).
+pub(crate) fn option_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Fields(&'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = DeError;
+
+        fn deserialize_any<Vis: Visitor<'de>>(self, _: Vis) -> Result<Vis::Value, DeError> {
+            Err(DeError("not a struct".into()))
+        }
+
+        fn deserialize_struct<Vis: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: Vis,
+        ) -> Result<Vis::Value, DeError> {
+            self.0 = fields;
+            Err(DeError("fields taken".into()))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut fields = Fields(&[]);
+    // The error is expected: it stops deserialization once the names are known.
+    let _ = T::deserialize(&mut fields);
+    fields.0
 }
 
 /// Deserializes a whole [`Document`] as a struct whose fields are section names.
 /// Sections that are not fields of that struct (a service's own `[database]`, ...) are
-/// skipped; every section except `[DEFAULT]` refuses options it does not know.
+/// skipped; every section except `[DEFAULT]` refuses options it does not know. The
+/// values of the `secrets` (section, option) never appear in errors.
 pub(crate) struct DocumentDeserializer<T> {
     doc: Document<T>,
+    secrets: &'static [(&'static str, &'static str)],
 }
 
 impl<T> DocumentDeserializer<T> {
-    pub(crate) fn new(doc: Document<T>) -> Self {
-        DocumentDeserializer { doc }
+    pub(crate) fn new(doc: Document<T>, secrets: &'static [(&'static str, &'static str)]) -> Self {
+        DocumentDeserializer { doc, secrets }
     }
 }
 
@@ -195,6 +338,7 @@ where
         visitor.visit_map(DocumentMap {
             sections: self.doc.sections.into_iter(),
             pending: None,
+            secrets: self.secrets,
         })
     }
 
@@ -213,6 +357,7 @@ where
         visitor.visit_map(DocumentMap {
             sections: sections.into_iter(),
             pending: None,
+            secrets: self.secrets,
         })
     }
 
@@ -226,6 +371,7 @@ where
 struct DocumentMap<T> {
     sections: std::vec::IntoIter<Section<T>>,
     pending: Option<Section<T>>,
+    secrets: &'static [(&'static str, &'static str)],
 }
 
 impl<'de, T> MapAccess<'de> for DocumentMap<T>
@@ -253,7 +399,17 @@ where
             .take()
             .ok_or_else(|| DeError("section value asked before its name".into()))?;
         let strict = section.name != "DEFAULT";
-        seed.deserialize(SectionDeserializer { section, strict })
+        let secrets = self
+            .secrets
+            .iter()
+            .filter(|(s, _)| *s == section.name)
+            .map(|(_, option)| *option)
+            .collect();
+        seed.deserialize(SectionDeserializer {
+            section,
+            strict,
+            secrets,
+        })
     }
 }
 
@@ -269,10 +425,13 @@ fn unknown_option(mut origin: Origin) -> DeError {
     DeError(format!("unknown option {origin}{hint}"))
 }
 
-/// Deserializes one section as a struct whose fields are option names.
-struct SectionDeserializer<T> {
-    section: Section<T>,
-    strict: bool,
+/// Deserializes one section as a struct whose fields are option names; when `strict`,
+/// an option that is not a field is an error. The values of the `secrets` options
+/// never appear in errors.
+pub(crate) struct SectionDeserializer<T> {
+    pub(crate) section: Section<T>,
+    pub(crate) strict: bool,
+    pub(crate) secrets: Vec<&'static str>,
 }
 
 impl<'de, T> Deserializer<'de> for SectionDeserializer<T>
@@ -284,9 +443,9 @@ where
 
     fn deserialize_any<Vis: Visitor<'de>>(self, visitor: Vis) -> Result<Vis::Value, DeError> {
         visitor.visit_map(SectionMap {
-            name: self.section.name,
             entries: self.section.entries.into_iter(),
             pending: None,
+            secrets: self.secrets,
         })
     }
 
@@ -305,9 +464,9 @@ where
             }
         }
         visitor.visit_map(SectionMap {
-            name: self.section.name,
             entries: known.into_iter(),
             pending: None,
+            secrets: self.secrets,
         })
     }
 
@@ -319,9 +478,9 @@ where
 }
 
 struct SectionMap<T> {
-    name: String,
     entries: std::vec::IntoIter<Entry<T>>,
     pending: Option<Entry<T>>,
+    secrets: Vec<&'static str>,
 }
 
 impl<'de, T> MapAccess<'de> for SectionMap<T>
@@ -348,7 +507,7 @@ where
             .pending
             .take()
             .ok_or_else(|| DeError("option value asked before its name".into()))?;
-        let secret = is_secret(&self.name, &entry.key);
+        let secret = self.secrets.contains(&entry.key.as_str());
         let origin = entry.origin;
         seed.deserialize(entry.value).map_err(|e| {
             if secret {
@@ -371,14 +530,14 @@ where
 ///
 /// `error` holds a substitution failure; it is reported only if the option is read, so
 /// a broken `$var` in an option of another library does not stop the service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IniValue {
     pub(crate) values: Vec<String>,
     pub(crate) error: Option<String>,
 }
 
 impl IniValue {
-    fn single(value: String) -> Self {
+    pub(crate) fn single(value: String) -> Self {
         IniValue {
             values: vec![value],
             error: None,

@@ -1,4 +1,90 @@
+use serde::Deserialize;
+
 use super::*;
+use crate::{DriverRegistry, TransportUrl};
+
+/// A driver section of every kind of option, standing for the drivers' own (which live
+/// in their crates and test their options there).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+struct TestSection {
+    flag: bool,
+    count: u16,
+    ratio: f64,
+    mode: String,
+    maybe: Option<String>,
+    backlog: Option<u64>,
+    list: Vec<String>,
+    password: String,
+    host: String,
+    retry_timeout: u64,
+    unused: u32,
+}
+
+impl Default for TestSection {
+    fn default() -> Self {
+        TestSection {
+            flag: false,
+            count: 0,
+            ratio: 1.0,
+            mode: "fast".into(),
+            maybe: None,
+            backlog: None,
+            list: Vec::new(),
+            password: String::new(),
+            host: "localhost".into(),
+            retry_timeout: 60,
+            unused: 3,
+        }
+    }
+}
+
+impl DriverSection for TestSection {
+    const SECTION: &'static str = "oslo_messaging_test";
+    const DEPRECATED: &'static [Deprecated] = &[
+        Deprecated::new("oslo_messaging_test", "reconnect_timeout", "retry_timeout"),
+        Deprecated::new("DEFAULT", "host", "host"),
+    ];
+    const REMOVED: &'static [&'static str] = &["old_host", "old_port"];
+    const IGNORED: &'static [Ignored] = &[Ignored::new("unused", "tests do not need it")];
+    const SECRETS: &'static [&'static str] = &["password"];
+
+    fn validate(&self) -> Result<()> {
+        check_range(Self::SECTION, "ratio", self.ratio, 0.0, 4.5)?;
+        check_choice(Self::SECTION, "mode", &self.mode, &["fast", "slow"])
+    }
+}
+
+fn test_section(c: &Config) -> TestSection {
+    c.section().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn test_section_err(c: &Config) -> String {
+    match c.section::<TestSection>() {
+        Ok(s) => panic!("expected an error, got {s:?}"),
+        Err(Error::Config(message)) => message.to_string(),
+        Err(other) => panic!("expected a config error, got {other}"),
+    }
+}
+
+/// The error of reading the test section from an INI text (which must load).
+fn section_ini_err(text: &str) -> String {
+    test_section_err(&ini(text))
+}
+
+/// The error of reading the test section from a TOML text (which must load).
+fn section_toml_err(text: &str) -> String {
+    test_section_err(&Config::from_toml_str(text).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The core's sections of `c`, for comparing configurations.
+fn core(c: &Config) -> (DefaultSection, NotificationsSection, MetricsSection) {
+    (
+        c.default.clone(),
+        c.notifications.clone(),
+        c.metrics.clone(),
+    )
+}
 
 /// A realistic excerpt of a nova.conf (multi-host RabbitMQ, notifications on two
 /// topics, the service's own sections and `[DEFAULT]` options).
@@ -37,6 +123,13 @@ kombu_reconnect_delay = 0.5
 rabbit_retry_backoff = 0
 kombu_failover_strategy = shuffle
 
+[oslo_messaging_test]
+flag = yes
+count: 64
+list = a,
+    b
+password = TEST_PASS
+
 [keystone_authtoken]
 password = KEYSTONE_PASS
 ";
@@ -67,6 +160,12 @@ rabbit_qos_prefetch_count = 64
 kombu_reconnect_delay = 0.5
 rabbit_retry_backoff = 0
 kombu_failover_strategy = "shuffle"
+
+[oslo_messaging_test]
+flag = true
+count = 64
+list = ["a", "b"]
+password = "TEST_PASS"
 "#;
 
 const NOVA_URL: &str = "rabbit://openstack:RABBIT_PASS@controller1:5672,openstack:RABBIT_PASS@controller2:5672,openstack:RABBIT_PASS@controller3:5672/";
@@ -78,7 +177,7 @@ fn ini(text: &str) -> Config {
 fn ini_err(text: &str) -> String {
     match Config::from_ini_str(text) {
         Ok(c) => panic!("expected an error, got {c:?}"),
-        Err(Error::Config(message)) => message,
+        Err(Error::Config(message)) => message.to_string(),
         Err(other) => panic!("expected a config error, got {other}"),
     }
 }
@@ -86,7 +185,7 @@ fn ini_err(text: &str) -> String {
 fn toml_err(text: &str) -> String {
     match Config::from_toml_str(text) {
         Ok(c) => panic!("expected an error, got {c:?}"),
-        Err(Error::Config(message)) => message,
+        Err(Error::Config(message)) => message.to_string(),
         Err(other) => panic!("expected a config error, got {other}"),
     }
 }
@@ -108,130 +207,35 @@ fn defaults_are_oslos() {
     assert_eq!(n.retry, -1);
     assert_eq!(n.routing_config, "");
 
-    let r = &c.rabbit;
-    assert_eq!(
-        (r.rpc_conn_pool_size, r.conn_pool_min_size, r.conn_pool_ttl),
-        (30, 2, 1200)
-    );
-    assert!(!r.ssl);
-    assert_eq!(
-        (
-            &*r.ssl_version,
-            &*r.ssl_key_file,
-            &*r.ssl_cert_file,
-            &*r.ssl_ca_file
-        ),
-        ("", "", "", "")
-    );
-    assert!(r.ssl_enforce_hostname_verification);
-    assert!(!r.ssl_enforce_fips_mode);
-    assert_eq!(r.kombu_reconnect_delay, 1.0);
-    assert_eq!(r.kombu_reconnect_splay, 0.0);
-    assert_eq!(r.kombu_compression, None);
-    assert_eq!(r.kombu_missing_consumer_retry_timeout, 60);
-    assert_eq!(r.kombu_failover_strategy, "round-robin");
-    assert_eq!(r.rabbit_login_method, "AMQPLAIN");
-    assert_eq!(
-        (
-            r.rabbit_retry_interval,
-            r.rabbit_retry_backoff,
-            r.rabbit_interval_max
-        ),
-        (1, 2, 30)
-    );
-    assert!(!r.rabbit_ha_queues && !r.rabbit_quorum_queue && !r.rabbit_transient_quorum_queue);
-    assert_eq!(
-        (
-            r.rabbit_quorum_delivery_limit,
-            r.rabbit_quorum_max_memory_length,
-            r.rabbit_quorum_max_memory_bytes
-        ),
-        (0, 0, 0)
-    );
-    assert_eq!(r.rabbit_transient_queues_ttl, 1800);
-    assert_eq!(r.rabbit_qos_prefetch_count, 0);
-    assert_eq!((r.heartbeat_timeout_threshold, r.heartbeat_rate), (60, 3));
-    assert!(r.direct_mandatory_flag);
-    assert!(!r.enable_cancel_on_failover && !r.use_queue_manager && !r.rabbit_stream_fanout);
-    assert_eq!(r.hostname, local_hostname());
-    assert!(!r.hostname.is_empty());
-    assert_eq!(r.processname, process_name());
-    assert!(!r.amqp_durable_queues && !r.amqp_auto_delete);
-
-    let k = &c.kafka;
-    assert_eq!(k.kafka_max_fetch_bytes, 1_048_576);
-    assert_eq!(k.kafka_consumer_timeout, 1.0);
-    assert_eq!(k.consumer_group, "oslo_messaging_consumer");
-    assert_eq!(k.producer_batch_timeout, 0.0);
-    assert_eq!(k.producer_batch_size, 16384);
-    assert_eq!(k.compression_codec, "none");
-    assert!(!k.enable_auto_commit);
-    assert_eq!(k.max_poll_records, 500);
-    assert_eq!(k.security_protocol, "PLAINTEXT");
-    assert_eq!(k.sasl_mechanism, "PLAIN");
-    assert_eq!(
-        (
-            &*k.ssl_cafile,
-            &*k.ssl_client_cert_file,
-            &*k.ssl_client_key_file,
-            &*k.ssl_client_key_password
-        ),
-        ("", "", "", "")
-    );
-
-    let z = &c.zmq;
-    assert_eq!(z.rpc_zmq_matchmaker, "redis");
-    assert_eq!(z.rpc_zmq_host, local_hostname());
-    assert_eq!(z.rpc_zmq_bind_address, "*");
-    assert_eq!(z.rpc_zmq_contexts, 1);
-    assert_eq!(z.rpc_zmq_topic_backlog, None);
-    assert_eq!(z.rpc_zmq_ipc_dir, "/var/run/openstack");
-    assert_eq!((z.rpc_zmq_min_port, z.rpc_zmq_max_port), (49153, 65536));
-    assert_eq!(z.rpc_zmq_bind_port_retries, 100);
-    assert_eq!((z.zmq_target_expire, z.zmq_target_update), (300, 180));
-    assert!(!z.use_pub_sub && !z.use_router_proxy && !z.use_dynamic_connections);
-    assert_eq!(z.zmq_failover_connections, 2);
-    assert_eq!(z.rpc_zmq_serialization, "json");
-    assert_eq!((z.zmq_linger, z.rpc_poll_timeout), (-1, 1));
-    assert!(z.zmq_immediate);
-    assert_eq!(
-        (
-            z.zmq_tcp_keepalive,
-            z.zmq_tcp_keepalive_idle,
-            z.zmq_tcp_keepalive_cnt,
-            z.zmq_tcp_keepalive_intvl
-        ),
-        (-1, -1, -1, -1)
-    );
-    assert_eq!((z.rpc_thread_pool_size, z.rpc_message_ttl), (100, 300));
-    assert!(!z.rpc_use_acks);
-    assert_eq!(
-        (
-            z.rpc_ack_timeout_base,
-            z.rpc_ack_timeout_multiplier,
-            z.rpc_retry_attempts
-        ),
-        (15, 2, 3)
-    );
-    assert!(z.subscribe_on.is_empty());
-
     let m = &c.metrics;
     assert!(!m.metrics_enabled);
     assert_eq!(m.metrics_buffer_size, 1000);
     assert_eq!(m.metrics_socket_file, "/var/tmp/metrics_collector.sock");
     assert_eq!(m.metrics_process_name, "");
     assert_eq!(m.metrics_thread_stop_timeout, 10);
+    assert!(m.warnings().is_empty());
+
+    // A driver section the configuration does not set has its defaults.
+    assert_eq!(test_section(&c), TestSection::default());
 
     assert_eq!(c.rpc_transport_url(), "rabbit://");
     assert_eq!(c.notification_transport_url(), "rabbit://");
     c.validate().unwrap();
+    assert!(!local_hostname().is_empty());
 }
 
 #[test]
 fn empty_files_give_the_defaults() {
-    assert_eq!(ini(""), Config::default());
-    assert_eq!(ini("# nothing\n\n[DEFAULT]\n"), Config::default());
-    assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+    let defaults = core(&Config::default());
+    for c in [
+        ini(""),
+        ini("# nothing\n\n[DEFAULT]\n"),
+        Config::from_toml_str("").unwrap(),
+        Config::from_toml_str("[DEFAULT]\n[oslo_messaging_test]\n").unwrap(),
+    ] {
+        assert_eq!(core(&c), defaults);
+        assert_eq!(test_section(&c), TestSection::default());
+    }
 }
 
 #[test]
@@ -246,38 +250,45 @@ fn reads_a_nova_conf() {
     assert_eq!(c.notifications.driver, ["messagingv2", "log"]);
     assert_eq!(c.notifications.topics, ["notifications", "searchlight"]);
     assert_eq!(c.notifications.retry, -1);
-    let r = &c.rabbit;
-    assert!(!r.rabbit_ha_queues);
-    assert!(r.amqp_durable_queues);
-    assert!(r.rabbit_quorum_queue);
-    assert!(r.rabbit_transient_quorum_queue);
-    assert_eq!(r.heartbeat_timeout_threshold, 30);
-    assert_eq!(r.rabbit_qos_prefetch_count, 64);
-    assert_eq!(r.kombu_reconnect_delay, 0.5);
-    assert_eq!(r.rabbit_retry_backoff, 0);
-    assert_eq!(r.kombu_failover_strategy, "shuffle");
-    // Untouched options keep oslo's defaults.
-    assert_eq!(r.rabbit_transient_queues_ttl, 1800);
-    assert_eq!(c.kafka, KafkaSection::default());
-    assert_eq!(c.zmq, ZmqSection::default());
+    let t = test_section(&c);
+    assert!(t.flag);
+    assert_eq!(t.count, 64);
+    assert_eq!(t.list, ["a", "b"]);
+    assert_eq!(t.password, "TEST_PASS");
+    // Untouched options keep their defaults.
+    assert_eq!(t.ratio, 1.0);
+    assert_eq!(t.mode, "fast");
 }
 
 #[test]
 fn toml_form_gives_the_same_config() {
     let from_toml = Config::from_toml_str(NOVA_TOML).unwrap();
-    assert_eq!(from_toml, ini(NOVA_CONF));
+    let from_ini = ini(NOVA_CONF);
+    assert_eq!(core(&from_toml), core(&from_ini));
+    assert_eq!(test_section(&from_toml), test_section(&from_ini));
 }
 
 #[test]
-fn serialized_config_reads_back() {
+fn serialized_core_sections_read_back() {
     let mut c = ini(NOVA_CONF);
     c.notifications.transport_url = Some("kafka://k1:9092".into());
-    c.zmq.rpc_zmq_topic_backlog = Some(10);
-    c.rabbit.kombu_compression = Some("gzip".into());
-    let text = toml::to_string(&c).unwrap();
-    assert_eq!(Config::from_toml_str(&text).unwrap(), c);
-    let text = toml::to_string(&Config::default()).unwrap();
-    assert_eq!(Config::from_toml_str(&text).unwrap(), Config::default());
+    c.metrics.metrics_process_name = "nova-api".into();
+    let mut table = toml::Table::new();
+    for (name, section) in [
+        ("DEFAULT", toml::Value::try_from(&c.default).unwrap()),
+        (
+            "oslo_messaging_notifications",
+            toml::Value::try_from(&c.notifications).unwrap(),
+        ),
+        (
+            "oslo_messaging_metrics",
+            toml::Value::try_from(&c.metrics).unwrap(),
+        ),
+    ] {
+        table.insert(name.into(), section);
+    }
+    let text = toml::to_string(&table).unwrap();
+    assert_eq!(core(&Config::from_toml_str(&text).unwrap()), core(&c));
 }
 
 #[test]
@@ -302,32 +313,35 @@ fn multi_valued_driver() {
         err.starts_with("invalid value for [oslo_messaging_notifications] driver:"),
         "{err}"
     );
+    // In a driver section too, the last occurrence wins.
+    let c = ini("[oslo_messaging_test]\ncount = 1\ncount = 2\n[oslo_messaging_test]\ncount = 3\n");
+    assert_eq!(test_section(&c).count, 3);
 }
 
 #[test]
 fn lists_and_continuation_lines() {
     let c = ini(
         "[oslo_messaging_notifications]\ntopics = notifications,\n    searchlight ,\n\tother,\n\
-         [oslo_messaging_zmq]\nsubscribe_on =\n",
+         [oslo_messaging_test]\nlist =\n",
     );
     assert_eq!(
         c.notifications.topics,
         ["notifications", "searchlight", "other"]
     );
-    assert!(c.zmq.subscribe_on.is_empty());
+    assert!(test_section(&c).list.is_empty());
     let c = ini("[oslo_messaging_notifications]\ntopics =\n");
     assert!(c.notifications.topics.is_empty());
 }
 
 #[test]
 fn empty_values() {
-    let c = ini(
-        "[oslo_messaging_rabbit]\nkombu_compression =\nssl_ca_file =\n\
-         [oslo_messaging_notifications]\ntransport_url =\n[oslo_messaging_zmq]\nrpc_zmq_topic_backlog = 7\n",
-    );
-    assert_eq!(c.rabbit.kombu_compression, None);
+    let c = ini("[oslo_messaging_test]\nmaybe =\nhost =\n\
+         [oslo_messaging_notifications]\ntransport_url =\n[oslo_messaging_test]\nbacklog = 7\n");
+    let t = test_section(&c);
+    assert_eq!(t.maybe, None);
+    assert_eq!(t.host, "");
     assert_eq!(c.notifications.transport_url, None);
-    assert_eq!(c.zmq.rpc_zmq_topic_backlog, Some(7));
+    assert_eq!(t.backlog, Some(7));
     let err = ini_err("[DEFAULT]\nrpc_response_timeout =\n");
     assert!(err.contains("got an empty value"), "{err}");
 }
@@ -345,8 +359,10 @@ fn booleans_any_case() {
         ("OFF", false),
         ("0", false),
     ] {
-        let c = ini(&format!("[oslo_messaging_rabbit]\nssl = {word}\n"));
-        assert_eq!(c.rabbit.ssl, want, "{word}");
+        let c = ini(&format!("[oslo_messaging_test]\nflag = {word}\n"));
+        assert_eq!(test_section(&c).flag, want, "{word}");
+        let c = ini(&format!("[DEFAULT]\nrpc_ping_enabled = {word}\n"));
+        assert_eq!(c.default.rpc_ping_enabled, want, "{word}");
     }
 }
 
@@ -373,44 +389,56 @@ fn notification_transport_url_precedence() {
 
 #[test]
 fn deprecated_names() {
-    let c = ini(
-        "[DEFAULT]\nrpc_thread_pool_size = 8\nrpc_cast_timeout = 5\nrpc_zmq_host = node7\n\
-         use_pub_sub = yes\n[oslo_messaging_rabbit]\nkombu_reconnect_timeout = 20\n",
-    );
+    let c = ini("[DEFAULT]\nrpc_thread_pool_size = 8\nhost = node7\n\
+         [oslo_messaging_test]\nreconnect_timeout = 20\n");
     assert_eq!(c.default.executor_thread_pool_size, 8);
-    assert_eq!(c.rabbit.kombu_missing_consumer_retry_timeout, 20);
-    assert_eq!(c.zmq.zmq_linger, 5);
-    assert_eq!(c.zmq.rpc_zmq_host, "node7");
-    assert!(c.zmq.use_pub_sub);
+    let t = test_section(&c);
+    assert_eq!(t.retry_timeout, 20);
+    assert_eq!(t.host, "node7");
+    let (_, warnings) = c.load_section::<TestSection>(None).unwrap();
+    assert_eq!(
+        warnings,
+        [
+            "option [oslo_messaging_test] reconnect_timeout is deprecated, use \
+             [oslo_messaging_test] retry_timeout",
+            "option [DEFAULT] host is deprecated, use [oslo_messaging_test] host",
+        ]
+    );
 
     // The current name wins whatever the order.
     for text in [
         "[DEFAULT]\nrpc_thread_pool_size = 8\nexecutor_thread_pool_size = 16\n\
-         [oslo_messaging_rabbit]\nkombu_reconnect_timeout = 20\n\
-         kombu_missing_consumer_retry_timeout = 40\n[oslo_messaging_zmq]\nrpc_zmq_host = z\n\
-         [DEFAULT]\nrpc_zmq_host = d\n",
-        "[oslo_messaging_rabbit]\nkombu_missing_consumer_retry_timeout = 40\n\
-         kombu_reconnect_timeout = 20\n[DEFAULT]\nrpc_zmq_host = d\n\
-         executor_thread_pool_size = 16\nrpc_thread_pool_size = 8\n[oslo_messaging_zmq]\nrpc_zmq_host = z\n",
+         [oslo_messaging_test]\nreconnect_timeout = 20\n\
+         retry_timeout = 40\nhost = z\n\
+         [DEFAULT]\nhost = d\n",
+        "[oslo_messaging_test]\nretry_timeout = 40\n\
+         reconnect_timeout = 20\n[DEFAULT]\nhost = d\n\
+         executor_thread_pool_size = 16\nrpc_thread_pool_size = 8\n[oslo_messaging_test]\nhost = z\n",
     ] {
         let c = ini(text);
         assert_eq!(c.default.executor_thread_pool_size, 16);
-        assert_eq!(c.rabbit.kombu_missing_consumer_retry_timeout, 40);
-        assert_eq!(c.zmq.rpc_zmq_host, "z");
+        let t = test_section(&c);
+        assert_eq!(t.retry_timeout, 40);
+        assert_eq!(t.host, "z");
     }
 
     // TOML accepts them too.
     let c = Config::from_toml_str(
-        "[DEFAULT]\nrpc_thread_pool_size = 8\n[oslo_messaging_rabbit]\nkombu_reconnect_timeout = 20\n",
+        "[DEFAULT]\nrpc_thread_pool_size = 8\n[oslo_messaging_test]\nreconnect_timeout = 20\n",
     )
     .unwrap();
     assert_eq!(c.default.executor_thread_pool_size, 8);
-    assert_eq!(c.rabbit.kombu_missing_consumer_retry_timeout, 20);
+    assert_eq!(test_section(&c).retry_timeout, 20);
 
     // A bad value under an old name is reported where it was written.
     let err = ini_err("[DEFAULT]\nrpc_thread_pool_size = many\n");
     assert!(
         err.starts_with("invalid value for [DEFAULT] rpc_thread_pool_size (line 2):"),
+        "{err}"
+    );
+    let err = section_ini_err("[oslo_messaging_test]\n\nreconnect_timeout = soon\n");
+    assert!(
+        err.starts_with("invalid value for [oslo_messaging_test] reconnect_timeout (line 3):"),
         "{err}"
     );
 }
@@ -419,51 +447,88 @@ fn deprecated_names() {
 fn removed_and_foreign_options_are_ignored() {
     let c = ini(
         "[DEFAULT]\nnotification_driver = messaging\nrpc_backend = rabbit\nsome_nova_option = 1\n\
-         [oslo_messaging_rabbit]\nrabbit_host = old\nrabbit_password = x\nheartbeat_in_pthread = true\n\
-         kombu_ssl_keyfile = /k\n[oslo_messaging_amqp]\nfoo = bar\n[matchmaker_redis]\nhost = r\n",
+         [oslo_messaging_test]\nold_host = old\nold_port = x\n\
+         [oslo_messaging_amqp]\nfoo = bar\n[matchmaker_redis]\nhost = r\n",
     );
-    assert_eq!(c, Config::default());
+    assert_eq!(core(&c), core(&Config::default()));
+    let (t, warnings) = c.load_section::<TestSection>(None).unwrap();
+    assert_eq!(t, TestSection::default());
+    assert_eq!(
+        warnings,
+        [
+            "ignoring option [oslo_messaging_test] old_host: removed from oslo.messaging",
+            "ignoring option [oslo_messaging_test] old_port: removed from oslo.messaging",
+        ]
+    );
+    // `[matchmaker_redis]` is another library's, so its `host` is not the old `host`.
+    assert_eq!(t.host, "localhost");
+}
+
+#[test]
+fn ignored_options_are_read_and_typed() {
+    let c = ini("[oslo_messaging_test]\nunused = 7\n");
+    assert_eq!(test_section(&c).unused, 7);
+    let err = section_ini_err("[oslo_messaging_test]\nunused = seven\n");
+    assert!(
+        err.starts_with("invalid value for [oslo_messaging_test] unused (line 2)"),
+        "{err}"
+    );
+    let c = ini("[oslo_messaging_metrics]\nmetrics_buffer_size = 5\nmetrics_enabled = on\n");
+    assert_eq!(c.metrics.metrics_buffer_size, 5);
+    assert_eq!(
+        c.metrics.warnings(),
+        [
+            "[oslo_messaging_metrics] metrics_enabled is set, but oslo.metrics reporting is not \
+          implemented: no metrics are sent"
+        ]
+    );
+    let names: Vec<&str> = MetricsSection::IGNORED.iter().map(|i| i.name).collect();
+    assert!(!names.contains(&"metrics_enabled"), "{names:?}");
 }
 
 #[test]
 fn section_names_are_case_insensitive_except_default() {
-    let c = ini("[OSLO_MESSAGING_RABBIT]\nssl = true\n[default]\ncontrol_exchange = x\n");
-    assert!(c.rabbit.ssl);
+    let c = ini("[OSLO_MESSAGING_TEST]\nflag = true\n[default]\ncontrol_exchange = x\n");
+    assert!(test_section(&c).flag);
     // `[default]` is not `[DEFAULT]` for oslo.config.
     assert_eq!(c.default.control_exchange, "openstack");
 }
 
 #[test]
 fn unknown_option_in_a_messaging_section() {
-    let err = ini_err("[DEFAULT]\n[oslo_messaging_rabbit]\nrabbit_qos_prefech_count = 10\n");
+    // A driver's section: when it is read.
+    let c = ini("[DEFAULT]\n[oslo_messaging_test]\nflga = 10\n");
     assert_eq!(
-        err,
-        "unknown option [oslo_messaging_rabbit] rabbit_qos_prefech_count (line 3)"
+        test_section_err(&c),
+        "unknown option [oslo_messaging_test] flga (line 3)"
     );
-    let err = ini_err("[oslo_messaging_kafka]\nsecret_thing = hunter2\n");
+    let err = section_ini_err("[oslo_messaging_test]\nsecret_thing = hunter2\n");
     assert!(
-        err.starts_with("unknown option [oslo_messaging_kafka] secret_thing"),
+        err.starts_with("unknown option [oslo_messaging_test] secret_thing"),
         "{err}"
     );
     assert!(!err.contains("hunter2"), "{err}");
-    let err = toml_err("[oslo_messaging_rabbit]\nrabbit_qos_prefech_count = 10\n");
+    let err = section_toml_err("[oslo_messaging_test]\nflga = 10\n");
+    assert_eq!(err, "unknown option [oslo_messaging_test] flga");
+    // The core's sections: at once.
+    let err = ini_err("[oslo_messaging_metrics]\nmetrics_enabeld = true\n");
     assert_eq!(
         err,
-        "unknown option [oslo_messaging_rabbit] rabbit_qos_prefech_count"
+        "unknown option [oslo_messaging_metrics] metrics_enabeld (line 2)"
     );
-    let err = ini_err("[oslo_messaging_metrics]\nmetrics_enabeld = true\n");
+    let err = ini_err("[oslo_messaging_notifications]\ntopic = x\n");
     assert!(
-        err.contains("[oslo_messaging_metrics] metrics_enabeld"),
+        err.contains("[oslo_messaging_notifications] topic (line 2)"),
         "{err}"
     );
 }
 
 #[test]
 fn badly_typed_values_name_section_option_and_value() {
-    let err = ini_err("[oslo_messaging_rabbit]\nssl = maybe\n");
+    let err = section_ini_err("[oslo_messaging_test]\nflag = maybe\n");
     assert_eq!(
         err,
-        "invalid value for [oslo_messaging_rabbit] ssl (line 2): \
+        "invalid value for [oslo_messaging_test] flag (line 2): \
          expected a boolean (true/false, yes/no, on/off, 1/0), got \"maybe\""
     );
     let err = ini_err("[DEFAULT]\nrpc_response_timeout = sixty\n");
@@ -474,33 +539,33 @@ fn badly_typed_values_name_section_option_and_value() {
         "{err}"
     );
     assert!(err.ends_with("got \"sixty\""), "{err}");
-    let err = ini_err("[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 70000\n");
+    let err = section_ini_err("[oslo_messaging_test]\ncount = 70000\n");
     assert!(err.contains("from 0 to 65535, got \"70000\""), "{err}");
     let err = ini_err("[oslo_messaging_notifications]\nretry = -1.5\n");
     assert!(
         err.contains("[oslo_messaging_notifications] retry"),
         "{err}"
     );
-    let err = ini_err("[oslo_messaging_kafka]\nkafka_consumer_timeout = soon\n");
+    let err = section_ini_err("[oslo_messaging_test]\nratio = soon\n");
     assert!(
-        err.contains("[oslo_messaging_kafka] kafka_consumer_timeout (line 2): expected a number, got \"soon\""),
+        err.contains("[oslo_messaging_test] ratio (line 2): expected a number, got \"soon\""),
         "{err}"
     );
-    let err = toml_err("[oslo_messaging_rabbit]\nssl = \"maybe\"\n");
+    let err = section_toml_err("[oslo_messaging_test]\nflag = \"maybe\"\n");
     assert!(
-        err.starts_with("invalid value for [oslo_messaging_rabbit] ssl:"),
+        err.starts_with("invalid value for [oslo_messaging_test] flag:"),
         "{err}"
     );
     assert!(err.contains("maybe"), "{err}");
-    let err = toml_err("[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = -1\n");
+    let err = section_toml_err("[oslo_messaging_test]\ncount = -1\n");
     assert!(
-        err.starts_with("invalid value for [oslo_messaging_rabbit] rabbit_qos_prefetch_count:"),
+        err.starts_with("invalid value for [oslo_messaging_test] count:"),
         "{err}"
     );
-    let err = toml_err("oslo_messaging_rabbit = 3\n");
+    let err = toml_err("oslo_messaging_test = 3\n");
     assert_eq!(
         err,
-        "[oslo_messaging_rabbit] must be a table, found a integer"
+        "[oslo_messaging_test] must be a table, found a integer"
     );
     let err = toml_err("[DEFAULT]\ncontrol_exchange = nova\n");
     assert!(
@@ -511,56 +576,75 @@ fn badly_typed_values_name_section_option_and_value() {
 
 #[test]
 fn choices_and_limits_are_checked() {
-    for (text, want) in [
+    let err = section_ini_err("[oslo_messaging_test]\nmode = random\n");
+    assert_eq!(
+        err,
+        "invalid value for [oslo_messaging_test] mode: expected one of fast, slow, got \"random\""
+    );
+    let err = section_ini_err("[oslo_messaging_test]\nratio = 5\n");
+    assert_eq!(
+        err,
+        "invalid value for [oslo_messaging_test] ratio: must be between 0 and 4.5, got 5"
+    );
+}
+
+#[test]
+fn url_query_overrides_a_driver_section() {
+    let url = |text: &str| -> TransportUrl { text.parse().unwrap() };
+    let c = ini(
+        "[oslo_messaging_test]\ncount = 3\nratio = 2\nreconnect_timeout = 5\n\
+         [oslo_messaging_rabbit]\nanything = goes\n",
+    );
+    let t: TestSection = c
+        .section_with_url(&url("test://h/?count=7&flag=yes&maybe=x&retry_timeout=9"))
+        .unwrap();
+    assert_eq!((t.count, t.ratio, t.flag), (7, 2.0, true));
+    assert_eq!(t.maybe.as_deref(), Some("x"));
+    // The URL's current name beats the file's old one.
+    assert_eq!(t.retry_timeout, 9);
+    // No query changes nothing.
+    assert_eq!(
+        c.section_with_url::<TestSection>(&url("test://h/"))
+            .unwrap(),
+        test_section(&c)
+    );
+    // A TOML file's section takes INI-typed values from the URL.
+    let toml = Config::from_toml_str("[oslo_messaging_test]\ncount = 3\n").unwrap();
+    let t: TestSection = toml.section_with_url(&url("test://h/?list=a,b")).unwrap();
+    assert_eq!(
+        (t.count, t.list),
+        (3, vec!["a".to_string(), "b".to_string()])
+    );
+
+    for (query, want) in [
         (
-            "[oslo_messaging_rabbit]\nkombu_failover_strategy = random\n",
-            "invalid value for [oslo_messaging_rabbit] kombu_failover_strategy: \
-             expected one of round-robin, shuffle, got \"random\"",
+            "nope=1",
+            "query parameter \"nope\" is not a [oslo_messaging_test] option",
         ),
         (
-            "[oslo_messaging_rabbit]\nrabbit_login_method = amqplain\n",
-            "[oslo_messaging_rabbit] rabbit_login_method",
+            "reconnect_timeout=1",
+            "\"reconnect_timeout\" is not a [oslo_messaging_test] option",
         ),
         (
-            "[oslo_messaging_rabbit]\nrpc_conn_pool_size = 0\n",
-            "[oslo_messaging_rabbit] rpc_conn_pool_size: must be between 1",
+            "count=lots",
+            "query parameter \"count\": configuration error: invalid value for [oslo_messaging_test] count: expected an integer from 0 to 65535, got \"lots\"",
         ),
-        (
-            "[oslo_messaging_rabbit]\nkombu_reconnect_delay = 5\n",
-            "[oslo_messaging_rabbit] kombu_reconnect_delay: must be between 0 and 4.5",
-        ),
-        (
-            "[oslo_messaging_rabbit]\nrabbit_retry_interval = 0\n",
-            "rabbit_retry_interval",
-        ),
-        (
-            "[oslo_messaging_kafka]\ncompression_codec = brotli\n",
-            "compression_codec",
-        ),
-        (
-            "[oslo_messaging_kafka]\nsecurity_protocol = TLS\n",
-            "security_protocol",
-        ),
-        (
-            "[oslo_messaging_zmq]\nrpc_zmq_matchmaker = etcd\n",
-            "rpc_zmq_matchmaker",
-        ),
-        (
-            "[oslo_messaging_zmq]\nrpc_zmq_serialization = xml\n",
-            "rpc_zmq_serialization",
-        ),
-        (
-            "[oslo_messaging_zmq]\nrpc_zmq_max_port = 65537\n",
-            "rpc_zmq_max_port",
-        ),
-        (
-            "[oslo_messaging_zmq]\nrpc_zmq_min_port = 65536\n",
-            "rpc_zmq_min_port",
-        ),
+        ("password=x&count=-1", "query parameter \"count\""),
     ] {
-        let err = ini_err(text);
-        assert!(err.contains(want), "{text:?}: {err}");
+        match c.section_with_url::<TestSection>(&url(&format!("test://u:s3cret@h/?{query}"))) {
+            Err(Error::InvalidUrl { url, reason }) => {
+                assert!(reason.contains(want), "{query}: {reason}");
+                assert!(!url.contains("s3cret"), "{url}");
+            }
+            other => panic!("{query}: {other:?}"),
+        }
     }
+    // The URL's values are checked like the file's.
+    let err = c
+        .section_with_url::<TestSection>(&url("test://h/?mode=slowest"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected one of fast, slow"), "{err}");
 }
 
 #[test]
@@ -569,10 +653,10 @@ fn secrets_never_show() {
     let text = format!(
         "[DEFAULT]\ntransport_url = rabbit://nova:{SECRET}@r1:5672,nova:{SECRET}x@r2:5672/\n\
          [oslo_messaging_notifications]\ntransport_url = kafka://user:{SECRET}@k1:9092\n\
-         [oslo_messaging_kafka]\nssl_client_key_password = {SECRET}\n"
+         [oslo_messaging_test]\npassword = {SECRET}\n"
     );
     let c = ini(&text);
-    assert_eq!(c.kafka.ssl_client_key_password, SECRET);
+    assert_eq!(test_section(&c).password, SECRET);
     for shown in [format!("{c:?}"), format!("{c:#?}")] {
         assert!(!shown.contains(SECRET), "{shown}");
         assert!(
@@ -580,16 +664,12 @@ fn secrets_never_show() {
             "{shown}"
         );
         assert!(shown.contains("kafka://user:****@k1:9092"), "{shown}");
-        assert!(
-            shown.contains("ssl_client_key_password: \"****\""),
-            "{shown}"
-        );
+        // A driver's options are shown by name only.
+        assert!(shown.contains("password"), "{shown}");
     }
-    assert!(format!("{:?}", Config::default()).contains("ssl_client_key_password: \"\""));
 
     // Wrongly typed secrets (only possible in TOML) are reported without their value.
     for toml_text in [
-        format!("[oslo_messaging_kafka]\nssl_client_key_password = [\"{SECRET}\"]\n"),
         format!("[DEFAULT]\ntransport_url = {{ url = \"rabbit://u:{SECRET}@h\" }}\n"),
         format!("[oslo_messaging_notifications]\ntransport_url = [\"kafka://u:{SECRET}@h\"]\n"),
     ] {
@@ -600,6 +680,13 @@ fn secrets_never_show() {
         );
         assert!(!err.contains(SECRET), "{err}");
     }
+    let err = section_toml_err(&format!(
+        "[oslo_messaging_test]\npassword = [\"{SECRET}\"]\n"
+    ));
+    assert_eq!(
+        err,
+        "invalid value for secret option [oslo_messaging_test] password (value not shown)"
+    );
     // Syntax errors do not quote the line.
     let err = toml_err(&format!(
         "[DEFAULT]\ntransport_url = \"rabbit://u:{SECRET}@h\n"
@@ -613,11 +700,9 @@ fn secrets_never_show() {
     assert!(!err.contains(SECRET), "{err}");
     // A forgotten `=` makes the value part of the name (oslo reads `a b: c` as the
     // option `a b`): the unknown option is named without the part after the space.
-    let err = ini_err(&format!(
-        "[oslo_messaging_kafka]\nssl_client_key_password {SECRET}:x\n"
-    ));
+    let err = section_ini_err(&format!("[oslo_messaging_test]\npassword {SECRET}:x\n"));
     assert!(
-        err.starts_with("unknown option [oslo_messaging_kafka] ssl_client_key_password..."),
+        err.starts_with("unknown option [oslo_messaging_test] password..."),
         "{err}"
     );
     assert!(!err.contains(SECRET), "{err}");
@@ -629,7 +714,7 @@ fn secrets_never_show() {
     assert!(!err.contains(SECRET), "{err}");
     // The crate-level error's Display too.
     let err = Config::from_toml_str(&format!(
-        "[oslo_messaging_kafka]\nssl_client_key_password = 12345{SECRET}\n"
+        "[oslo_messaging_test]\npassword = 12345{SECRET}\n"
     ))
     .unwrap_err();
     assert!(!err.to_string().contains(SECRET), "{err}");
@@ -639,12 +724,14 @@ fn secrets_never_show() {
 fn substitution_and_quotes() {
     let c = ini("[DEFAULT]\nrabbit_pw = p$$ss\nhost = ctl\n\
          transport_url = \"rabbit://nova:${rabbit_pw}@$host:5672/\"\n\
-         [oslo_messaging_notifications]\ntransport_url = ${DEFAULT.transport_url}\n");
+         [oslo_messaging_notifications]\ntransport_url = ${DEFAULT.transport_url}\n\
+         [oslo_messaging_test]\nmode = ${DEFAULT.speed}\n[DEFAULT]\nspeed = slow\n");
     assert_eq!(c.default.transport_url, "rabbit://nova:p$ss@ctl:5672/");
     assert_eq!(
         c.notification_transport_url(),
         "rabbit://nova:p$ss@ctl:5672/"
     );
+    assert_eq!(test_section(&c).mode, "slow");
 }
 
 #[test]
@@ -656,8 +743,15 @@ fn substitution_loops() {
         "invalid value for [DEFAULT] control_exchange (line 2): \
          $-substitution loops or nests too deeply"
     );
+    let err = section_ini_err("[oslo_messaging_test]\nmode = $mode\n");
+    assert_eq!(
+        err,
+        "invalid value for [oslo_messaging_test] mode (line 2): \
+         $-substitution loops or nests too deeply"
+    );
     // In another library's option: not our business.
-    assert_eq!(ini("[DEFAULT]\na = $b\nb = $a\n"), Config::default());
+    let c = ini("[DEFAULT]\na = $b\nb = $a\n");
+    assert_eq!(core(&c), core(&Config::default()));
 }
 
 #[test]
@@ -673,16 +767,32 @@ fn from_file_picks_the_format_by_extension() {
     std::fs::write(&conf, NOVA_CONF).unwrap();
     std::fs::write(&toml_path, NOVA_TOML).unwrap();
     let expected = ini(NOVA_CONF);
-    assert_eq!(Config::from_file(&conf).unwrap(), expected);
-    assert_eq!(Config::from_file(&toml_path).unwrap(), expected);
-    assert_eq!(Config::from_ini_file(&conf).unwrap(), expected);
-    assert_eq!(Config::from_toml_file(&toml_path).unwrap(), expected);
+    for c in [
+        Config::from_file(&conf).unwrap(),
+        Config::from_file(&toml_path).unwrap(),
+        Config::from_ini_file(&conf).unwrap(),
+        Config::from_toml_file(&toml_path).unwrap(),
+    ] {
+        assert_eq!(core(&c), core(&expected));
+        assert_eq!(test_section(&c), test_section(&expected));
+    }
 
     let bad = dir.join("bad.ini");
-    std::fs::write(&bad, "[oslo_messaging_rabbit]\nssl = maybe\n").unwrap();
+    std::fs::write(&bad, "[DEFAULT]\nrpc_ping_enabled = maybe\n").unwrap();
     let err = Config::from_file(&bad).unwrap_err().to_string();
     assert!(
-        err.contains("bad.ini: invalid value for [oslo_messaging_rabbit] ssl"),
+        err.contains("bad.ini: invalid value for [DEFAULT] rpc_ping_enabled"),
+        "{err}"
+    );
+    // A driver's section names the file too, though it is read later.
+    std::fs::write(&bad, "[oslo_messaging_test]\nflag = maybe\n").unwrap();
+    let err = Config::from_file(&bad)
+        .unwrap()
+        .section::<TestSection>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.ini: invalid value for [oslo_messaging_test] flag (line 2)"),
         "{err}"
     );
     let missing = Config::from_file(dir.join("missing.conf"))
@@ -695,23 +805,60 @@ fn from_file_picks_the_format_by_extension() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test]
+async fn the_registry_checks_every_registered_section() {
+    let mut registry = DriverRegistry::with_memory();
+    registry.register_section::<TestSection>();
+    assert_eq!(registry.sections(), ["oslo_messaging_test"]);
+    let typo = ini("[DEFAULT]\ntransport_url = memory://\n[oslo_messaging_test]\nflga = 1\n");
+    // The memory driver does not read the test section; the registry checks it anyway.
+    let err = registry.rpc_transport(&typo).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "configuration error: unknown option [oslo_messaging_test] flga (line 4)"
+    );
+    let err = registry.check_config(&typo).unwrap_err();
+    assert!(err.to_string().contains("flga"), "{err}");
+    // Without the section registered, nobody claims it: not checked.
+    DriverRegistry::with_memory()
+        .rpc_transport(&typo)
+        .await
+        .unwrap();
+
+    let fine = ini(
+        "[DEFAULT]\ntransport_url = memory://\n[oslo_messaging_test]\nold_host = h\n\
+         [oslo_messaging_metrics]\nmetrics_enabled = true\n",
+    );
+    let warnings = registry.check_config(&fine).unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("oslo.metrics reporting is not implemented"));
+    assert!(warnings[1].contains("old_host: removed"));
+    registry.notification_transport(&fine).await.unwrap();
+}
+
 #[test]
 fn never_panics_on_mangled_input() {
     let specials = [
         '[', ']', '=', ':', '$', '{', '}', '"', '\'', ' ', '\n', '\t', ',', '#', 'é',
     ];
+    let load = |text: &str| {
+        for c in [Config::from_ini_str(text), Config::from_toml_str(text)]
+            .into_iter()
+            .flatten()
+        {
+            let _ = c.section::<TestSection>();
+        }
+    };
     for source in [NOVA_CONF, NOVA_TOML] {
         let chars: Vec<char> = source.chars().collect();
         for i in (0..chars.len()).step_by(3) {
             let truncated: String = chars[..i].iter().collect();
-            let _ = Config::from_ini_str(&truncated);
-            let _ = Config::from_toml_str(&truncated);
+            load(&truncated);
             for s in specials {
                 let mut mutated = chars.clone();
                 mutated[i] = s;
                 let mutated: String = mutated.into_iter().collect();
-                let _ = Config::from_ini_str(&mutated);
-                let _ = Config::from_toml_str(&mutated);
+                load(&mutated);
             }
         }
     }

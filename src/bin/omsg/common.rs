@@ -98,7 +98,9 @@ pub enum Purpose {
 }
 
 impl TransportArgs {
-    /// The configuration, with `--url` (if given) as the URL of `purpose`.
+    /// The configuration, with `--url` (if given) as the URL of `purpose`, checked
+    /// whole: a mistake in any driver's section is refused here, before anything
+    /// connects.
     pub fn config(&self, purpose: Purpose) -> Outcome<Config> {
         let mut cfg = match (&self.config, &self.url) {
             (Some(path), _) => Config::from_file(path)?,
@@ -116,6 +118,7 @@ impl TransportArgs {
                 Purpose::Notifications => cfg.notifications.transport_url = Some(url.clone()),
             }
         }
+        messaging::registry().check_config(&cfg)?;
         Ok(cfg)
     }
 
