@@ -1,5 +1,17 @@
 //! Core of the messaging crate family: RPC (call, cast, fanout) and notifications over
 //! pluggable transports chosen by URL, wire compatible with OpenStack's oslo.messaging.
+//!
+//! Layers, lowest first (each uses only those before it):
+//!
+//! - [`wire`]: oslo's message formats, key for key.
+//! - [`driver`]: the contract a transport driver implements ([`Driver`],
+//!   [`DriverFactory`], [`Capabilities`]) and the kit drivers are built from (reply
+//!   queues, request intake, responders, duplicate filter, channel listeners).
+//! - [`config`] and [`registry`]: oslo's options, each driver's section registered with
+//!   the [`DriverRegistry`] beside its factory.
+//! - [`rpc`] and [`notify`]: the user API, which reaches drivers only through the
+//!   contract; [`Transport`] ties a driver to its URL and configuration.
+//! - [`memory`]: the in-process driver, built from the kit as the others are.
 #![warn(missing_docs)]
 
 pub mod config;
