@@ -34,6 +34,7 @@ mod admin;
 mod consumer;
 mod driver;
 mod incoming;
+mod kinds;
 pub mod naming;
 mod options;
 mod producer;

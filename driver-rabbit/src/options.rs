@@ -90,7 +90,11 @@ impl RabbitOptions {
 
 /// The combinations oslo refuses, and the features this driver does not offer.
 fn check(rabbit: &RabbitSection) -> Result<()> {
-    let bad = |message: &str| Err(Error::Config(format!("[oslo_messaging_rabbit] {message}")));
+    let bad = |message: &str| {
+        Err(Error::Config(
+            format!("[oslo_messaging_rabbit] {message}").into(),
+        ))
+    };
     if rabbit.rabbit_quorum_queue && rabbit.rabbit_ha_queues {
         return bad("rabbit_quorum_queue and rabbit_ha_queues cannot both be enabled");
     }

@@ -127,9 +127,9 @@ impl ZmqDriver {
         if at_least_once {
             return Err(self.undeliverable(target, key));
         }
-        Err(Error::Timeout(format!(
-            "no server registered for {key} within {waited:?}"
-        )))
+        Err(Error::Timeout(
+            format!("no server registered for {key} within {waited:?}").into(),
+        ))
     }
 
     /// The reply address a call carries: replies come back on the connection the
@@ -209,9 +209,12 @@ impl ZmqDriver {
                             Error::Undeliverable { routing_key, .. } => routing_key,
                             other => other.to_string(),
                         };
-                        return Err(Error::Timeout(format!(
-                            "no server took the call on {key} within {timeout:?} (last: {why})"
-                        )));
+                        return Err(Error::Timeout(
+                            format!(
+                                "no server took the call on {key} within {timeout:?} (last: {why})"
+                            )
+                            .into(),
+                        ));
                     }
                     refused.push(member.address);
                     if fresh_count <= 1 && !options.at_least_once {
@@ -224,10 +227,9 @@ impl ZmqDriver {
                     }
                 }
                 Err(Error::Timeout(why)) => {
-                    return Err(Error::Timeout(format!(
-                        "{why} (sent to {})",
-                        member.address
-                    )));
+                    return Err(Error::Timeout(
+                        format!("{why} (sent to {})", member.address).into(),
+                    ));
                 }
                 other => return other,
             }
@@ -296,7 +298,8 @@ impl ZmqDriver {
             }
         }
         self.node.forget(key);
-        Err(last_error.unwrap_or_else(|| Error::Transport(format!("no node to cast to on {key}"))))
+        Err(last_error
+            .unwrap_or_else(|| Error::Transport(format!("no node to cast to on {key}").into())))
     }
 
     /// A fanout cast: through the proxy's publisher, or to every node of `members`,
@@ -345,7 +348,9 @@ impl ZmqDriver {
         }
         self.node.forget(key);
         Err(match last_error {
-            Some(why) => Error::DeliveryFailure(format!("cast to {key} not confirmed: {why}")),
+            Some(why) => {
+                Error::DeliveryFailure(format!("cast to {key} not confirmed: {why}").into())
+            }
             None => self.undeliverable(target, key),
         })
     }
@@ -435,7 +440,7 @@ impl Driver for ZmqDriver {
     }
 
     async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
-        let failure = |reason: String| Error::ListenFailure {
+        let failure = |reason: messaging_core::Detail| Error::ListenFailure {
             target: target.to_string(),
             reason,
         };
@@ -457,7 +462,7 @@ impl Driver for ZmqDriver {
             .node
             .address()
             .await
-            .map_err(|e| failure(e.to_string()))?
+            .map_err(|e| failure(e.into()))?
             .clone();
         let (tx, rx) = mpsc::channel(BACKLOG);
         let mut registrations = Registrations::new(&self.node);
@@ -469,11 +474,11 @@ impl Driver for ZmqDriver {
         self.node
             .subscribe_fanout(&shared)
             .await
-            .map_err(|e| failure(e.to_string()))?;
+            .map_err(|e| failure(e.into()))?;
         for key in [shared, own] {
             if let Err(e) = self.node.register(&key, &member).await {
                 registrations.close().await;
-                return Err(failure(e.to_string()));
+                return Err(failure(e.into()));
             }
             registrations.entries.push((key, member.clone()));
         }

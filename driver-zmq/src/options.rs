@@ -73,10 +73,13 @@ impl ZmqOptions {
             ));
         }
         if u32::from(zmq.rpc_zmq_min_port) > zmq.rpc_zmq_max_port {
-            return Err(Error::Config(format!(
-                "[oslo_messaging_zmq] rpc_zmq_min_port {} is above rpc_zmq_max_port {}",
-                zmq.rpc_zmq_min_port, zmq.rpc_zmq_max_port
-            )));
+            return Err(Error::Config(
+                format!(
+                    "[oslo_messaging_zmq] rpc_zmq_min_port {} is above rpc_zmq_max_port {}",
+                    zmq.rpc_zmq_min_port, zmq.rpc_zmq_max_port
+                )
+                .into(),
+            ));
         }
         if zmq.zmq_send_queue == 0 {
             return Err(Error::Config(

@@ -824,12 +824,14 @@ pub fn process_name() -> String {
 }
 
 fn config_error(message: impl Into<String>) -> Error {
-    Error::Config(message.into())
+    Error::Config(crate::Detail::new(crate::ErrorKind::Config, message))
 }
 
 fn read_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| config_error(format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| {
+        let message = format!("cannot read {}: {e}", path.display());
+        Error::Config(crate::Detail::new(crate::ErrorKind::Config, message).with_source(e))
+    })
 }
 
 fn in_file(path: &Path, e: Error) -> Error {

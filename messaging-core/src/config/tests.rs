@@ -78,7 +78,7 @@ fn ini(text: &str) -> Config {
 fn ini_err(text: &str) -> String {
     match Config::from_ini_str(text) {
         Ok(c) => panic!("expected an error, got {c:?}"),
-        Err(Error::Config(message)) => message,
+        Err(Error::Config(message)) => message.to_string(),
         Err(other) => panic!("expected a config error, got {other}"),
     }
 }
@@ -86,7 +86,7 @@ fn ini_err(text: &str) -> String {
 fn toml_err(text: &str) -> String {
     match Config::from_toml_str(text) {
         Ok(c) => panic!("expected an error, got {c:?}"),
-        Err(Error::Config(message)) => message,
+        Err(Error::Config(message)) => message.to_string(),
         Err(other) => panic!("expected a config error, got {other}"),
     }
 }

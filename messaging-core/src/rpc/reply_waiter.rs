@@ -147,12 +147,12 @@ impl PendingReply {
                     return Err(Error::Timeout(format!(
                         "no reply or heartbeat on topic {topic} within the call monitor timeout of {:?}",
                         call_monitor_timeout.unwrap_or_default()
-                    )));
+                    ).into()));
                 }
                 Err(_) => {
-                    return Err(Error::Timeout(format!(
-                        "no reply on topic {topic} within {timeout:?}"
-                    )));
+                    return Err(Error::Timeout(
+                        format!("no reply on topic {topic} within {timeout:?}").into(),
+                    ));
                 }
             };
             if let Some(failure) = reply.failure {
