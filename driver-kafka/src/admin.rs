@@ -71,6 +71,9 @@ pub struct Topics {
     /// Held while a topic is being created, so that the first sends of many callers
     /// to a new topic make one request, not one each.
     creating: tokio::sync::Mutex<()>,
+    /// What the error callbacks said, to explain a failed request. Shared with the
+    /// producer: the admin client does not poll for errors, the producer does.
+    errors: BrokerErrors,
 }
 
 impl std::fmt::Debug for Topics {
@@ -84,10 +87,13 @@ impl std::fmt::Debug for Topics {
 impl Topics {
     /// An admin client for the transport; does not connect yet.
     pub fn new(options: Arc<KafkaOptions>) -> Result<Topics> {
+        let errors = BrokerErrors::default();
         let admin = options
             .client_config()
             .set("allow.auto.create.topics", "false")
-            .create_with_context(LogContext::default())
+            .create_with_context(LogContext {
+                errors: errors.clone(),
+            })
             .map_err(|e| config_error(format!("Kafka admin client: {e}"), e, &options))?;
         Ok(Topics {
             options,
@@ -95,6 +101,7 @@ impl Topics {
             auto_creator: OnceLock::new(),
             known: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
+            errors,
         })
     }
 
@@ -134,13 +141,11 @@ impl Topics {
                 tracing::debug!(topic, "Kafka topic ready");
                 self.partitions(topic, false, 5).await
             }
-            Err((reason, e)) => Err(Error::Transport(
-                self.admin.inner().context().errors.detail(
-                    format!("cannot create Kafka topic {topic:?}: {reason}"),
-                    e,
-                    began,
-                ),
-            )),
+            Err((reason, e)) => Err(Error::Transport(self.errors.detail(
+                format!("cannot create Kafka topic {topic:?}: {reason}"),
+                e,
+                began,
+            ))),
         }
     }
 
@@ -216,7 +221,7 @@ impl Topics {
             })?
             .map_err(|e| {
                 let message = format!("Kafka metadata of {topic:?}: {e}");
-                Error::Transport(client.inner().context().errors.detail(message, e, began))
+                Error::Transport(self.errors.detail(message, e, began))
             })?;
             let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
                 last = "not in the metadata".into();
@@ -237,6 +242,11 @@ impl Topics {
             exchange: String::new(),
             routing_key: topic.to_string(),
         })
+    }
+
+    /// What the error callbacks said, for the clients of the transport to add to.
+    pub(crate) fn errors(&self) -> &BrokerErrors {
+        &self.errors
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {

@@ -45,8 +45,10 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// A producer for the transport; librdkafka connects in the background.
     pub fn new(options: Arc<KafkaOptions>, topics: Arc<Topics>) -> Result<Producer> {
-        let context = LogContext::default();
-        let errors = context.errors.clone();
+        let errors = topics.errors().clone();
+        let context = LogContext {
+            errors: errors.clone(),
+        };
         let inner = options
             .producer_config()
             .create_with_context(context)

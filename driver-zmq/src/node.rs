@@ -593,6 +593,8 @@ impl Node {
     /// result is empty, or the matchmaker's last error).
     pub async fn discover(&self, key: &Destination, deadline: Instant) -> Result<Members> {
         let mut pause = Duration::from_millis(10);
+        // The last lookup that failed of itself, for a lookup cut short by the deadline.
+        let mut failed: Option<Error> = None;
         loop {
             let error = match self.lookup_until(key, deadline).await {
                 Ok(members) if !members.is_empty() => return Ok(members),
@@ -601,13 +603,21 @@ impl Node {
             };
             let now = Instant::now();
             if now >= deadline {
-                return match error {
-                    Some(e) => Err(e),
-                    None => Ok(Members::default()),
+                return match (error, failed) {
+                    // Out of time: why the lookups failed (a refused login, Redis
+                    // unreachable) is the kind and the source.
+                    (Some(Error::Timeout(why)), Some(cause)) => Err(Error::Timeout(
+                        messaging_core::Detail::wrapping(format!("{why} (last: {cause})"), cause),
+                    )),
+                    (Some(e), _) => Err(e),
+                    (None, _) => Ok(Members::default()),
                 };
             }
-            if let Some(e) = &error {
+            if let Some(e) = error {
                 tracing::warn!(%key, error = %e, "matchmaker lookup failed; retrying");
+                if !matches!(e, Error::Timeout(_)) {
+                    failed = Some(e);
+                }
             }
             tokio::time::sleep_until((now + pause).min(deadline)).await;
             pause = (pause * 2).min(MAX_LOOKUP_PAUSE);
