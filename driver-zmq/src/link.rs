@@ -246,7 +246,11 @@ impl Link {
     fn unreachable(&self) -> Option<Error> {
         let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         down.as_ref().map(|why| {
-            Error::Transport(format!("ZeroMQ peer {} unreachable: {why}", self.address).into())
+            let message = format!("ZeroMQ peer {} unreachable: {why}", self.address);
+            Error::Transport(messaging_core::Detail::new(
+                messaging_core::ErrorKind::Unreachable,
+                message,
+            ))
         })
     }
 
@@ -276,7 +280,11 @@ impl Link {
     }
 
     fn closed(&self) -> Error {
-        Error::Transport(format!("the connection to {} is closed", self.address).into())
+        let message = format!("the connection to {} is closed", self.address);
+        Error::Transport(messaging_core::Detail::new(
+            messaging_core::ErrorKind::ConnectionLost,
+            message,
+        ))
     }
 }
 

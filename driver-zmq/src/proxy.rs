@@ -343,7 +343,8 @@ impl BindAddress {
     async fn bind(&self, socket: &mut impl Socket, role: &str) -> Result<u16> {
         let endpoint = format!("tcp://{}:{}", self.bind_host, self.port);
         let bound = socket.bind(&endpoint).await.map_err(|e| {
-            Error::Transport(format!("cannot bind the proxy {role} on {endpoint}: {e}").into())
+            let message = format!("cannot bind the proxy {role} on {endpoint}: {e}");
+            Error::transport(messaging_core::ErrorKind::Io, message, e)
         })?;
         match bound {
             Endpoint::Tcp(_, port) => Ok(port),
