@@ -350,7 +350,8 @@ impl StdError for Redacted {}
 #[non_exhaustive]
 pub enum Error {
     /// A `call` got no reply (or no call-monitor heartbeat) in time, or another
-    /// operation ran out of its time.
+    /// operation ran out of its time. The kind is [`ErrorKind::Timeout`] unless a
+    /// failure that made it run out of time is known (a refused login, say).
     Timeout(Detail),
     /// The server raised; carries the failure's class, module, message and traceback.
     Remote(Box<RemoteError>),
