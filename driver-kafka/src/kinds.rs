@@ -50,27 +50,36 @@ pub(crate) fn of(e: &KafkaError) -> ErrorKind {
     }
 }
 
-/// The last error librdkafka reported through a client's error callback, with when.
+/// The last error of each kind librdkafka reported through a client's error callback,
+/// with when: a refused login is followed by "all brokers are down", which must not
+/// hide it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct BrokerErrors(Arc<Mutex<Option<(Instant, KafkaError, String)>>>);
+pub(crate) struct BrokerErrors(Arc<Mutex<Vec<(Instant, KafkaError, String)>>>);
 
 impl BrokerErrors {
-    /// Keeps an error of the error callback.
+    /// Keeps an error of the error callback, in place of the last one of its kind.
     pub(crate) fn record(&self, error: KafkaError, reason: &str) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), error, reason.to_string()));
+        let mut errors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let kind = of(&error);
+        errors.retain(|(_, e, _)| of(e) != kind);
+        errors.push((Instant::now(), error, reason.to_string()));
     }
 
-    /// The error the callback reported since `since`, if it says more than a
-    /// time-out: the broker unreachable, our TLS or our login refused.
+    /// The error the callback reported since `since` that says most: a refused login,
+    /// then a TLS failure, then the broker unreachable; none if it said none of these.
     fn since(&self, since: Instant) -> Option<(KafkaError, String)> {
-        let last = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, error, reason) = last.as_ref()?;
-        let telling = matches!(
-            of(error),
-            ErrorKind::Unreachable | ErrorKind::Tls | ErrorKind::RefusedCredentials
-        );
-        (*at >= since && telling).then(|| (error.clone(), reason.clone()))
+        let rank = |kind| match kind {
+            ErrorKind::RefusedCredentials => 3,
+            ErrorKind::Tls => 2,
+            ErrorKind::Unreachable => 1,
+            _ => 0,
+        };
+        let errors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        errors
+            .iter()
+            .filter(|(at, e, _)| *at >= since && rank(of(e)) > 0)
+            .max_by_key(|(_, e, _)| rank(of(e)))
+            .map(|(_, e, reason)| (e.clone(), reason.clone()))
     }
 
     /// The detail of `error`, which ended an operation begun at `began`: saying
@@ -129,6 +138,10 @@ mod tests {
         errors.record(
             KafkaError::Global(RDKafkaErrorCode::SSL),
             "ssl handshake failed",
+        );
+        errors.record(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
         );
         let d = errors.detail("metadata".into(), timed_out, began);
         assert_eq!(d.kind(), ErrorKind::Tls);
