@@ -210,10 +210,9 @@ async fn run(args: Args) -> messaging::Result<()> {
         server.wait().await?;
     }
     if !missing.is_empty() {
-        return Err(Error::Timeout(format!(
-            "nothing arrived within 10 s for: {}",
-            missing.join(", ")
-        )));
+        return Err(Error::Timeout(
+            format!("nothing arrived within 10 s for: {}", missing.join(", ")).into(),
+        ));
     }
     Ok(())
 }

@@ -4,23 +4,27 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use messaging_core::{Error, Result};
+use messaging_core::{Detail, Error, ErrorKind, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use crate::kinds::BrokerErrors;
 use crate::options::KafkaOptions;
 
 /// How long a metadata or admin request may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends librdkafka's log lines and errors to `tracing`, naming the driver's role.
+/// Sends librdkafka's log lines and errors to `tracing`, naming the driver's role, and
+/// keeps the last error for the error of the operation it made fail.
 #[derive(Clone, Debug, Default)]
-pub struct LogContext;
+pub struct LogContext {
+    pub(crate) errors: BrokerErrors,
+}
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -40,10 +44,21 @@ impl ClientContext for LogContext {
     fn error(&self, error: KafkaError, reason: &str) {
         // Lost broker connections are reported here and retried by librdkafka.
         tracing::warn!(target: "librdkafka", %error, "{reason}");
+        self.errors.record(error, reason);
     }
 }
 
 impl ConsumerContext for LogContext {}
+
+/// A configuration error of librdkafka (client creation) with its error as the source,
+/// unless that quotes the SASL password.
+pub(crate) fn config_error(message: String, e: KafkaError, options: &KafkaOptions) -> Error {
+    Error::Config(match options.password().filter(|p| !p.is_empty()) {
+        Some(password) => Detail::new(ErrorKind::Config, message.replace(password, "****"))
+            .with_source_hiding(e, password),
+        None => Detail::new(ErrorKind::Config, message).with_source(e),
+    })
+}
 
 /// The topics of one transport that are known to exist, with their partition counts.
 pub struct Topics {
@@ -56,6 +71,9 @@ pub struct Topics {
     /// Held while a topic is being created, so that the first sends of many callers
     /// to a new topic make one request, not one each.
     creating: tokio::sync::Mutex<()>,
+    /// What the error callbacks said, to explain a failed request. Shared with the
+    /// producer: the admin client does not poll for errors, the producer does.
+    errors: BrokerErrors,
 }
 
 impl std::fmt::Debug for Topics {
@@ -69,17 +87,21 @@ impl std::fmt::Debug for Topics {
 impl Topics {
     /// An admin client for the transport; does not connect yet.
     pub fn new(options: Arc<KafkaOptions>) -> Result<Topics> {
+        let errors = BrokerErrors::default();
         let admin = options
             .client_config()
             .set("allow.auto.create.topics", "false")
-            .create_with_context(LogContext)
-            .map_err(|e| Error::Config(format!("Kafka admin client: {e}")))?;
+            .create_with_context(LogContext {
+                errors: errors.clone(),
+            })
+            .map_err(|e| config_error(format!("Kafka admin client: {e}"), e, &options))?;
         Ok(Topics {
             options,
             admin: Arc::new(admin),
             auto_creator: OnceLock::new(),
             known: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
+            errors,
         })
     }
 
@@ -106,20 +128,23 @@ impl Topics {
         let options = AdminOptions::new()
             .operation_timeout(Some(ADMIN_TIMEOUT))
             .request_timeout(Some(ADMIN_TIMEOUT));
+        let began = Instant::now();
         let created = match self.admin.create_topics([&new], &options).await {
             Ok(results) => match results.into_iter().next() {
                 Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => Ok(()),
-                Some(Err((_, code))) => Err(code.to_string()),
+                Some(Err((_, code))) => Err((code.to_string(), KafkaError::AdminOp(code))),
             },
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err((e.to_string(), e)),
         };
         match created {
             Ok(()) => {
                 tracing::debug!(topic, "Kafka topic ready");
                 self.partitions(topic, false, 5).await
             }
-            Err(reason) => Err(Error::Transport(format!(
-                "cannot create Kafka topic {topic:?}: {reason}"
+            Err((reason, e)) => Err(Error::Transport(self.errors.detail(
+                format!("cannot create Kafka topic {topic:?}: {reason}"),
+                e,
+                began,
             ))),
         }
     }
@@ -167,8 +192,10 @@ impl Topics {
                         .options
                         .client_config()
                         .set("allow.auto.create.topics", "true")
-                        .create_with_context(LogContext)
-                        .map_err(|e| Error::Config(format!("Kafka client: {e}")))?;
+                        .create_with_context(LogContext::default())
+                        .map_err(|e| {
+                            config_error(format!("Kafka client: {e}"), e, &self.options)
+                        })?;
                     self.auto_creator.get_or_init(|| Arc::new(made)).clone()
                 }
             }
@@ -182,13 +209,20 @@ impl Topics {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
-            let (client, name) = (client.clone(), topic.to_string());
+            let (fetcher, name) = (client.clone(), topic.to_string());
+            let began = Instant::now();
             let metadata = tokio::task::spawn_blocking(move || {
-                client.inner().fetch_metadata(Some(&name), ADMIN_TIMEOUT)
+                fetcher.inner().fetch_metadata(Some(&name), ADMIN_TIMEOUT)
             })
             .await
-            .map_err(|e| Error::Transport(format!("Kafka metadata of {topic:?}: {e}")))?
-            .map_err(|e| Error::Transport(format!("Kafka metadata of {topic:?}: {e}")))?;
+            .map_err(|e| {
+                let message = format!("Kafka metadata of {topic:?}: {e}");
+                Error::Transport(Detail::new(ErrorKind::Other, message).with_source(e))
+            })?
+            .map_err(|e| {
+                let message = format!("Kafka metadata of {topic:?}: {e}");
+                Error::Transport(self.errors.detail(message, e, began))
+            })?;
             let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
                 last = "not in the metadata".into();
                 continue;
@@ -208,6 +242,11 @@ impl Topics {
             exchange: String::new(),
             routing_key: topic.to_string(),
         })
+    }
+
+    /// What the error callbacks said, for the clients of the transport to add to.
+    pub(crate) fn errors(&self) -> &BrokerErrors {
+        &self.errors
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use messaging_core::{Error, Result};
+use messaging_core::{Detail, Error, ErrorKind, Result};
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
@@ -23,7 +23,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use crate::admin::LogContext;
+use crate::admin::{LogContext, config_error};
+use crate::kinds;
 use crate::options::KafkaOptions;
 
 /// How long a blocking metadata, offset or commit request may take.
@@ -229,15 +230,16 @@ struct GroupContext {
     table: Arc<Mutex<Table>>,
     ready: watch::Sender<bool>,
     name: String,
+    log: LogContext,
 }
 
 impl ClientContext for GroupContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        LogContext.log(level, fac, message);
+        self.log.log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        LogContext.error(error, reason);
+        self.log.error(error, reason);
     }
 }
 
@@ -349,6 +351,9 @@ impl Consumer {
             }
         };
         let (ready_tx, mut ready) = watch::channel(false);
+        // What the consumer's error callback says, to explain a failure to join.
+        let (log, began) = (LogContext::default(), Instant::now());
+        let consumer_errors = log.errors.clone();
         let table = Arc::new(Mutex::new(Table::default()));
         let consumer: BaseConsumer<GroupContext> = config
             .create_with_context(GroupContext {
@@ -356,8 +361,9 @@ impl Consumer {
                 table: table.clone(),
                 ready: ready_tx,
                 name: name.clone(),
+                log: log.clone(),
             })
-            .map_err(|e| Error::Config(format!("Kafka consumer {name}: {e}")))?;
+            .map_err(|e| config_error(format!("Kafka consumer {name}: {e}"), e, options))?;
         let shared = Arc::new(Shared {
             consumer,
             commits: start.is_some(),
@@ -366,7 +372,7 @@ impl Consumer {
             stop: AtomicBool::new(false),
         });
         let target = name.clone();
-        let failure = |reason: String| Error::ListenFailure {
+        let failure = |reason: Detail| Error::ListenFailure {
             target: target.clone(),
             reason,
         };
@@ -376,14 +382,18 @@ impl Consumer {
                 shared
                     .consumer
                     .subscribe(&topics)
-                    .map_err(|e| failure(format!("cannot subscribe: {e}")))?;
+                    .map_err(|e| failure(listen_detail(format!("cannot subscribe: {e}"), e)))?;
             }
             Subscription::Tail { topics } => {
                 let (shared, topics) = (shared.clone(), topics.clone());
                 tokio::task::spawn_blocking(move || assign_ends(&shared.consumer, &topics))
                     .await
-                    .map_err(|e| failure(e.to_string()))?
-                    .map_err(|e| failure(format!("cannot assign partitions: {e}")))?;
+                    .map_err(|e| {
+                        failure(Detail::new(ErrorKind::Other, e.to_string()).with_source(e))
+                    })?
+                    .map_err(|e| {
+                        failure(listen_detail(format!("cannot assign partitions: {e}"), e))
+                    })?;
             }
         }
         let thread = {
@@ -394,7 +404,10 @@ impl Consumer {
             std::thread::Builder::new()
                 .name("kafka-consumer".into())
                 .spawn(move || poll_loop(&shared, slice, limit, handler, &name))
-                .map_err(|e| failure(format!("cannot start a thread: {e}")))?
+                .map_err(|e| {
+                    let message = format!("cannot start a thread: {e}");
+                    failure(Detail::new(ErrorKind::Io, message).with_source(e))
+                })?
         };
         let mut consumer = Consumer {
             shared: Some(shared),
@@ -407,9 +420,13 @@ impl Consumer {
                     .await;
             if joined != Ok(true) {
                 consumer.close().await;
-                return Err(failure(format!(
+                let message = format!(
                     "no partitions assigned within {JOIN_LIMIT:?} (is the group coordinator reachable?)"
-                )));
+                );
+                let errors = &consumer_errors;
+                return Err(failure(
+                    errors.explain(Detail::new(ErrorKind::Timeout, message), began),
+                ));
             }
         }
         Ok(consumer)
@@ -473,6 +490,11 @@ impl Drop for Consumer {
 }
 
 /// Assigns every partition of `topics` at its current end.
+/// Why a consumer could not listen, of the kind of the librdkafka error.
+fn listen_detail(message: String, e: KafkaError) -> Detail {
+    Detail::new(kinds::of(&e), message).with_source(e)
+}
+
 fn assign_ends(consumer: &BaseConsumer<GroupContext>, topics: &[String]) -> KafkaResult<()> {
     let mut tpl = TopicPartitionList::new();
     for topic in topics {

@@ -186,7 +186,7 @@ impl Driver for KafkaDriver {
     }
 
     async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
-        let failure = |reason: String| Error::ListenFailure {
+        let failure = |reason: messaging_core::Detail| Error::ListenFailure {
             target: target.to_string(),
             reason,
         };
@@ -199,7 +199,7 @@ impl Driver for KafkaDriver {
             self.topics
                 .ensure(topic)
                 .await
-                .map_err(|e| failure(e.to_string()))?;
+                .map_err(|e| failure(e.into()))?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let handler = || RequestHandler::new(tx.clone(), self.producer.clone());

@@ -35,6 +35,7 @@ mod admin;
 mod consumer;
 mod driver;
 mod incoming;
+mod kinds;
 pub mod naming;
 mod options;
 mod producer;

@@ -357,6 +357,13 @@ impl KafkaOptions {
         config
     }
 
+    /// The SASL password of the URL, to keep out of error messages.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.credentials
+            .as_ref()
+            .map(|(_, password)| password.as_str())
+    }
+
     /// Settings of the producer: oslo's batching and compression, and a bounded time
     /// per delivery attempt. Topics are never created by producing to them.
     pub fn producer_config(&self) -> ClientConfig {

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use messaging_core::{Error, Result, Retry};
+use messaging_core::{Detail, Error, Result, Retry};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 
-use crate::admin::{LogContext, Topics};
+use crate::admin::{LogContext, Topics, config_error};
+use crate::kinds::BrokerErrors;
 use crate::options::KafkaOptions;
 
 /// Whether sending to a topic that does not exist creates it.
@@ -26,6 +27,8 @@ pub enum Missing {
 /// The producer of one transport, shared by its senders.
 pub struct Producer {
     inner: FutureProducer<LogContext>,
+    /// What the producer's error callback said, to explain a failed send.
+    errors: BrokerErrors,
     topics: Arc<Topics>,
     options: Arc<KafkaOptions>,
     turn: AtomicUsize,
@@ -42,12 +45,17 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// A producer for the transport; librdkafka connects in the background.
     pub fn new(options: Arc<KafkaOptions>, topics: Arc<Topics>) -> Result<Producer> {
+        let errors = topics.errors().clone();
+        let context = LogContext {
+            errors: errors.clone(),
+        };
         let inner = options
             .producer_config()
-            .create_with_context(LogContext)
-            .map_err(|e| Error::Config(format!("Kafka producer: {e}")))?;
+            .create_with_context(context)
+            .map_err(|e| config_error(format!("Kafka producer: {e}"), e, &options))?;
         Ok(Producer {
             inner,
+            errors,
             topics,
             options,
             turn: AtomicUsize::new(0),
@@ -66,6 +74,7 @@ impl Producer {
     ) -> Result<()> {
         let mut failures = 0u32;
         loop {
+            let began = Instant::now();
             let partitions = match missing {
                 Missing::Create => self.topics.ensure(topic).await,
                 Missing::Refuse => match self.topics.lookup(topic).await {
@@ -95,18 +104,22 @@ impl Producer {
                             if is_missing_topic(&e) {
                                 self.topics.forget(topic);
                             }
-                            e.to_string()
+                            let detail = self.errors.detail(e.to_string(), e, began);
+                            (detail.to_string(), Error::Transport(detail))
                         }
                     }
                 }
-                Err(e) => e.to_string(),
+                Err(e) => (e.to_string(), e),
             };
+            // The text of the failure, and the failure for its kind and source.
+            let (outcome, cause) = outcome;
             failures += 1;
             if !retry.allows_another(failures) {
-                return Err(Error::DeliveryFailure(format!(
+                let message = format!(
                     "Kafka topic {topic:?} on {}: {outcome} (after {failures} attempts)",
                     self.options.brokers
-                )));
+                );
+                return Err(Error::DeliveryFailure(Detail::wrapping(message, cause)));
             }
             let pause =
                 Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5));

@@ -27,9 +27,12 @@ impl Compression {
         match name {
             "gzip" => Ok(Compression::Gzip),
             "bz2" => Ok(Compression::Bz2),
-            other => Err(Error::Config(format!(
-                "[oslo_messaging_rabbit] kombu_compression must be gzip or bz2, not {other:?}"
-            ))),
+            other => Err(Error::Config(
+                format!(
+                    "[oslo_messaging_rabbit] kombu_compression must be gzip or bz2, not {other:?}"
+                )
+                .into(),
+            )),
         }
     }
 

@@ -15,9 +15,11 @@ use lapin::uri::{
     AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
 };
 use lapin::{Connection, ConnectionProperties};
-use messaging_core::{Error, Result, Retry, TransportUrl};
+use messaging_core::{Detail, Error, ErrorKind, Result, Retry, TransportUrl};
+
 use rand::seq::SliceRandom;
 
+use crate::kinds;
 use crate::options::RabbitOptions;
 
 /// How long one TCP + AMQP handshake may take before the next host is tried.
@@ -32,7 +34,7 @@ fn login_mechanism(name: &str) -> Result<SASLMechanism> {
         "RABBIT-CR-DEMO" => Ok(SASLMechanism::RabbitCrDemo),
         _ => Err(Error::Config(format!(
             "[oslo_messaging_rabbit] rabbit_login_method must be PLAIN, AMQPLAIN, EXTERNAL or RABBIT-CR-DEMO, not {name:?}"
-        ))),
+        ).into())),
     }
 }
 
@@ -202,7 +204,7 @@ impl Connector {
                 "{what} {name:?} exists with other flags or arguments than this service declares \
                  ({}); using it as it is. Set [oslo_messaging_rabbit] rabbit_quorum_queue, \
                  amqp_durable_queues and rabbit_transient_quorum_queue alike on every service",
-                crate::topology::protocol_error(refusal).map_or_else(|| refusal.to_string(), |(_, t)| t)
+                crate::kinds::protocol_error(refusal).map_or_else(|| refusal.to_string(), |(_, t)| t)
             );
         }
     }
@@ -269,31 +271,44 @@ impl Connector {
         loop {
             let node = self.pick().clone();
             let label = node.label();
-            let error = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect_to(&node)).await {
-                Ok(Ok(connection)) => {
-                    tracing::info!(node = %label, purpose, "connected to RabbitMQ");
-                    watch_events(&connection, label.clone(), purpose.to_string());
-                    self.check_version(&node);
-                    return Ok((connection, label));
-                }
-                Ok(Err(e)) if access_refused(&e) => {
-                    // Wrong credentials do not get better by retrying.
-                    return Err(Error::Transport(format!(
-                        "RabbitMQ at {label} refused the login of user {:?} with {}: {}",
-                        node.username,
-                        self.mechanism,
-                        scrub(&e.to_string(), &node.password)
-                    )));
-                }
-                Ok(Err(e)) => scrub(&describe(&e, &self.options), &node.password),
-                Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
-            };
+            let (error, cause) =
+                match tokio::time::timeout(CONNECT_TIMEOUT, self.connect_to(&node)).await {
+                    Ok(Ok(connection)) => {
+                        tracing::info!(node = %label, purpose, "connected to RabbitMQ");
+                        watch_events(&connection, label.clone(), purpose.to_string());
+                        self.check_version(&node);
+                        return Ok((connection, label));
+                    }
+                    Ok(Err(e)) if access_refused(&e) => {
+                        // Wrong credentials do not get better by retrying.
+                        let message = format!(
+                            "RabbitMQ at {label} refused the login of user {:?} with {}: {}",
+                            node.username,
+                            self.mechanism,
+                            scrub(&e.to_string(), &node.password)
+                        );
+                        return Err(Error::Transport(
+                            Detail::new(ErrorKind::RefusedCredentials, message)
+                                .with_source_hiding(e, &node.password),
+                        ));
+                    }
+                    Ok(Err(e)) => (scrub(&describe(&e, &self.options), &node.password), Some(e)),
+                    Err(_) => (format!("no answer within {CONNECT_TIMEOUT:?}"), None),
+                };
             if !retry.allows_another(attempt + 1) {
-                return Err(Error::DeliveryFailure(format!(
+                let message = format!(
                     "cannot connect to RabbitMQ after {} attempt(s) (nodes {}): {error}",
                     attempt + 1,
                     self.node_labels()
-                )));
+                );
+                // The kind and source of the last attempt's failure; one that got no
+                // answer at all found nothing listening.
+                let detail = match cause {
+                    Some(e) => Detail::new(kinds::of_connect(&e, self.tls.is_some()), message)
+                        .with_source_hiding(e, &node.password),
+                    None => Detail::new(ErrorKind::Unreachable, message),
+                };
+                return Err(Error::DeliveryFailure(detail));
             }
             let wait = waits.next().unwrap_or(Duration::from_secs(1));
             tracing::warn!(node = %label, purpose, %error, retry_in = ?wait, "cannot connect to RabbitMQ");
@@ -369,9 +384,8 @@ fn tls_config(options: &RabbitOptions) -> Result<OwnedTLSConfig> {
     let r = &options.rabbit;
     let read = |option: &str, path: &str| {
         std::fs::read(path).map_err(|e| {
-            Error::Config(format!(
-                "[oslo_messaging_rabbit] {option} = {path}: cannot read: {e}"
-            ))
+            let message = format!("[oslo_messaging_rabbit] {option} = {path}: cannot read: {e}");
+            Error::Config(Detail::new(ErrorKind::Config, message).with_source(e))
         })
     };
     let cert_chain = if r.ssl_ca_file.is_empty() {
@@ -379,10 +393,13 @@ fn tls_config(options: &RabbitOptions) -> Result<OwnedTLSConfig> {
     } else {
         let pem = read("ssl_ca_file", &r.ssl_ca_file)?;
         Some(String::from_utf8(pem).map_err(|_| {
-            Error::Config(format!(
-                "[oslo_messaging_rabbit] ssl_ca_file = {}: not a PEM file",
-                r.ssl_ca_file
-            ))
+            Error::Config(
+                format!(
+                    "[oslo_messaging_rabbit] ssl_ca_file = {}: not a PEM file",
+                    r.ssl_ca_file
+                )
+                .into(),
+            )
         })?)
     };
     let identity = match (r.ssl_cert_file.is_empty(), r.ssl_key_file.is_empty()) {

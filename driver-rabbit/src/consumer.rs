@@ -13,13 +13,14 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, Consumer};
-use messaging_core::{Error, Result, Retry};
+use messaging_core::{Detail, Error, Result, Retry};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::connection::Connector;
+use crate::kinds;
 use crate::topology::{self, Declarer, QueueSpec};
 
 /// Receives the deliveries of a supervised consumer in order, in batches of what
@@ -274,11 +275,14 @@ impl Supervised {
                 }
                 Err(e) => {
                     let queues: Vec<&str> = plan.queues.iter().map(|q| q.name.as_str()).collect();
-                    return Err(Error::Transport(format!(
+                    let message = format!(
                         "cannot declare or consume {}: {}",
                         queues.join(", "),
                         topology::describe(&e)
-                    )));
+                    );
+                    return Err(Error::Transport(
+                        Detail::new(kinds::of(&e), message).with_source(e),
+                    ));
                 }
             }
         };

@@ -60,9 +60,13 @@ impl RabbitDriver {
         let queue_names = if options.rabbit.use_queue_manager {
             let r = &options.rabbit;
             Some(QueueManager::new(&r.hostname, &r.processname).map_err(|e| {
-                Error::Config(format!(
+                let message = format!(
                     "[oslo_messaging_rabbit] use_queue_manager: cannot use its counter file: {e}"
-                ))
+                );
+                Error::Config(
+                    messaging_core::Detail::new(messaging_core::ErrorKind::Config, message)
+                        .with_source(e),
+                )
             })?)
         } else {
             None
@@ -80,16 +84,20 @@ impl RabbitDriver {
     /// The suffix of a new reply or fanout queue's name: `<hostname>:<processname>:<N>`
     /// with the queue manager, else a random hex id.
     async fn queue_suffix(&self) -> Result<String> {
-        let counter_error =
-            |e: String| Error::Transport(format!("the queue manager's counter file: {e}"));
+        use messaging_core::{Detail, ErrorKind};
+        let counter_error = |kind, e: &dyn std::fmt::Display| {
+            Detail::new(kind, format!("the queue manager's counter file: {e}"))
+        };
         match &self.queue_names {
             // The counter file is locked and rewritten: file I/O off the runtime's workers.
             Some(manager) => {
                 let manager = manager.clone();
                 tokio::task::spawn_blocking(move || manager.next_name())
                     .await
-                    .map_err(|e| counter_error(e.to_string()))?
-                    .map_err(|e| counter_error(e.to_string()))
+                    .map_err(|e| {
+                        Error::Transport(counter_error(ErrorKind::Other, &e).with_source(e))
+                    })?
+                    .map_err(|e| Error::Transport(counter_error(ErrorKind::Io, &e).with_source(e)))
             }
             None => Ok(new_id()),
         }
@@ -165,7 +173,7 @@ impl Driver for RabbitDriver {
                 return Err(Error::Timeout(format!(
                     "no reply on topic {topic} within {timeout:?}: the reply queue could not be set up in that time (nodes {})",
                     self.connector.node_labels()
-                )));
+                ).into()));
             }
         };
         let pending = replies
@@ -177,7 +185,8 @@ impl Driver for RabbitDriver {
         // MessagingTimeout), whatever step it was at.
         let timed_out = |e: Error| {
             if tokio::time::Instant::now() >= deadline {
-                Error::Timeout(format!("no reply on topic {topic} within {timeout:?}: {e}"))
+                let message = format!("no reply on topic {topic} within {timeout:?}: {e}");
+                Error::Timeout(messaging_core::Detail::wrapping(message, e))
             } else {
                 e
             }
@@ -236,7 +245,7 @@ impl Driver for RabbitDriver {
     }
 
     async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
-        let failure = |reason: String| Error::ListenFailure {
+        let failure = |reason: messaging_core::Detail| Error::ListenFailure {
             target: target.to_string(),
             reason,
         };
@@ -279,7 +288,7 @@ impl Driver for RabbitDriver {
             Retry::Forever,
         )
         .await
-        .map_err(|e| failure(e.to_string()))?;
+        .map_err(|e| failure(e.into()))?;
         Ok(Box::new(ServerListener {
             inner: ChannelListener::new(rx, consumer),
             backlog,

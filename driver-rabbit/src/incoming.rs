@@ -232,9 +232,10 @@ impl Settle for AmqpSettle {
         // After a reconnect the old channel is gone and the broker has already put the
         // message back: nothing is lost, but say so.
         result.map(|_| ()).map_err(|e| {
-            Error::Transport(format!(
-                "could not settle a notification ({disposition:?}): {e}"
-            ))
+            let message = format!("could not settle a notification ({disposition:?}): {e}");
+            Error::Transport(
+                messaging_core::Detail::new(crate::kinds::of(&e), message).with_source(e),
+            )
         })
     }
 }

@@ -27,6 +27,7 @@ mod connection;
 mod consumer;
 mod driver;
 mod incoming;
+mod kinds;
 mod options;
 mod publisher;
 mod queue_manager;

@@ -23,10 +23,11 @@ use tokio::time::Instant;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use messaging_core::{Error, Result, Retry};
+use messaging_core::{Detail, Error, ErrorKind, Result, Retry};
 
 use crate::compression::{self, Compression};
 use crate::connection::Connector;
+use crate::kinds;
 use crate::topology::{Declarer, ExchangeSpec, QueueSpec};
 
 /// One message to publish.
@@ -59,10 +60,13 @@ pub(crate) fn check_confirmation(confirmation: Confirmation, out: &Outgoing<'_>)
             exchange: out.exchange_name().to_string(),
             routing_key: out.routing_key.to_string(),
         }),
-        Confirmation::Nack(None) => Err(Error::DeliveryFailure(format!(
-            "the broker refused the message for exchange {:?} with routing key {:?}",
-            out.exchange_name(),
-            out.routing_key
+        Confirmation::Nack(None) => Err(Error::DeliveryFailure(Detail::new(
+            ErrorKind::RefusedByBroker,
+            format!(
+                "the broker refused the message for exchange {:?} with routing key {:?}",
+                out.exchange_name(),
+                out.routing_key
+            ),
         ))),
     }
 }
@@ -76,7 +80,7 @@ struct Tally {
     unconfirmed: u32,
     /// The channel or connection failed before the confirmation.
     lost: u32,
-    last_error: Option<String>,
+    last_error: Option<lapin::Error>,
     /// The last publish was still unconfirmed when the send's time ran out.
     unconfirmed_at_deadline: bool,
 }
@@ -112,7 +116,9 @@ impl Tally {
             what.push(format!(
                 "its channel or connection lost before the confirmation {} time(s) (last: {})",
                 self.lost,
-                self.last_error.as_deref().unwrap_or("unknown")
+                self.last_error
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_string(), ToString::to_string)
             ));
         }
         if self.unconfirmed_at_deadline {
@@ -133,10 +139,17 @@ impl Tally {
             what.join(", "),
             took,
         );
+        // The kind says what the last failure was: a lost connection, else a refusal
+        // (nacks) or no confirmation in time.
+        let detail = match &self.last_error {
+            Some(e) => Detail::new(kinds::of(e), text).with_source(e.clone()),
+            None if self.refused > 0 => Detail::new(ErrorKind::RefusedByBroker, text),
+            None => Detail::new(ErrorKind::Timeout, text),
+        };
         if out_of_time {
-            Error::Timeout(text)
+            Error::Timeout(detail)
         } else {
-            Error::DeliveryFailure(text)
+            Error::DeliveryFailure(detail)
         }
     }
 }
@@ -450,10 +463,13 @@ impl Publisher {
         };
         match tokio::time::timeout_at(deadline, self.session(retry)).await {
             Ok(session) => session,
-            Err(_) => Err(Error::Timeout(format!(
-                "cannot connect to RabbitMQ in the time the send had (nodes {})",
-                self.connector.node_labels()
-            ))),
+            Err(_) => Err(Error::Timeout(
+                format!(
+                    "cannot connect to RabbitMQ in the time the send had (nodes {})",
+                    self.connector.node_labels()
+                )
+                .into(),
+            )),
         }
     }
 
@@ -514,7 +530,7 @@ impl Publisher {
                         out.exchange_name(),
                         out.routing_key,
                         session.node
-                    ))
+                    ).into())
                 })?,
                 None => attempt.await,
             };
@@ -531,26 +547,32 @@ impl Publisher {
                     self.forget(&session);
                     continue;
                 }
-                return Err(Error::Transport(format!(
+                let message = format!(
                     "declaring the queue for exchange {:?} with routing key {:?} on {}: {}",
                     out.exchange_name(),
                     out.routing_key,
                     session.node,
                     crate::topology::describe(&error)
-                )));
+                );
+                return Err(Error::Transport(
+                    Detail::new(kinds::of(&error), message).with_source(error),
+                ));
             }
             // The broker refused something on a live connection (a 406 on declare, a
             // missing exchange): retrying will not help. Anything else (an I/O error the
             // connection's status does not show yet, a channel closed under the send) is
             // the connection or channel failing: publish again.
-            if session.alive() && crate::topology::protocol_error(&error).is_some() {
-                return Err(Error::Transport(format!(
+            if session.alive() && crate::kinds::protocol_error(&error).is_some() {
+                let message = format!(
                     "publishing to exchange {:?} with routing key {:?} on {}: {}",
                     out.exchange_name(),
                     out.routing_key,
                     session.node,
                     crate::topology::describe(&error)
-                )));
+                );
+                return Err(Error::Transport(
+                    Detail::new(kinds::of(&error), message).with_source(error),
+                ));
             }
             failures += 1;
             let wait = self.connector.options().reconnect_delay();
@@ -561,6 +583,7 @@ impl Publisher {
                     session.node,
                     self.connector.node_labels()
                 );
+                let what = Detail::new(kinds::of(&error), what).with_source(error);
                 // The send's time ran out before the retries did: a timeout.
                 return Err(if retry.allows_another(failures) {
                     Error::Timeout(what)
@@ -606,7 +629,7 @@ impl Publisher {
                 Some(Ok(confirmation)) => return check_confirmation(confirmation, out),
                 Some(Err(e)) => {
                     tally.lost += 1;
-                    tally.last_error = Some(e.to_string());
+                    tally.last_error = Some(e);
                 }
                 None if patience >= CONFIRM_PATIENCE => tally.unconfirmed += 1,
                 None => {

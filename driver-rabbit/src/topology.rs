@@ -8,6 +8,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 
 use crate::connection::Connector;
+use crate::kinds::protocol_error;
 use crate::options::RabbitOptions;
 
 /// An exchange to declare.
@@ -214,16 +215,6 @@ fn is_not_found(e: &lapin::Error) -> bool {
 /// connection (541 INTERNAL_ERROR).
 pub(crate) fn is_transient_queue_refusal(e: &lapin::Error) -> bool {
     protocol_error(e).is_some_and(|(_, text)| text.contains("transient_nonexcl_queues"))
-}
-
-/// The AMQP error kind and text of a broker error.
-pub(crate) fn protocol_error(e: &lapin::Error) -> Option<(AMQPErrorKind, String)> {
-    match e.kind() {
-        lapin::ErrorKind::ProtocolError(err) => {
-            Some((err.kind().clone(), err.get_message().to_string()))
-        }
-        _ => None,
-    }
 }
 
 /// Declares on `channel`, replacing it with a fresh one after an error that closed it.

@@ -16,7 +16,7 @@ use messaging_core::wire::request::new_id;
 use messaging_core::wire::{
     ContextPacking, NotificationMessage, Priority, ReplyAddress, Request, envelope,
 };
-use messaging_core::{Config, Error, Result, Retry, Target, TransportUrl};
+use messaging_core::{Config, Detail, Error, Result, Retry, Target, TransportUrl};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -126,9 +126,9 @@ impl ZmqDriver {
         if at_least_once {
             return Err(self.undeliverable(target, key));
         }
-        Err(Error::Timeout(format!(
-            "no server registered for {key} within {waited:?}"
-        )))
+        Err(Error::Timeout(
+            format!("no server registered for {key} within {waited:?}").into(),
+        ))
     }
 
     /// The reply address a call carries: replies come back on the connection the
@@ -209,7 +209,7 @@ impl ZmqDriver {
                     if Instant::now() >= deadline {
                         return Err(Error::Timeout(format!(
                             "no server took the call on {key} within {timeout:?} (last: {reason})"
-                        )));
+                        ).into()));
                     }
                     refused.push(member.address);
                     if fresh_count <= 1 && !options.at_least_once {
@@ -222,9 +222,11 @@ impl ZmqDriver {
                     }
                 }
                 Err(Error::Timeout(why)) => {
-                    return Err(Error::Timeout(format!(
-                        "{why} (sent to {})",
-                        member.address
+                    // Said with the node it went to, keeping the cause's kind and source.
+                    let message = format!("{why} (sent to {})", member.address);
+                    return Err(Error::Timeout(Detail::wrapping(
+                        message,
+                        Error::Timeout(why),
                     )));
                 }
                 Err(e) => return Err(e),
@@ -294,7 +296,8 @@ impl ZmqDriver {
             }
         }
         self.node.forget(key);
-        Err(last_error.unwrap_or_else(|| Error::Transport(format!("no node to cast to on {key}"))))
+        Err(last_error
+            .unwrap_or_else(|| Error::Transport(format!("no node to cast to on {key}").into())))
     }
 
     /// A fanout cast: through the proxy's publisher, or to every node of `members`,
@@ -343,7 +346,9 @@ impl ZmqDriver {
         }
         self.node.forget(key);
         Err(match last_error {
-            Some(why) => Error::DeliveryFailure(format!("cast to {key} not confirmed: {why}")),
+            Some(why) => {
+                Error::DeliveryFailure(format!("cast to {key} not confirmed: {why}").into())
+            }
             None => self.undeliverable(target, key),
         })
     }
@@ -433,7 +438,7 @@ impl Driver for ZmqDriver {
     }
 
     async fn listen(&self, target: &Target) -> Result<Box<RequestListener>> {
-        let failure = |reason: String| Error::ListenFailure {
+        let failure = |reason: messaging_core::Detail| Error::ListenFailure {
             target: target.to_string(),
             reason,
         };
@@ -455,7 +460,7 @@ impl Driver for ZmqDriver {
             .node
             .address()
             .await
-            .map_err(|e| failure(e.to_string()))?
+            .map_err(|e| failure(e.into()))?
             .clone();
         let (tx, rx) = mpsc::channel(BACKLOG);
         let mut registrations = Registrations::new(&self.node);
@@ -467,11 +472,11 @@ impl Driver for ZmqDriver {
         self.node
             .subscribe_fanout(&shared)
             .await
-            .map_err(|e| failure(e.to_string()))?;
+            .map_err(|e| failure(e.into()))?;
         for key in [shared, own] {
             if let Err(e) = self.node.register(&key, &member).await {
                 registrations.close().await;
-                return Err(failure(e.to_string()));
+                return Err(failure(e.into()));
             }
             registrations.entries.push((key, member.clone()));
         }

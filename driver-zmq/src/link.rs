@@ -185,10 +185,13 @@ impl Link {
             && kind_of(&message).is_some_and(Kind::is_counted_until_taken)
             && window.take(deadline).await.is_err()
         {
-            return Err(Error::Timeout(format!(
-                "{} casts to {} are not taken yet: the peer is slow or unreachable",
-                self.capacity, self.address
-            )));
+            return Err(Error::Timeout(
+                format!(
+                    "{} casts to {} are not taken yet: the peer is slow or unreachable",
+                    self.capacity, self.address
+                )
+                .into(),
+            ));
         }
         // A message answered, with nothing before it and the connection free, goes
         // from here, saving its sender the hop through the link's task. Others are
@@ -231,7 +234,7 @@ impl Link {
             Err(_) => Err(Error::Timeout(format!(
                 "the send queue to {} stayed full ({} messages): the peer is slow or unreachable",
                 self.address, self.capacity
-            ))),
+            ).into())),
         }
     }
 
@@ -242,8 +245,13 @@ impl Link {
 
     fn unreachable(&self) -> Option<Error> {
         let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        down.as_ref()
-            .map(|why| Error::Transport(format!("ZeroMQ peer {} unreachable: {why}", self.address)))
+        down.as_ref().map(|why| {
+            let message = format!("ZeroMQ peer {} unreachable: {why}", self.address);
+            Error::Transport(messaging_core::Detail::new(
+                messaging_core::ErrorKind::Unreachable,
+                message,
+            ))
+        })
     }
 
     /// Room for one more message that expects an answer; hold the permit until the
@@ -261,15 +269,22 @@ impl Link {
         match tokio::time::timeout_at(deadline, reserving).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(self.closed()),
-            Err(_) => Err(Error::Timeout(format!(
-                "{} messages to {} are unanswered: the peer is slow or unreachable",
-                self.capacity, self.address
-            ))),
+            Err(_) => Err(Error::Timeout(
+                format!(
+                    "{} messages to {} are unanswered: the peer is slow or unreachable",
+                    self.capacity, self.address
+                )
+                .into(),
+            )),
         }
     }
 
     fn closed(&self) -> Error {
-        Error::Transport(format!("the connection to {} is closed", self.address))
+        let message = format!("the connection to {} is closed", self.address);
+        Error::Transport(messaging_core::Detail::new(
+            messaging_core::ErrorKind::ConnectionLost,
+            message,
+        ))
     }
 }
 

@@ -283,10 +283,13 @@ impl Node {
                 Err(e) => last_error = format!("{host}:{port}: {e}"),
             }
         }
-        Err(Error::Transport(format!(
-            "no free port in rpc_zmq_min_port..rpc_zmq_max_port ({lo}..{hi}) after {tries} \
+        Err(Error::Transport(
+            format!(
+                "no free port in rpc_zmq_min_port..rpc_zmq_max_port ({lo}..{hi}) after {tries} \
              tries; last: {last_error}"
-        )))
+            )
+            .into(),
+        ))
     }
 
     /// The connection to the proxy, made on first use.
@@ -509,11 +512,14 @@ impl Node {
         match member.address.strip_prefix('@') {
             Some(id) => {
                 if !self.behind_proxy() {
-                    return Err(Error::Config(format!(
-                        "{} is reached through a messaging-zmq-proxy: set use_router_proxy and \
+                    return Err(Error::Config(
+                        format!(
+                            "{} is reached through a messaging-zmq-proxy: set use_router_proxy and \
                          zmq_proxy_router",
-                        member.address
-                    )));
+                            member.address
+                        )
+                        .into(),
+                    ));
                 }
                 let proxy = self.proxy().await?;
                 proxy
@@ -521,11 +527,14 @@ impl Node {
                     .send(frame.into_message([Bytes::from(id.to_string())]), deadline)
                     .await
             }
-            None if self.behind_proxy() => Err(Error::Config(format!(
-                "{} is reached directly but this transport sends through the proxy \
+            None if self.behind_proxy() => Err(Error::Config(
+                format!(
+                    "{} is reached directly but this transport sends through the proxy \
                  (use_router_proxy): every node of a deployment must use the same mode",
-                member.address
-            ))),
+                    member.address
+                )
+                .into(),
+            )),
             None => {
                 self.peer(&member.address)
                     .send(frame.into_message([]), deadline)
@@ -558,9 +567,9 @@ impl Node {
         }
         match tokio::time::timeout_at(deadline, self.lookup(key)).await {
             Ok(found) => found,
-            Err(_) => Err(Error::Timeout(format!(
-                "the matchmaker did not answer a lookup of {key} in time"
-            ))),
+            Err(_) => Err(Error::Timeout(
+                format!("the matchmaker did not answer a lookup of {key} in time").into(),
+            )),
         }
     }
 
@@ -584,6 +593,8 @@ impl Node {
     /// result is empty, or the matchmaker's last error).
     pub async fn discover(&self, key: &Destination, deadline: Instant) -> Result<Members> {
         let mut pause = Duration::from_millis(10);
+        // The last lookup that failed of itself, for a lookup cut short by the deadline.
+        let mut failed: Option<Error> = None;
         loop {
             let error = match self.lookup_until(key, deadline).await {
                 Ok(members) if !members.is_empty() => return Ok(members),
@@ -592,13 +603,21 @@ impl Node {
             };
             let now = Instant::now();
             if now >= deadline {
-                return match error {
-                    Some(e) => Err(e),
-                    None => Ok(Members::default()),
+                return match (error, failed) {
+                    // Out of time: why the lookups failed (a refused login, Redis
+                    // unreachable) is the kind and the source.
+                    (Some(Error::Timeout(why)), Some(cause)) => Err(Error::Timeout(
+                        messaging_core::Detail::wrapping(format!("{why} (last: {cause})"), cause),
+                    )),
+                    (Some(e), _) => Err(e),
+                    (None, _) => Ok(Members::default()),
                 };
             }
-            if let Some(e) = &error {
+            if let Some(e) = error {
                 tracing::warn!(%key, error = %e, "matchmaker lookup failed; retrying");
+                if !matches!(e, Error::Timeout(_)) {
+                    failed = Some(e);
+                }
             }
             tokio::time::sleep_until((now + pause).min(deadline)).await;
             pause = (pause * 2).min(MAX_LOOKUP_PAUSE);

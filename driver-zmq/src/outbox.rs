@@ -143,10 +143,9 @@ impl Delivery {
                 return Ok(false);
             }
         }
-        Err(Error::DeliveryFailure(format!(
-            "notification to {} not delivered: {last_error}",
-            self.key
-        )))
+        Err(Error::DeliveryFailure(
+            format!("notification to {} not delivered: {last_error}", self.key).into(),
+        ))
     }
 }
 
@@ -199,10 +198,13 @@ impl Outbox {
         let start = !queues.contains_key(&key);
         let queue = queues.entry(key.clone()).or_default();
         if queue.len() >= self.capacity {
-            return Err(Error::DeliveryFailure(format!(
-                "{} notifications to {key} already wait for a listener (zmq_send_queue)",
-                queue.len()
-            )));
+            return Err(Error::DeliveryFailure(
+                format!(
+                    "{} notifications to {key} already wait for a listener (zmq_send_queue)",
+                    queue.len()
+                )
+                .into(),
+            ));
         }
         queue.push_back(delivery);
         drop(queues);

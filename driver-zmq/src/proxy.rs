@@ -304,11 +304,12 @@ struct BindAddress {
 
 impl BindAddress {
     fn parse(given: &str) -> Result<BindAddress> {
-        let bad = |why: &str| {
-            Error::Config(format!(
+        let bad =
+            |why: &str| {
+                Error::Config(format!(
                 "invalid proxy address {given:?}: {why} (expected host:port, e.g. 0.0.0.0:5700)"
-            ))
-        };
+            ).into())
+            };
         let rest = match given.split_once("://") {
             Some(("tcp", rest)) => rest,
             Some((scheme, _)) => return Err(bad(&format!("transport {scheme} not supported"))),
@@ -342,13 +343,14 @@ impl BindAddress {
     async fn bind(&self, socket: &mut impl Socket, role: &str) -> Result<u16> {
         let endpoint = format!("tcp://{}:{}", self.bind_host, self.port);
         let bound = socket.bind(&endpoint).await.map_err(|e| {
-            Error::Transport(format!("cannot bind the proxy {role} on {endpoint}: {e}"))
+            let message = format!("cannot bind the proxy {role} on {endpoint}: {e}");
+            Error::transport(messaging_core::ErrorKind::Io, message, e)
         })?;
         match bound {
             Endpoint::Tcp(_, port) => Ok(port),
-            other => Err(Error::Transport(format!(
-                "the proxy {role} bound {other}, not a TCP address"
-            ))),
+            other => Err(Error::Transport(
+                format!("the proxy {role} bound {other}, not a TCP address").into(),
+            )),
         }
     }
 

@@ -56,14 +56,14 @@ impl ReplyPath {
                 let mut sending = std::pin::pin!(sending);
                 // Usually done at once: no timer needed then.
                 if let Some(sent) = futures::FutureExt::now_or_never(&mut sending) {
-                    return sent.map_err(|e| Error::Transport(format!("answer not sent: {e}")));
+                    return sent.map_err(not_sent);
                 }
                 match tokio::time::timeout(ANSWER_TIMEOUT, sending).await {
-                    Ok(sent) => sent.map_err(|e| Error::Transport(format!("answer not sent: {e}"))),
+                    Ok(sent) => sent.map_err(not_sent),
                     Err(_) => Err(Error::Timeout(format!(
                         "answer to {} dropped: its connection stayed full for {ANSWER_TIMEOUT:?}",
                         String::from_utf8_lossy(identity)
-                    ))),
+                    ).into())),
                 }
             }
             ReplyPath::Proxy {
@@ -80,4 +80,10 @@ impl ReplyPath {
             ReplyPath::None => Ok(()),
         }
     }
+}
+
+/// An answer the ROUTER could not send: its connection is gone.
+fn not_sent(e: zeromq::ZmqError) -> Error {
+    let message = format!("answer not sent: {e}");
+    Error::transport(messaging_core::ErrorKind::ConnectionLost, message, e)
 }

@@ -24,7 +24,7 @@ pub mod wire;
 
 pub use config::Config;
 pub use context::Context;
-pub use error::{Error, Result};
+pub use error::{Detail, Error, ErrorKind, Result};
 pub use target::Target;
 pub use url::{TransportHost, TransportUrl};
 pub use version::{Version, version_is_compatible};

@@ -27,6 +27,15 @@ enum State {
     },
 }
 
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// The state machine of one server or listener. Every transition happens under one
 /// lock that is never held across an await, so concurrent or cancelled calls cannot
 /// leave it inconsistent.

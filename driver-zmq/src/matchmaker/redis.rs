@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use messaging_core::{Error, Result, TransportUrl};
+use messaging_core::{Detail, Error, ErrorKind, Result, TransportUrl};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisConnectionInfo};
 
@@ -180,9 +180,9 @@ impl Redis {
         let results =
             futures::future::join_all(self.servers.iter().map(|s| s.run::<redis::Value>(cmd)))
                 .await;
-        let failures: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();
+        let failures: Vec<Detail> = results.into_iter().filter_map(|r| r.err()).collect();
         if failures.len() == self.servers.len() {
-            return Err(Error::Transport(failures.join("; ")));
+            return Err(all_failed(failures));
         }
         for failure in failures {
             tracing::warn!("{what} not written to every Redis matchmaker server: {failure}");
@@ -208,28 +208,41 @@ impl Server {
         Ok(connection)
     }
 
-    /// Runs `cmd`, within [`OPERATION_TIMEOUT`]; the error is a message naming the server.
-    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> std::result::Result<T, String> {
+    /// Runs `cmd`, within [`OPERATION_TIMEOUT`]; the error's message names the server, its
+    /// source is the Redis client's error.
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> std::result::Result<T, Detail> {
         let attempt = async {
             let mut connection = self.connection().await?;
             cmd.query_async::<T>(&mut connection).await
         };
-        let message = match tokio::time::timeout(OPERATION_TIMEOUT, attempt).await {
+        let (message, error) = match tokio::time::timeout(OPERATION_TIMEOUT, attempt).await {
             Ok(Ok(value)) => return Ok(value),
             // The connection manager reconnects by itself after I/O errors; after others
             // (a failed authentication when it reconnected, say) it would keep failing.
-            Ok(Err(e)) if e.is_io_error() => format!("unreachable: {}", one_line(&e)),
+            Ok(Err(e)) if e.is_io_error() => (format!("unreachable: {}", one_line(&e)), Some(e)),
             Ok(Err(e)) => {
                 self.forget().await;
-                format!("failed: {}", one_line(&e))
+                (format!("failed: {}", one_line(&e)), Some(e))
             }
             Err(_) => {
                 self.forget().await;
-                format!("unreachable: no answer within {OPERATION_TIMEOUT:?}")
+                let message = format!("unreachable: no answer within {OPERATION_TIMEOUT:?}");
+                (message, None)
             }
         };
         *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        Err(self.scrub(format!("Redis matchmaker at {} {message}", self.label)))
+        let message = self.scrub(format!("Redis matchmaker at {} {message}", self.label));
+        Err(match error {
+            Some(e) => {
+                let detail = Detail::new(kind_of(&e), message);
+                match &self.password {
+                    Some(password) => detail.with_source_hiding(e, password),
+                    None => detail.with_source(e),
+                }
+            }
+            // Nothing answered in time: as good as not there.
+            None => Detail::new(ErrorKind::Unreachable, message),
+        })
     }
 
     async fn forget(&self) {
@@ -357,7 +370,38 @@ impl Matchmaker for Redis {
             }
             return Ok(Vec::new());
         }
-        Err(Error::Transport(failures.join("; ")))
+        Err(all_failed(failures))
+    }
+}
+
+/// The error when no server answered: every server's failure, of the kind and with the
+/// source of the last one.
+fn all_failed(mut failures: Vec<Detail>) -> Error {
+    let message = failures
+        .iter()
+        .map(|f| f.message())
+        .collect::<Vec<_>>()
+        .join("; ");
+    match failures.pop() {
+        Some(last) => Error::Transport(Detail::wrapping(message, Error::Transport(last))),
+        None => Error::Transport(message.into()),
+    }
+}
+
+/// The kind of a Redis client error.
+fn kind_of(e: &redis::RedisError) -> ErrorKind {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        ErrorKind::RefusedCredentials
+    } else if e.is_connection_refusal() {
+        ErrorKind::Unreachable
+    } else if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_connection_dropped() {
+        ErrorKind::ConnectionLost
+    } else if e.is_io_error() {
+        ErrorKind::Io
+    } else {
+        ErrorKind::Other
     }
 }
 

@@ -35,17 +35,18 @@ impl StaticMap {
     /// an address that is not `host:port` with a port in 1-65535 (an IPv6 host goes in
     /// brackets, `[::1]:5000`).
     pub fn from_entries(entries: &[String]) -> Result<StaticMap> {
-        let parsed = entries
-            .iter()
-            .map(|entry| {
-                parse_entry(entry).map_err(|why| {
-                    Error::Config(format!(
+        let parsed =
+            entries
+                .iter()
+                .map(|entry| {
+                    parse_entry(entry).map_err(|why| {
+                        Error::Config(format!(
                         "[oslo_messaging_zmq] zmq_static_targets: bad entry {entry:?}: {why} \
                          (entries are name=host:port)"
-                    ))
+                    ).into())
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()?;
         Ok(StaticMap {
             entries: parsed.into(),
             told: Arc::default(),

@@ -386,7 +386,7 @@ pub fn process_name() -> String {
 /// Builds a configuration error; every error of this module and of the drivers'
 /// sections is made here.
 pub fn error(message: impl Into<String>) -> Error {
-    Error::Config(message.into())
+    Error::Config(crate::Detail::new(crate::ErrorKind::Config, message))
 }
 
 /// Logs `message` as a warning the first time this process sees it: a configuration is
@@ -403,7 +403,10 @@ pub(crate) fn warn_once(message: &str) {
 }
 
 fn read_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| {
+        let message = format!("cannot read {}: {e}", path.display());
+        Error::Config(crate::Detail::new(crate::ErrorKind::Config, message).with_source(e))
+    })
 }
 
 fn in_file(path: &Path, e: Error) -> Error {

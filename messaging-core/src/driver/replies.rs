@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::wire::request::new_id;
 use crate::wire::{Reply, ReplyAddress, Request};
-use crate::{Error, Result};
+use crate::{Detail, Error, ErrorKind, Result};
 
 /// What reaches a waiting call.
 // Its size does not matter: the channel carries it boxed (`Outcome`).
@@ -232,8 +232,9 @@ impl PendingReply {
             .await?
         {
             CallOutcome::Replied(result) => Ok(result),
-            CallOutcome::Refused { reason } => Err(Error::DeliveryFailure(format!(
-                "the call on topic {topic} was refused: {reason}"
+            CallOutcome::Refused { reason } => Err(Error::DeliveryFailure(Detail::new(
+                ErrorKind::RefusedByBroker,
+                format!("the call on topic {topic} was refused: {reason}"),
             ))),
         }
     }
@@ -260,12 +261,12 @@ impl PendingReply {
                     return Err(Error::Timeout(format!(
                         "no reply or heartbeat on topic {topic} within the call monitor timeout of {:?}",
                         call_monitor_timeout.unwrap_or_default()
-                    )));
+                    ).into()));
                 }
                 Err(_) => {
-                    return Err(Error::Timeout(format!(
-                        "no reply on topic {topic} within {timeout:?}"
-                    )));
+                    return Err(Error::Timeout(
+                        format!("no reply on topic {topic} within {timeout:?}").into(),
+                    ));
                 }
             };
             let reply = match answer {

@@ -74,7 +74,7 @@ impl NotificationFilter {
     /// The first invalid pattern given, as an error naming the rule.
     pub fn validate(&self) -> Result<()> {
         match &self.invalid {
-            Some(msg) => Err(Error::Config(msg.clone())),
+            Some(msg) => Err(Error::Config(msg.clone().into())),
             None => Ok(()),
         }
     }

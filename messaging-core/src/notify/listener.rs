@@ -561,7 +561,7 @@ async fn run_handler(verdict: Verdict) -> std::result::Result<NotificationResult
         .unwrap_or_else(|panic| {
             Err(format!(
                 "handler panicked: {}",
-                crate::rpc::server::panic_message(&panic)
+                crate::service::panic_message(&panic)
             ))
         })
 }

@@ -40,7 +40,7 @@ impl RoutingConfig {
     pub fn from_yaml(text: &str) -> Result<Self> {
         let groups: Option<BTreeMap<String, BTreeMap<String, Option<RoutingRule>>>> =
             serde_yaml_ng::from_str(text)
-                .map_err(|e| Error::Config(format!("invalid routing notifier YAML: {e}")))?;
+                .map_err(|e| Error::Config(format!("invalid routing notifier YAML: {e}").into()))?;
         let groups = groups
             .unwrap_or_default()
             .into_iter()
@@ -56,8 +56,9 @@ impl RoutingConfig {
             .collect();
         let config = RoutingConfig { groups };
         for pattern in config.patterns() {
-            glob::Pattern::new(pattern)
-                .map_err(|e| Error::Config(format!("invalid routing pattern {pattern:?}: {e}")))?;
+            glob::Pattern::new(pattern).map_err(|e| {
+                Error::Config(format!("invalid routing pattern {pattern:?}: {e}").into())
+            })?;
         }
         Ok(config)
     }
@@ -65,10 +66,7 @@ impl RoutingConfig {
     /// Reads and parses the YAML file named by `routing_config`.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!(
-                "cannot read routing_config {}: {e}",
-                path.display()
-            ))
+            Error::Config(format!("cannot read routing_config {}: {e}", path.display()).into())
         })?;
         Self::from_yaml(&text)
     }

@@ -42,7 +42,7 @@ impl Sink {
             "test" => Ok(Sink::Test(TestNotifications::default())),
             other => Err(Error::Config(format!(
                 "unknown notification driver {other:?}; known: messaging, messagingv2, log, noop, test, routing"
-            ))),
+            ).into())),
         }
     }
 

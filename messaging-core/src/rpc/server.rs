@@ -12,21 +12,12 @@ use super::dispatcher::{AccessPolicy, Dispatcher, failure_of};
 use super::endpoint::Endpoint;
 use crate::driver::{IncomingRequest, Responder};
 use crate::serializer::{NoOpSerializer, Serializer};
-use crate::service::Lifecycle;
+use crate::service::{Lifecycle, panic_message};
 use crate::wire::Request;
 use crate::{Error, RemoteError, Result, Target, Transport};
 
 /// Heartbeats are sent at least this often, whatever `_timeout` a caller sends.
 const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
 
 /// Default limit of requests dispatched at once (oslo's `executor_thread_pool_size`).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;

@@ -116,7 +116,7 @@ fn routing_pattern_case() {
 
 fn config_error(result: Result<RoutingConfig>) -> String {
     match result {
-        Err(Error::Config(text)) => text,
+        Err(Error::Config(text)) => text.to_string(),
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }

@@ -66,7 +66,7 @@ impl From<Error> for Failure {
         // Display of the library's errors already masks passwords.
         match e {
             Error::Remote(remote) => Failure::Remote(remote),
-            Error::Timeout(message) => Failure::Timeout(message),
+            Error::Timeout(message) => Failure::Timeout(message.to_string()),
             other => Failure::Other(other.to_string()),
         }
     }
