@@ -32,11 +32,11 @@
 //! ```
 
 pub use messaging_core::{
-    AccessPolicy, Capabilities, Config, Context, DriverRegistry, Endpoint, Error, NoArgs,
-    NoOpSerializer, Notification, NotificationFilter, NotificationListener, NotificationResult,
-    Notifier, Priority, RemoteError, Result, Retry, RpcClient, RpcServer, Serializer, Target,
-    Transport, TransportHost, TransportUrl, Version, config, context, error, notify, rpc, secrets,
-    serializer, target, url, version, version_is_compatible,
+    AccessPolicy, Capabilities, Config, Context, Detail, DriverRegistry, Endpoint, Error,
+    ErrorKind, NoArgs, NoOpSerializer, Notification, NotificationFilter, NotificationListener,
+    NotificationResult, Notifier, Priority, RemoteError, Result, Retry, RpcClient, RpcServer,
+    Serializer, Target, Transport, TransportHost, TransportUrl, Version, config, context, error,
+    notify, rpc, secrets, serializer, target, url, version, version_is_compatible,
 };
 
 #[cfg(feature = "kafka")]

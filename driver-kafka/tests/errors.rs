@@ -1,7 +1,7 @@
 //! Errors reach the caller with their kind and librdkafka's error underneath, and
-//! never with the password: an unreachable broker, TLS (which this librdkafka does not
-//! have), and a SASL login, through the public API against the test broker
-//! (`scripts/services` starts tansu).
+//! never with the password: an unreachable broker, a TLS handshake that fails, and a
+//! SASL login, through the public API against the test broker (`scripts/services`
+//! starts tansu).
 //!
 //! tansu can require SASL (`--authentication`), but the test broker runs without it:
 //! it answers every SASL handshake with UNSUPPORTED_SASL_MECHANISM, which librdkafka
@@ -13,6 +13,7 @@ mod support;
 use std::error::Error as _;
 
 use messaging_core::notify::Priority;
+use messaging_core::testkit::errors::assert_secret_hidden;
 use messaging_core::{Config, Context, Error, ErrorKind, Notifier, Retry};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde_json::json;
@@ -48,18 +49,6 @@ fn broker() -> String {
     rest.split(['/', '?']).next().unwrap_or(rest).to_string()
 }
 
-/// The error and every error in its `source()` chain, displayed and debugged, do not
-/// show the password.
-fn assert_no_password(error: &Error) {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = next {
-        for text in [e.to_string(), format!("{e:?}")] {
-            assert!(!text.contains(PASSWORD), "the password shows in {text}");
-        }
-        next = e.source();
-    }
-}
-
 /// The librdkafka error code of the error's source.
 fn source_code(error: &Error) -> Option<RDKafkaErrorCode> {
     let kafka = error
@@ -85,32 +74,109 @@ async fn an_unreachable_broker_is_unreachable() {
         ),
         "{code:?}"
     );
-    assert_no_password(&e);
+    assert_secret_hidden(&e, PASSWORD);
 }
 
-/// librdkafka is built without OpenSSL here (rdkafka's `ssl` feature is off), so TLS
-/// cannot fail at a handshake: a transport asking for it is refused at once, as a
-/// configuration error with librdkafka's error as the source.
+/// A TLS front to the broker that no client trusts: `socat` on a free port with a
+/// self-signed certificate made here by `openssl` (both checked by `scripts/services`),
+/// forwarding to the broker. Stopped when dropped.
+struct UntrustedTlsFront {
+    socat: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl UntrustedTlsFront {
+    async fn start() -> UntrustedTlsFront {
+        let dir = std::env::temp_dir().join(format!("kafka-tls-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+            ])
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs (scripts/services checks it is installed)");
+        assert!(
+            made.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let socat = std::process::Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert=cert.pem,key=key.pem,verify=0"
+            ))
+            .arg(format!("TCP:{}", broker()))
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat runs (scripts/services checks it is installed)");
+        // Stopped by its drop, also when it never listens.
+        let front = UntrustedTlsFront { socat, port, dir };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return front;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("socat did not listen on 127.0.0.1:{port}");
+    }
+}
+
+impl Drop for UntrustedTlsFront {
+    fn drop(&mut self) {
+        let _ = self.socat.kill();
+        let _ = self.socat.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A name no other test run uses at the same time.
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+/// TLS to an endpoint whose certificate no CA vouches for: the handshake fails, and
+/// the error says so in its kind, with librdkafka's SSL error as its source.
 #[tokio::test]
-async fn tls_is_a_configuration_error_without_openssl() {
+async fn a_failed_tls_handshake_is_tls() {
     support::require_broker().await;
-    let config = Config::from_ini_str(&format!(
-        "[oslo_messaging_notifications]\ntransport_url = kafka://user:{PASSWORD}@{}/?security_protocol=SSL\n",
-        broker()
+    let front = UntrustedTlsFront::start().await;
+    let e = notify(&format!(
+        "kafka://user:{PASSWORD}@127.0.0.1:{}/?security_protocol=SSL",
+        front.port
     ))
-    .expect("configuration");
-    let e = support::registry()
-        .notification_transport(&config)
-        .await
-        .expect_err("no TLS in this librdkafka");
-    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-    assert!(e.to_string().contains("OpenSSL not available"), "{e}");
-    let kafka = e.source().and_then(|s| s.downcast_ref::<KafkaError>());
-    assert!(
-        matches!(kafka, Some(KafkaError::ClientConfig(..))),
-        "{kafka:?}"
-    );
-    assert_no_password(&e);
+    .await;
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    assert!(!e.is_temporary(), "{e}");
+    assert_eq!(source_code(&e), Some(RDKafkaErrorCode::SSL), "{e:?}");
+    assert_secret_hidden(&e, PASSWORD);
 }
 
 #[tokio::test]
@@ -128,5 +194,5 @@ async fn a_sasl_login_the_broker_does_not_accept_is_refused_credentials() {
         Some(RDKafkaErrorCode::Authentication),
         "{e}"
     );
-    assert_no_password(&e);
+    assert_secret_hidden(&e, PASSWORD);
 }

@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::error::Error as _;
-
+use messaging_core::testkit::errors::{assert_secret_hidden, source_of};
 use messaging_core::{Config, Context, Error, ErrorKind, Retry, RpcClient, Target};
 use serde_json::json;
 
@@ -32,26 +31,6 @@ async fn cast(url: &str) -> Error {
     error
 }
 
-/// The error and every error in its `source()` chain, displayed and debugged, do not
-/// show the password.
-fn assert_no_password(error: &Error) {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = next {
-        for text in [e.to_string(), format!("{e:?}")] {
-            assert!(!text.contains(PASSWORD), "the password shows in {text}");
-        }
-        next = e.source();
-    }
-}
-
-/// The lapin error that is the error's source.
-fn lapin_source(error: &Error) -> &lapin::Error {
-    error
-        .source()
-        .and_then(|s| s.downcast_ref::<lapin::Error>())
-        .unwrap_or_else(|| panic!("a lapin::Error as the source of {error:?}"))
-}
-
 #[tokio::test]
 async fn a_refused_login_is_refused_credentials() {
     let e = cast(&format!("rabbit://guest:{PASSWORD}@127.0.0.1:5672/")).await;
@@ -62,12 +41,12 @@ async fn a_refused_login_is_refused_credentials() {
             .contains("refused the login of user \"guest\""),
         "{e}"
     );
-    let lapin = lapin_source(&e);
+    let lapin = source_of::<lapin::Error>(&e);
     assert!(
         matches!(lapin.kind(), lapin::ErrorKind::ProtocolError(p) if p.kind().get_id() == 403),
         "{lapin:?}"
     );
-    assert_no_password(&e);
+    assert_secret_hidden(&e, PASSWORD);
 }
 
 #[tokio::test]
@@ -76,12 +55,12 @@ async fn an_unreachable_broker_is_unreachable() {
     assert!(matches!(e, Error::DeliveryFailure(_)), "{e:?}");
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.is_temporary(), "{e}");
-    let lapin = lapin_source(&e);
+    let lapin = source_of::<lapin::Error>(&e);
     let lapin::ErrorKind::IOError(io) = lapin.kind() else {
         panic!("an I/O error: {lapin:?}");
     };
     assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{io:?}");
-    assert_no_password(&e);
+    assert_secret_hidden(&e, PASSWORD);
 }
 
 #[tokio::test]
@@ -89,7 +68,7 @@ async fn tls_against_a_plaintext_port_is_tls() {
     let e = cast(&format!("rabbit://guest:{PASSWORD}@127.0.0.1:5672/?ssl=1")).await;
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
     assert!(!e.is_temporary(), "{e}");
-    let lapin = lapin_source(&e);
+    let lapin = source_of::<lapin::Error>(&e);
     let lapin::ErrorKind::IOError(io) = lapin.kind() else {
         panic!("an I/O error: {lapin:?}");
     };
@@ -98,5 +77,5 @@ async fn tls_against_a_plaintext_port_is_tls() {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     assert!(rustls.is_some(), "{io:?}");
-    assert_no_password(&e);
+    assert_secret_hidden(&e, PASSWORD);
 }

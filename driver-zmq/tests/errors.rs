@@ -6,9 +6,9 @@
 
 mod support;
 
-use std::error::Error as _;
 use std::time::Duration;
 
+use messaging_core::testkit::errors::{assert_secret_hidden, source_of};
 use messaging_core::{Config, Context, Error, ErrorKind, Retry, RpcClient, Target};
 use serde_json::json;
 
@@ -39,26 +39,6 @@ async fn cast(url: &str) -> Error {
     error
 }
 
-/// The error and every error in its `source()` chain, displayed and debugged, do not
-/// show the password.
-fn assert_no_password(error: &Error) {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = next {
-        for text in [e.to_string(), format!("{e:?}")] {
-            assert!(!text.contains(PASSWORD), "the password shows in {text}");
-        }
-        next = e.source();
-    }
-}
-
-/// The Redis client's error that is the error's source.
-fn redis_source(error: &Error) -> &redis::RedisError {
-    error
-        .source()
-        .and_then(|s| s.downcast_ref::<redis::RedisError>())
-        .unwrap_or_else(|| panic!("a redis::RedisError as the source of {error:?}"))
-}
-
 fn url(port: u16) -> String {
     format!(
         "zmq+redis://:{PASSWORD}@127.0.0.1:{port}/?{}",
@@ -72,13 +52,13 @@ async fn a_refused_login_is_refused_credentials() {
     let e = cast(&url(6379)).await;
     assert_eq!(e.kind(), ErrorKind::RefusedCredentials, "{e}");
     assert!(!e.is_temporary(), "{e}");
-    let redis = redis_source(&e);
+    let redis = source_of::<redis::RedisError>(&e);
     assert_eq!(
         redis.kind(),
         redis::ErrorKind::AuthenticationFailed,
         "{redis:?}"
     );
-    assert_no_password(&e);
+    assert_secret_hidden(&e, PASSWORD);
 }
 
 #[tokio::test]
@@ -86,7 +66,7 @@ async fn an_unreachable_redis_is_unreachable() {
     let e = cast(&url(1)).await;
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.is_temporary(), "{e}");
-    let redis = redis_source(&e);
+    let redis = source_of::<redis::RedisError>(&e);
     assert!(redis.is_connection_refusal(), "{redis:?}");
-    assert_no_password(&e);
+    assert_secret_hidden(&e, PASSWORD);
 }

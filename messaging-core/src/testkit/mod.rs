@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod errors;
 pub mod notify;
 pub mod rpc;
 
