@@ -24,11 +24,11 @@ pub mod wire;
 
 pub use config::Config;
 pub use context::Context;
+pub use error::failure::RemoteError;
 pub use error::{Detail, Error, ErrorKind, Result};
 pub use target::Target;
 pub use url::{TransportHost, TransportUrl};
 pub use version::{Version, version_is_compatible};
-pub use wire::failure::RemoteError;
 pub mod driver;
 pub mod memory;
 pub mod notify;

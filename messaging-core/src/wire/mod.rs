@@ -3,7 +3,8 @@
 
 pub mod context;
 pub mod envelope;
-pub mod failure;
+/// oslo's failure JSON; it lives with the error type, whose `Remote` variant holds one.
+pub use crate::error::failure;
 pub mod notification;
 pub mod priority;
 pub mod reply;

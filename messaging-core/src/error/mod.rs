@@ -28,12 +28,14 @@
 //! }
 //! ```
 
+pub mod failure;
+
 use std::error::Error as StdError;
 use std::fmt;
 use std::ops::Deref;
 use std::time::Duration;
 
-use crate::wire::failure::RemoteError;
+use self::failure::RemoteError;
 
 /// What kind of failure an [`Error`] is, for callers that act on it (retry, ask for
 /// other credentials, alert an operator) without matching message texts.
