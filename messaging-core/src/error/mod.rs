@@ -596,8 +596,9 @@ impl Error {
         }
     }
 
-    /// An [`Error::InvalidTarget`] for `target`, for drivers refusing an address.
-    pub fn invalid_target(reason: impl Into<String>, target: &crate::Target) -> Self {
+    /// An [`Error::InvalidTarget`] for `target` (a [`Target`](crate::Target), as it
+    /// displays), for drivers refusing an address.
+    pub fn invalid_target(reason: impl Into<String>, target: &impl fmt::Display) -> Self {
         Error::InvalidTarget {
             reason: reason.into(),
             target: target.to_string(),
