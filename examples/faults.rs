@@ -77,8 +77,9 @@ struct Tally {
     errors: Mutex<Vec<String>>,
     /// Sends that took longer than their bound, or never ended.
     hung: AtomicU64,
-    /// Sequence numbers of the confirmed sends.
-    confirmed: Mutex<Vec<u64>>,
+    /// Sequence numbers of the confirmed sends, with when (since the program began)
+    /// they were confirmed.
+    confirmed: Mutex<Vec<(u64, Duration)>>,
     /// How often each sequence number arrived.
     received: Mutex<HashMap<u64, u32>>,
     stalls: Mutex<Stalls>,
@@ -102,7 +103,7 @@ impl Default for Stalls {
 impl Tally {
     fn succeeded(&self, n: u64) {
         self.succeeded.fetch_add(1, Ordering::Relaxed);
-        self.confirmed.lock().unwrap().push(n);
+        self.confirmed.lock().unwrap().push((n, EPOCH.elapsed()));
         let mut stalls = self.stalls.lock().unwrap();
         stalls.longest = stalls.longest.max(stalls.last.elapsed());
         stalls.last = Instant::now();
@@ -129,16 +130,18 @@ impl Tally {
             .sum()
     }
 
-    /// Confirmed sends that never arrived, and arrivals beyond the first.
-    fn lost_and_duplicated(&self) -> (u64, u64) {
+    /// Confirmed sends that never arrived (with when they were confirmed), and
+    /// arrivals beyond the first.
+    fn lost_and_duplicated(&self) -> (Vec<(u64, Duration)>, u64) {
         let received = self.received.lock().unwrap();
         let lost = self
             .confirmed
             .lock()
             .unwrap()
             .iter()
-            .filter(|n| !received.contains_key(n))
-            .count() as u64;
+            .filter(|(n, _)| !received.contains_key(n))
+            .copied()
+            .collect();
         let duplicated = received
             .values()
             .map(|&c| u64::from(c.saturating_sub(1)))
@@ -155,6 +158,51 @@ fn node_name(n: u32) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     format!("omsg{n}@{host}")
+}
+
+/// When the program began: times in its output count from here.
+static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+/// Seconds since [`EPOCH`], for log lines.
+fn since_start() -> String {
+    format!("{:.1} s", EPOCH.elapsed().as_secs_f64())
+}
+
+/// The run's queues as node 1 lists them: name, type, messages ready, delivered but
+/// unacknowledged, consumers; `None` if rabbitmqctl fails.
+async fn list_queues(topic: &str) -> Option<Vec<Vec<String>>> {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(["-n", &node_name(1), "-q", "list_queues"])
+        .args([
+            "name",
+            "type",
+            "messages_ready",
+            "messages_unacknowledged",
+            "consumers",
+        ])
+        .output()
+        .await
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(topic))
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect(),
+    )
+}
+
+/// How many of the run's messages the broker still holds (ready or unacknowledged).
+async fn queued(topic: &str) -> Option<u64> {
+    let queues = list_queues(topic).await?;
+    let mut held = 0;
+    for columns in &queues {
+        for count in columns.get(2..4)? {
+            held += count.parse::<u64>().ok()?;
+        }
+    }
+    Some(held)
 }
 
 /// What casters and notifiers wait between sends, so calls get their share.
@@ -248,6 +296,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<bool, String> {
+    std::sync::LazyLock::force(&EPOCH);
     services(&["cluster"]).await?;
     let config = Config::from_ini_str(CONFIG).map_err(|e| e.to_string())?;
     let registry = messaging::registry();
@@ -353,17 +402,11 @@ async fn run(args: Args) -> Result<bool, String> {
     for i in 0..args.bounces {
         tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
         let node = (i % 3 + 1).to_string();
-        eprintln!(
-            "bounce {}: {}",
-            i + 1,
-            services(&["node-stop", &node]).await?
-        );
+        let stopped = services(&["node-stop", &node]).await?;
+        eprintln!("bounce {} (at {}): {stopped}", i + 1, since_start());
         tokio::time::sleep(Duration::from_secs_f64(args.down)).await;
-        eprintln!(
-            "bounce {}: {}",
-            i + 1,
-            services(&["node-start", &node]).await?
-        );
+        let started = services(&["node-start", &node]).await?;
+        eprintln!("bounce {} (at {}): {started}", i + 1, since_start());
         bounces += 1;
     }
     tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
@@ -380,16 +423,43 @@ async fn run(args: Args) -> Result<bool, String> {
         }
     }
     let loaded = started.elapsed();
-    // Whatever is still on its way arrives, or is lost.
+    // Whatever is still on its way arrives, or is lost: done once the broker holds
+    // none of the run's messages (none ready, none delivered and unacked) and nothing
+    // arrived since it said so; or, where the broker cannot be asked, after a quiet
+    // time longer than the driver lets an ack take (10 s). A listener stuck on one is
+    // seen by the deadline, with the queues' state printed.
+    let quiet = Duration::from_secs(15);
     let mut stable_since = Instant::now();
     let mut last = (casts.arrivals(), notes.arrivals());
-    let drain_deadline = Instant::now() + Duration::from_secs(60);
-    while stable_since.elapsed() < Duration::from_secs(5) && Instant::now() < drain_deadline {
+    let drain_deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < drain_deadline {
+        let held = queued(&topic).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = (casts.arrivals(), notes.arrivals());
         if now != last {
             last = now;
             stable_since = Instant::now();
+            continue;
+        }
+        match held {
+            Some(0) => break,
+            Some(_) => {}
+            None if stable_since.elapsed() >= quiet => break,
+            None => {}
+        }
+    }
+    if [&casts, &notes]
+        .iter()
+        .any(|t| !t.lost_and_duplicated().0.is_empty())
+    {
+        // Where the lost ones are: still on a queue (a consumer that stopped taking
+        // them) or nowhere (gone between the broker's confirm and the queue).
+        eprintln!(
+            "faults: something was lost; the run's queues at {} (name, type, ready, unacked, consumers):",
+            since_start()
+        );
+        for line in list_queues(&topic).await.unwrap_or_default() {
+            eprintln!("  {}", line.join("\t"));
         }
     }
     server.stop().await;
@@ -448,14 +518,14 @@ async fn run(args: Args) -> Result<bool, String> {
     ] {
         let (lost, duplicated) = tally.lost_and_duplicated();
         let hung = tally.hung.load(Ordering::Relaxed);
-        clean &= !(at_least_once && lost > 0) && hung == 0;
+        clean &= (!at_least_once || lost.is_empty()) && hung == 0;
         let distinct = tally.received.lock().unwrap().len();
         println!(
             "| {name} | {} | {} | {distinct} | {} | {} | {} | {:.1} s | {} |",
             tally.sent.load(Ordering::Relaxed),
             tally.succeeded.load(Ordering::Relaxed),
             if at_least_once {
-                lost.to_string()
+                lost.len().to_string()
             } else {
                 "–".into()
             },
@@ -468,6 +538,18 @@ async fn run(args: Args) -> Result<bool, String> {
             tally.stalls.lock().unwrap().longest.as_secs_f64(),
             hung,
         );
+    }
+    for (name, tally) in [("casts", &casts), ("notifications", &notes)] {
+        let lost: Vec<String> = tally
+            .lost_and_duplicated()
+            .0
+            .iter()
+            .take(10)
+            .map(|(n, at)| format!("#{n} (confirmed at {:.1} s)", at.as_secs_f64()))
+            .collect();
+        if !lost.is_empty() {
+            println!("\n{name} lost: {}", lost.join(", "));
+        }
     }
     for (name, tally) in [
         ("calls", &calls),

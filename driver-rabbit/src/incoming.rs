@@ -3,6 +3,10 @@
 //! notifications for a listener. A message that cannot be read is logged and
 //! rejected without requeue; the consumer goes on.
 //!
+//! Every ack and reject is bounded by [`SETTLE_PATIENCE`]: lapin can leave one
+//! unresolved for good when the connection dies while it is queued, and an unbounded
+//! wait there would stall the consumer (or the listener) for good.
+//!
 //! RPC requests are acked on receipt, which frees the prefetch window at once: with
 //! `rabbit_qos_prefetch_count` set, a [`Backlog`] keeps the requests received but
 //! not yet taken by the server under that count, so that the rest wait on the broker
@@ -20,11 +24,88 @@ use messaging_core::wire::{NotificationMessage, Request};
 use messaging_core::{Error, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use crate::compression::body_of;
 use crate::consumer::{DeliverySink, Supervised};
 use crate::reply::Replier;
+
+/// How long an ack or a reject may take. It is one frame handed to the connection,
+/// done in microseconds while the connection lives; but when the connection dies
+/// while the frame waits (a node killed under load), lapin may never resolve it.
+/// Past this the settlement counts as failed, which it is: the connection is gone and
+/// the broker requeues what its channels held.
+pub(crate) const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Why an ack or reject did not reach the broker.
+#[derive(Debug)]
+pub(crate) enum Unsettled {
+    /// lapin's error: the channel or connection failed under it.
+    Failed(lapin::Error),
+    /// The channel had already ended (lapin's `Ok(false)`): nothing was sent.
+    ChannelEnded,
+    /// No outcome within [`SETTLE_PATIENCE`].
+    TimedOut,
+}
+
+impl std::fmt::Display for Unsettled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unsettled::Failed(e) => e.fmt(f),
+            Unsettled::ChannelEnded => f.write_str("its channel had already ended"),
+            Unsettled::TimedOut => write!(f, "no outcome within {SETTLE_PATIENCE:?}"),
+        }
+    }
+}
+
+impl Unsettled {
+    /// As the core's error: the settlement's kind, and lapin's error as source.
+    fn into_error(self, message: String) -> Error {
+        let detail = match self {
+            Unsettled::Failed(e) => {
+                messaging_core::Detail::new(crate::kinds::of(&e), message).with_source(e)
+            }
+            Unsettled::ChannelEnded => {
+                messaging_core::Detail::new(messaging_core::ErrorKind::ConnectionLost, message)
+            }
+            Unsettled::TimedOut => {
+                messaging_core::Detail::new(messaging_core::ErrorKind::Timeout, message)
+            }
+        };
+        Error::Transport(detail)
+    }
+}
+
+/// How often a settlement in progress checks whether its channel has ended.
+const POISON_CHECK: Duration = Duration::from_millis(50);
+
+/// Waits for `acker`'s ack or reject (`settlement`): done when lapin answers, when the
+/// channel ends under it (lapin poisons the acker; the broker requeues the message),
+/// or after [`SETTLE_PATIENCE`].
+pub(crate) async fn settled(
+    acker: &Acker,
+    settlement: impl std::future::Future<Output = lapin::Result<bool>>,
+) -> std::result::Result<(), Unsettled> {
+    let channel_ended = async {
+        loop {
+            tokio::time::sleep(POISON_CHECK).await;
+            if acker.poisoned() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        outcome = tokio::time::timeout(SETTLE_PATIENCE, settlement) => match outcome {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(Unsettled::ChannelEnded),
+            Ok(Err(e)) => Err(Unsettled::Failed(e)),
+            Err(_) => Err(Unsettled::TimedOut),
+        },
+        () = channel_ended => Err(Unsettled::ChannelEnded),
+    }
+}
 
 async fn reject(delivery: &Delivery, what: &str, error: &Error) {
     tracing::warn!(
@@ -33,11 +114,8 @@ async fn reject(delivery: &Delivery, what: &str, error: &Error) {
         %error,
         "malformed {what} rejected"
     );
-    if let Err(e) = delivery
-        .acker
-        .reject(BasicRejectOptions { requeue: false })
-        .await
-    {
+    let rejected = delivery.acker.reject(BasicRejectOptions { requeue: false });
+    if let Err(e) = settled(&delivery.acker, rejected).await {
         tracing::warn!(error = %e, "could not reject a malformed {what}");
     }
 }
@@ -141,9 +219,10 @@ impl DeliverySink for RequestSink {
             }
         }
         for (queue, acker) in last_of_queue {
-            let acked = acker.ack(BasicAckOptions { multiple: true }).await;
+            let acked = settled(&acker, acker.ack(BasicAckOptions { multiple: true })).await;
             if let Err(e) = acked {
-                // Without the ack the broker may deliver them again: run them at most once.
+                // Without the ack the broker delivers them again (to this server or
+                // another) once the channel is gone: run them at most once.
                 tracing::warn!(error = %e, "could not ack requests; discarded");
                 requests.retain(|(q, _)| *q != queue);
             }
@@ -226,16 +305,16 @@ impl Settle for AmqpSettle {
             return Ok(());
         };
         let result = match disposition {
-            Disposition::Ack => acker.ack(BasicAckOptions::default()).await,
-            Disposition::Requeue => acker.reject(BasicRejectOptions { requeue: true }).await,
+            Disposition::Ack => settled(&acker, acker.ack(BasicAckOptions::default())).await,
+            Disposition::Requeue => {
+                settled(&acker, acker.reject(BasicRejectOptions { requeue: true })).await
+            }
         };
         // After a reconnect the old channel is gone and the broker has already put the
         // message back: nothing is lost, but say so.
-        result.map(|_| ()).map_err(|e| {
+        result.map_err(|e| {
             let message = format!("could not settle a notification ({disposition:?}): {e}");
-            Error::Transport(
-                messaging_core::Detail::new(crate::kinds::of(&e), message).with_source(e),
-            )
+            e.into_error(message)
         })
     }
 }
@@ -246,7 +325,7 @@ impl Drop for AmqpSettle {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
-                let _ = acker.reject(BasicRejectOptions { requeue: true }).await;
+                let _ = settled(&acker, acker.reject(BasicRejectOptions { requeue: true })).await;
             });
         }
     }
