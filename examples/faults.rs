@@ -150,14 +150,18 @@ impl Tally {
     }
 }
 
-/// Node `n` of the cluster, as `rabbitmqctl -n` wants it.
-fn node_name(n: u32) -> String {
-    let host = std::process::Command::new("hostname")
+/// This host's short name, as the cluster's node names have it (asked once).
+static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::process::Command::new("hostname")
         .arg("-s")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("omsg{n}@{host}")
+        .unwrap_or_else(|_| "localhost".into())
+});
+
+/// Node `n` of the cluster, as `rabbitmqctl -n` wants it.
+fn node_name(n: u32) -> String {
+    format!("omsg{n}@{}", *HOST)
 }
 
 /// When the program began: times in its output count from here.
@@ -448,10 +452,10 @@ async fn run(args: Args) -> Result<bool, String> {
             None => {}
         }
     }
-    if [&casts, &notes]
-        .iter()
-        .any(|t| !t.lost_and_duplicated().0.is_empty())
-    {
+    // What was lost and duplicated, counted once the drain is over.
+    let [call_losses, cast_losses, note_losses] =
+        [&calls, &casts, &notes].map(|t| t.lost_and_duplicated());
+    if !cast_losses.0.is_empty() || !note_losses.0.is_empty() {
         // Where the lost ones are: still on a queue (a consumer that stopped taking
         // them) or nowhere (gone between the broker's confirm and the queue).
         eprintln!(
@@ -511,12 +515,11 @@ async fn run(args: Args) -> Result<bool, String> {
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut clean = true;
-    for (name, tally, at_least_once) in [
-        ("calls", &calls, false),
-        ("casts (at_least_once)", &casts, true),
-        ("notifications", &notes, true),
+    for (name, tally, at_least_once, (lost, duplicated)) in [
+        ("calls", &calls, false, &call_losses),
+        ("casts (at_least_once)", &casts, true, &cast_losses),
+        ("notifications", &notes, true, &note_losses),
     ] {
-        let (lost, duplicated) = tally.lost_and_duplicated();
         let hung = tally.hung.load(Ordering::Relaxed);
         clean &= (!at_least_once || lost.is_empty()) && hung == 0;
         let distinct = tally.received.lock().unwrap().len();
@@ -539,10 +542,8 @@ async fn run(args: Args) -> Result<bool, String> {
             hung,
         );
     }
-    for (name, tally) in [("casts", &casts), ("notifications", &notes)] {
-        let lost: Vec<String> = tally
-            .lost_and_duplicated()
-            .0
+    for (name, (lost, _)) in [("casts", &cast_losses), ("notifications", &note_losses)] {
+        let lost: Vec<String> = lost
             .iter()
             .take(10)
             .map(|(n, at)| format!("#{n} (confirmed at {:.1} s)", at.as_secs_f64()))

@@ -192,7 +192,9 @@ impl Topics {
                         .options
                         .client_config()
                         .set("allow.auto.create.topics", "true")
-                        .create_with_context(LogContext::default())
+                        .create_with_context(LogContext {
+                            errors: self.errors.clone(),
+                        })
                         .map_err(|e| {
                             config_error(format!("Kafka client: {e}"), e, &self.options)
                         })?;

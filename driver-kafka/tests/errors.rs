@@ -88,7 +88,7 @@ struct UntrustedTlsFront {
 
 impl UntrustedTlsFront {
     async fn start() -> UntrustedTlsFront {
-        let dir = std::env::temp_dir().join(format!("kafka-tls-{}", uuid_like()));
+        let dir = std::env::temp_dir().join(messaging_core::testkit::unique("kafka-tls"));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let made = std::process::Command::new("openssl")
             .args([
@@ -148,18 +148,6 @@ impl Drop for UntrustedTlsFront {
         let _ = self.socat.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A name no other test run uses at the same time.
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
 }
 
 /// TLS to an endpoint whose certificate no CA vouches for: the handshake fails, and

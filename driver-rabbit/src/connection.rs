@@ -279,7 +279,7 @@ impl Connector {
                         self.check_version(&node);
                         return Ok((connection, label));
                     }
-                    Ok(Err(e)) if access_refused(&e) => {
+                    Ok(Err(e)) if kinds::of_connect(&e) == ErrorKind::RefusedCredentials => {
                         // Wrong credentials do not get better by retrying.
                         let message = format!(
                             "RabbitMQ at {label} refused the login of user {:?} with {}: {}",
@@ -304,7 +304,7 @@ impl Connector {
                 // The kind and source of the last attempt's failure; one that got no
                 // answer at all found nothing listening.
                 let detail = match cause {
-                    Some(e) => Detail::new(kinds::of_connect(&e, self.tls.is_some()), message)
+                    Some(e) => Detail::new(kinds::of_connect(&e), message)
                         .with_source_hiding(e, &node.password),
                     None => Detail::new(ErrorKind::Unreachable, message),
                 };
@@ -471,14 +471,6 @@ fn describe(e: &lapin::Error, options: &RabbitOptions) -> String {
         )
     } else {
         text
-    }
-}
-
-/// Whether the broker refused the login (403 ACCESS_REFUSED).
-fn access_refused(e: &lapin::Error) -> bool {
-    match e.kind() {
-        lapin::ErrorKind::ProtocolError(err) => err.kind().get_id() == 403,
-        _ => e.to_string().contains("ACCESS_REFUSED"),
     }
 }
 

@@ -36,11 +36,11 @@ use crate::reply::Replier;
 /// while the frame waits (a node killed under load), lapin may never resolve it.
 /// Past this the settlement counts as failed, which it is: the connection is gone and
 /// the broker requeues what its channels held.
-pub(crate) const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
+const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Why an ack or reject did not reach the broker.
 #[derive(Debug)]
-pub(crate) enum Unsettled {
+enum Unsettled {
     /// lapin's error: the channel or connection failed under it.
     Failed(lapin::Error),
     /// The channel had already ended (lapin's `Ok(false)`): nothing was sent.
@@ -80,17 +80,39 @@ impl Unsettled {
 /// How often a settlement in progress checks whether its channel has ended.
 const POISON_CHECK: Duration = Duration::from_millis(50);
 
-/// Waits for `acker`'s ack or reject (`settlement`): done when lapin answers, when the
-/// channel ends under it (lapin poisons the acker; the broker requeues the message),
-/// or after [`SETTLE_PATIENCE`].
-pub(crate) async fn settled(
-    acker: &Acker,
+/// What to tell the broker about a delivery.
+#[derive(Debug, Clone, Copy)]
+enum Settlement {
+    /// Acknowledge it (and, with `multiple`, every earlier one of its channel).
+    Ack { multiple: bool },
+    /// Reject it, back to its queue or not.
+    Reject { requeue: bool },
+}
+
+/// Sends `settlement` for `acker`'s delivery, as [`within_patience`] bounds it.
+async fn settle(acker: &Acker, settlement: Settlement) -> std::result::Result<(), Unsettled> {
+    let channel_ended = || acker.poisoned();
+    match settlement {
+        Settlement::Ack { multiple } => {
+            within_patience(acker.ack(BasicAckOptions { multiple }), channel_ended).await
+        }
+        Settlement::Reject { requeue } => {
+            within_patience(acker.reject(BasicRejectOptions { requeue }), channel_ended).await
+        }
+    }
+}
+
+/// Waits for an ack or reject: done when lapin answers, when `channel_ended` says
+/// the delivery's channel is gone (lapin poisons its ackers; the broker requeues the
+/// message), or after [`SETTLE_PATIENCE`].
+async fn within_patience(
     settlement: impl std::future::Future<Output = lapin::Result<bool>>,
+    channel_ended: impl Fn() -> bool,
 ) -> std::result::Result<(), Unsettled> {
-    let channel_ended = async {
+    let ended = async {
         loop {
             tokio::time::sleep(POISON_CHECK).await;
-            if acker.poisoned() {
+            if channel_ended() {
                 break;
             }
         }
@@ -103,7 +125,7 @@ pub(crate) async fn settled(
             Ok(Err(e)) => Err(Unsettled::Failed(e)),
             Err(_) => Err(Unsettled::TimedOut),
         },
-        () = channel_ended => Err(Unsettled::ChannelEnded),
+        () = ended => Err(Unsettled::ChannelEnded),
     }
 }
 
@@ -114,8 +136,8 @@ async fn reject(delivery: &Delivery, what: &str, error: &Error) {
         %error,
         "malformed {what} rejected"
     );
-    let rejected = delivery.acker.reject(BasicRejectOptions { requeue: false });
-    if let Err(e) = settled(&delivery.acker, rejected).await {
+    let rejected = settle(&delivery.acker, Settlement::Reject { requeue: false }).await;
+    if let Err(e) = rejected {
         tracing::warn!(error = %e, "could not reject a malformed {what}");
     }
 }
@@ -219,7 +241,7 @@ impl DeliverySink for RequestSink {
             }
         }
         for (queue, acker) in last_of_queue {
-            let acked = settled(&acker, acker.ack(BasicAckOptions { multiple: true })).await;
+            let acked = settle(&acker, Settlement::Ack { multiple: true }).await;
             if let Err(e) = acked {
                 // Without the ack the broker delivers them again (to this server or
                 // another) once the channel is gone: run them at most once.
@@ -304,12 +326,11 @@ impl Settle for AmqpSettle {
         let Some(acker) = self.acker.take() else {
             return Ok(());
         };
-        let result = match disposition {
-            Disposition::Ack => settled(&acker, acker.ack(BasicAckOptions::default())).await,
-            Disposition::Requeue => {
-                settled(&acker, acker.reject(BasicRejectOptions { requeue: true })).await
-            }
+        let settlement = match disposition {
+            Disposition::Ack => Settlement::Ack { multiple: false },
+            Disposition::Requeue => Settlement::Reject { requeue: true },
         };
+        let result = settle(&acker, settlement).await;
         // After a reconnect the old channel is gone and the broker has already put the
         // message back: nothing is lost, but say so.
         result.map_err(|e| {
@@ -325,7 +346,7 @@ impl Drop for AmqpSettle {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
-                let _ = settled(&acker, acker.reject(BasicRejectOptions { requeue: true })).await;
+                let _ = settle(&acker, Settlement::Reject { requeue: true }).await;
             });
         }
     }
@@ -334,6 +355,28 @@ impl Drop for AmqpSettle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settlement_ends_when_lapin_answers_the_channel_ends_or_patience_runs_out() {
+        let answered = within_patience(async { Ok(true) }, || false).await;
+        assert!(answered.is_ok());
+        // lapin's "already used or poisoned": nothing went to the broker.
+        let not_sent = within_patience(async { Ok(false) }, || false).await;
+        assert!(matches!(not_sent, Err(Unsettled::ChannelEnded)));
+        // An ack lapin never resolves, on a channel that ends meanwhile: given up at
+        // once, not after the patience.
+        let started = tokio::time::Instant::now();
+        let pending = std::future::pending::<lapin::Result<bool>>();
+        let waited = within_patience(pending, || started.elapsed() >= Duration::from_secs(1)).await;
+        assert!(matches!(waited, Err(Unsettled::ChannelEnded)));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // One lapin never resolves on a channel that lives on: given up after the patience.
+        let started = tokio::time::Instant::now();
+        let pending = std::future::pending::<lapin::Result<bool>>();
+        let waited = within_patience(pending, || false).await;
+        assert!(matches!(waited, Err(Unsettled::TimedOut)));
+        assert_eq!(started.elapsed().as_secs(), SETTLE_PATIENCE.as_secs());
+    }
 
     #[tokio::test]
     async fn the_backlog_waits_for_room_and_gives_up_once_the_server_takes_no_more() {

@@ -5,14 +5,13 @@ use lapin::protocol::{AMQPErrorKind, AMQPHardError};
 use messaging_core::ErrorKind;
 
 /// The kind of a failure to open a connection: a 403 ACCESS_REFUSED then is the
-/// login refused, and with TLS on, a handshake failure is [`ErrorKind::Tls`].
-pub(crate) fn of_connect(e: &lapin::Error, tls: bool) -> ErrorKind {
+/// login refused (lapin reports one during the handshake as text only).
+pub(crate) fn of_connect(e: &lapin::Error) -> ErrorKind {
     match e.kind() {
         lapin::ErrorKind::ProtocolError(err) if err.kind().get_id() == 403 => {
             ErrorKind::RefusedCredentials
         }
         _ if e.to_string().contains("ACCESS_REFUSED") => ErrorKind::RefusedCredentials,
-        lapin::ErrorKind::IOError(io) if tls && is_tls_failure(io) => ErrorKind::Tls,
         _ => of(e),
     }
 }
@@ -69,6 +68,6 @@ mod tests {
             Io::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
-        assert_eq!(of_connect(&handshake.into(), true), ErrorKind::Tls);
+        assert_eq!(of_connect(&handshake.into()), ErrorKind::Tls);
     }
 }
