@@ -4,8 +4,8 @@
 //! This facade holds what a service uses: configuration ([`Config`]), transports
 //! ([`registry()`] returns a [`DriverRegistry`] with every enabled driver registered),
 //! RPC ([`RpcClient`], [`RpcServer`], [`Endpoint`]) and notifications ([`Notifier`],
-//! [`NotificationListener`]), and, behind the cargo features `rabbit`, `kafka` and
-//! `zmq`, the driver crates.
+//! [`NotificationListener`]), and, behind the cargo features `rabbit`, `kafka`, `zmq`
+//! and `zaqar`, the driver crates.
 //!
 //! Writing a driver is done against [`messaging_core`]: its `driver` module holds the
 //! contract (`Driver`, `DriverFactory`) and the kit every driver here is built from
@@ -43,12 +43,15 @@ pub use messaging_core::{
 pub use driver_kafka;
 #[cfg(feature = "rabbit")]
 pub use driver_rabbit;
+#[cfg(feature = "zaqar")]
+pub use driver_zaqar;
 #[cfg(feature = "zmq")]
 pub use driver_zmq;
 
 /// A registry with every driver this build enables: `memory`/`fake` always,
-/// `rabbit`/`amqp` with the `rabbit` feature, `kafka` with the `kafka` feature, and
-/// `zmq` (`zmq+redis`, `zmq+static`, `zmq+dummy`) with the `zmq` feature.
+/// `rabbit`/`amqp` with the `rabbit` feature, `kafka` with the `kafka` feature,
+/// `zmq` (`zmq+redis`, `zmq+static`, `zmq+dummy`) with the `zmq` feature, and `zaqar`
+/// (`zaqar+http`, `zaqar+https`) with the `zaqar` feature.
 pub fn registry() -> DriverRegistry {
     #[allow(unused_mut)]
     let mut registry = DriverRegistry::with_memory();
@@ -58,5 +61,7 @@ pub fn registry() -> DriverRegistry {
     driver_kafka::register(&mut registry);
     #[cfg(feature = "zmq")]
     driver_zmq::register(&mut registry);
+    #[cfg(feature = "zaqar")]
+    driver_zaqar::register(&mut registry);
     registry
 }

@@ -1,0 +1,128 @@
+//! Who listens: RPC servers and notification pools say so with a message in a queue of
+//! their own ([`Membership`]), which senders read ([`members`]) to post fanout casts to
+//! every server, a notification to every pool, and to know whether an `at_least_once`
+//! message has anyone to go to.
+//!
+//! Zaqar has neither exchanges nor bindings, and listing queues (the other way to find
+//! servers) reads every queue of the project a page of 20 at a time. A membership is
+//! one message, posted when the listener starts, posted anew every third of its TTL
+//! (the old one then deleted) and deleted when the listener stops; a listener that
+//! dies leaves a message that expires with its TTL.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use messaging_core::{Result, Retry};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::client::{MAX_PER_REQUEST, ZaqarClient};
+
+/// One listener's membership, renewed until [`Membership::end`].
+pub struct Membership {
+    client: ZaqarClient,
+    queue: String,
+    current: Arc<Mutex<Option<String>>>,
+    renewer: JoinHandle<()>,
+}
+
+impl Membership {
+    /// Posts `about` to `queue` for `ttl` seconds and keeps it there.
+    pub async fn start(client: ZaqarClient, queue: String, about: Value, ttl: u32) -> Result<Self> {
+        let body = serde_json::value::to_raw_value(&about)
+            .map_err(|e| messaging_core::Error::Serialization(e.to_string()))?;
+        let first = post(&client, &queue, &body, ttl).await?;
+        let current = Arc::new(Mutex::new(Some(first)));
+        let renewer = tokio::spawn(renew(
+            client.clone(),
+            queue.clone(),
+            body,
+            ttl,
+            current.clone(),
+        ));
+        Ok(Membership {
+            client,
+            queue,
+            current,
+            renewer,
+        })
+    }
+
+    /// Stops renewing and deletes the membership.
+    pub async fn end(self) {
+        self.renewer.abort();
+        let _ = self.renewer.await;
+        if let Some(id) = self.current.lock().await.take()
+            && let Err(e) = self.client.delete(&self.queue, &id, None).await
+        {
+            tracing::warn!(queue = %self.queue, error = %e, "could not delete a membership; it expires with its TTL");
+        }
+    }
+}
+
+async fn post(client: &ZaqarClient, queue: &str, body: &RawValue, ttl: u32) -> Result<String> {
+    let ids = client.post(queue, &[body], ttl, Retry::Times(3)).await?;
+    Ok(ids.into_iter().next().unwrap_or_default())
+}
+
+/// Posts the membership anew every third of its TTL, then deletes the old message.
+async fn renew(
+    client: ZaqarClient,
+    queue: String,
+    body: Box<RawValue>,
+    ttl: u32,
+    current: Arc<Mutex<Option<String>>>,
+) {
+    let every = Duration::from_secs(u64::from(ttl) / 3);
+    loop {
+        tokio::time::sleep(every).await;
+        match post(&client, &queue, &body, ttl).await {
+            Ok(id) => {
+                let old = current.lock().await.replace(id);
+                if let Some(old) = old
+                    && let Err(e) = client.delete(&queue, &old, None).await
+                {
+                    tracing::debug!(%queue, error = %e, "could not delete an old membership");
+                }
+            }
+            Err(e) => tracing::warn!(%queue, error = %e, "could not renew a membership"),
+        }
+    }
+}
+
+/// The live memberships in `queue`, each once.
+pub async fn members(client: &ZaqarClient, queue: &str) -> Result<Vec<Value>> {
+    let mut seen_ids = HashSet::new();
+    let mut seen = HashSet::new();
+    let mut members = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let (page, next) = client
+            .list_page(queue, MAX_PER_REQUEST, marker.as_deref())
+            .await?;
+        let mut new = false;
+        for message in page {
+            if !seen_ids.insert(message.id) {
+                continue;
+            }
+            new = true;
+            match serde_json::from_str::<Value>(message.body.get()) {
+                Ok(value) => {
+                    if seen.insert(value.to_string()) {
+                        members.push(value);
+                    }
+                }
+                Err(e) => tracing::warn!(%queue, error = %e, "a membership that is not JSON"),
+            }
+        }
+        // Zaqar's Redis store starts a page after the first message again from the
+        // first: a page with nothing new is the end.
+        match next {
+            Some(next) if new => marker = Some(next),
+            _ => return Ok(members),
+        }
+    }
+}
