@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod with_rabbitmq;
+mod with_zaqar;
 mod without_broker;
 
 const OMSG: &str = env!("CARGO_BIN_EXE_omsg");

@@ -1,0 +1,224 @@
+//! The driver on a real Zaqar server beyond the conformance suite: malformed messages,
+//! failures and their kinds, secrets, memberships.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use driver_zaqar::client::{ClientSettings, ZaqarClient};
+use messaging_core::notify::{Notification, NotificationEndpoint, NotificationListener, Notifier};
+use messaging_core::testkit::errors::assert_secret_hidden;
+use messaging_core::testkit::unique;
+use messaging_core::{
+    Config, Context, Endpoint, Error, ErrorKind, Priority, RemoteError, Retry, RpcClient,
+    RpcServer, Target,
+};
+use serde_json::{Value, json};
+
+fn client(project: &str) -> ZaqarClient {
+    ZaqarClient::new(ClientSettings {
+        endpoint: support::endpoint(),
+        project: Some(project.to_string()),
+        client_id: uuid::Uuid::new_v4(),
+        keystone: None,
+        ca_pem: None,
+        insecure: false,
+        request_timeout: Duration::from_secs(10),
+        backoff: (Duration::from_millis(50), Duration::from_millis(500)),
+    })
+    .unwrap()
+}
+
+fn raw(value: Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&value).unwrap()
+}
+
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn listen(
+    transport: &messaging_core::Transport,
+    topic: &str,
+) -> (NotificationListener, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let endpoint = NotificationEndpoint::new().on(Priority::Info, move |n: Notification| {
+        let s = s.clone();
+        async move { s.lock().unwrap().push((n.event_type, n.payload)) }
+    });
+    let listener = NotificationListener::new(transport, [Target::topic(topic)])
+        .endpoint(endpoint)
+        .start()
+        .await
+        .unwrap();
+    (listener, seen)
+}
+
+async fn wait_for(seen: &Seen, n: usize) -> Vec<(String, Value)> {
+    for _ in 0..1000 {
+        if seen.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_notifications_are_deleted_and_the_listener_goes_on() {
+    let project = unique("malformed");
+    let transport = support::transport(&project, support::TEST_PACING).await;
+    let topic = unique("events").replace('_', "-");
+    let queue = driver_zaqar::naming::notification_queue(&format!("{topic}.info"), None);
+    let zaqar = client(&project);
+    // Not an oslo message, an envelope around garbage, and a bare string.
+    for body in [
+        json!({"garbage": 1}),
+        json!({"oslo.version": "2.0", "oslo.message": "{not json"}),
+        json!("text"),
+    ] {
+        zaqar
+            .post(&queue, &[&*raw(body)], 300, Retry::Times(0))
+            .await
+            .unwrap();
+    }
+    let (listener, seen) = listen(&transport, &topic).await;
+    Notifier::new(&transport, "p")
+        .topics([topic.clone()])
+        .try_notify(&Context::new(), "after", Priority::Info, json!(1))
+        .await
+        .unwrap();
+    assert_eq!(wait_for(&seen, 1).await, [("after".to_string(), json!(1))]);
+    listener.stop().await;
+    listener.wait().await.unwrap();
+    // Nothing is left: the malformed ones were deleted, not released.
+    let left = zaqar.claim(&queue, 20, 60, 60).await.unwrap();
+    assert!(left.is_none(), "left in the queue: {left:?}");
+}
+
+fn adder() -> Endpoint {
+    Endpoint::new().method(
+        "add",
+        |_ctx: Context, args: serde_json::Map<String, Value>| async move {
+            Ok::<_, RemoteError>(args["a"].as_i64().unwrap_or(0) + args["b"].as_i64().unwrap_or(0))
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_dropped_and_the_server_goes_on() {
+    let project = unique("badrequest");
+    let transport = support::transport(&project, support::TEST_PACING).await;
+    let topic = unique("calc").replace('_', "-");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(adder())
+        .start()
+        .await
+        .unwrap();
+    let queues = driver_zaqar::naming::RpcQueues::new("openstack", &topic, None);
+    client(&project)
+        .post(
+            &queues.shared,
+            &[&*raw(json!({"no": "method"}))],
+            300,
+            Retry::Times(0),
+        )
+        .await
+        .unwrap();
+    let sum: i64 = RpcClient::new(&transport, Target::topic(topic.clone()))
+        .timeout(Duration::from_secs(10))
+        .call(&Context::new(), "add", json!({"a": 2, "b": 3}))
+        .await
+        .unwrap();
+    assert_eq!(sum, 5);
+    server.stop().await;
+    server.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_leaves_its_membership_and_at_least_once_is_refused() {
+    let project = unique("membership");
+    let transport = support::transport(&project, support::TEST_PACING).await;
+    let topic = unique("calc").replace('_', "-");
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(adder())
+        .start()
+        .await
+        .unwrap();
+    let client = RpcClient::new(&transport, Target::topic(topic.clone()))
+        .timeout(Duration::from_secs(10))
+        .at_least_once(true);
+    let sum: i64 = client
+        .call(&Context::new(), "add", json!({"a": 1, "b": 1}))
+        .await
+        .unwrap();
+    assert_eq!(sum, 2);
+    server.stop().await;
+    server.wait().await.unwrap();
+    let err = client
+        .cast(&Context::new(), "add", json!({"a": 1, "b": 1}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Undeliverable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_fails_after_the_retries_as_unreachable() {
+    let transport = support::registry()
+        .transport(
+            "zaqar://127.0.0.1:1/p?retry_interval=0.01&retry_interval_max=0.02",
+            &Config::default(),
+        )
+        .await
+        .unwrap();
+    let err = Notifier::new(&transport, "p")
+        .topics(["t"])
+        .retry(Retry::Times(2))
+        .try_notify(&Context::new(), "e", Priority::Info, json!(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeliveryFailure(_)), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Unreachable, "{err:?}");
+    assert!(err.to_string().contains("3 attempts"), "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_request_is_not_tried_again_and_says_why() {
+    let project = unique("refused");
+    let transport = support::transport(&project, "").await;
+    // Over Zaqar's 256 KiB limit per post.
+    let big = "x".repeat(300 * 1024);
+    let err = Notifier::new(&transport, "p")
+        .topics(["big"])
+        .try_notify(&Context::new(), "e", Priority::Info, json!(big))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "not retried: {err:?}");
+    assert_eq!(err.kind(), ErrorKind::RefusedByBroker, "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("POST /v2/queues/big__info/messages"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn keystone_passwords_stay_hidden() {
+    let secret = "hunter2-zaqar-secret";
+    let url = format!(
+        "zaqar://svc:{secret}@127.0.0.1:8888/?auth_url=http://127.0.0.1:1/v3&project_name=svc&retry_interval=0.01"
+    );
+    let transport = support::registry()
+        .transport(&url, &Config::default())
+        .await
+        .unwrap();
+    let err = Notifier::new(&transport, "p")
+        .topics(["t"])
+        .retry(Retry::Times(0))
+        .try_notify(&Context::new(), "e", Priority::Info, json!(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Keystone"), "{err}");
+    assert_secret_hidden(&err, secret);
+    assert!(!format!("{transport:?}").contains(secret));
+}
