@@ -96,25 +96,28 @@ async fn malformed_notifications_are_deleted_and_the_listener_goes_on() {
     assert!(left.is_none(), "left in the queue: {left:?}");
 }
 
-fn adder() -> Endpoint {
-    Endpoint::new().method(
+/// A transport in a new project, a topic, and a server `s1` there with an `add` method.
+async fn adder_server(project: &str) -> (messaging_core::Transport, String, RpcServer) {
+    let transport = support::transport(project, support::TEST_PACING).await;
+    let topic = unique("calc").replace('_', "-");
+    let adder = Endpoint::new().method(
         "add",
         |_ctx: Context, args: serde_json::Map<String, Value>| async move {
             Ok::<_, RemoteError>(args["a"].as_i64().unwrap_or(0) + args["b"].as_i64().unwrap_or(0))
         },
-    )
+    );
+    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
+        .endpoint(adder)
+        .start()
+        .await
+        .unwrap();
+    (transport, topic, server)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_is_dropped_and_the_server_goes_on() {
     let project = unique("badrequest");
-    let transport = support::transport(&project, support::TEST_PACING).await;
-    let topic = unique("calc").replace('_', "-");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(adder())
-        .start()
-        .await
-        .unwrap();
+    let (transport, topic, server) = adder_server(&project).await;
     let queues = driver_zaqar::naming::RpcQueues::new("openstack", &topic, None);
     client(&project)
         .post(
@@ -138,13 +141,7 @@ async fn a_malformed_request_is_dropped_and_the_server_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_server_leaves_its_membership_and_at_least_once_is_refused() {
     let project = unique("membership");
-    let transport = support::transport(&project, support::TEST_PACING).await;
-    let topic = unique("calc").replace('_', "-");
-    let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(adder())
-        .start()
-        .await
-        .unwrap();
+    let (transport, topic, server) = adder_server(&project).await;
     let client = RpcClient::new(&transport, Target::topic(topic.clone()))
         .timeout(Duration::from_secs(10))
         .at_least_once(true);

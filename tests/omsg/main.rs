@@ -251,6 +251,21 @@ fn args(line: &str, tail: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Fails the test unless something accepts TCP connections at `address` (`host:port`),
+/// naming the service, the variable that moves it and the script that starts it.
+fn require_tcp(address: &str, service: &str, variable: &str, script: &str) {
+    let reachable = address
+        .to_socket_addrs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
+    assert!(
+        reachable,
+        "{service} is not reachable at {address} ({variable}); start it with {script}"
+    );
+}
+
 /// A name no other test (or earlier run) uses.
 fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -6,16 +6,11 @@ use super::*;
 fn rabbit() -> String {
     let url = std::env::var("RABBIT_URL")
         .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".to_string());
-    let address = first_host(&url);
-    let reachable = address
-        .to_socket_addrs()
-        .ok()
-        .into_iter()
-        .flatten()
-        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
-    assert!(
-        reachable,
-        "RabbitMQ is not reachable at {address} (RABBIT_URL); start it with scripts/services"
+    require_tcp(
+        &first_host(&url),
+        "RabbitMQ",
+        "RABBIT_URL",
+        "scripts/services",
     );
     url
 }

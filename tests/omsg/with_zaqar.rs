@@ -8,16 +8,7 @@ fn zaqar() -> String {
     let base = std::env::var("ZAQAR_URL").unwrap_or_else(|_| "zaqar://127.0.0.1:8888".into());
     let base = base.trim_end_matches('/');
     let address = base.split_once("://").map_or(base, |(_, rest)| rest);
-    let reachable = address
-        .to_socket_addrs()
-        .ok()
-        .into_iter()
-        .flatten()
-        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
-    assert!(
-        reachable,
-        "Zaqar is not reachable at {address} (ZAQAR_URL); start it with scripts/services zaqar"
-    );
+    require_tcp(address, "Zaqar", "ZAQAR_URL", "scripts/services zaqar");
     format!(
         "{base}/{}?poll_interval=0.01&idle_poll_interval=0.05",
         unique("omsg-project")
