@@ -93,7 +93,8 @@ pub struct ZaqarSection {
     /// Seconds a reply lives in its queue (60 to 1209600). Default 300.
     pub reply_ttl: u32,
     /// Seconds between polls of a queue that had messages at the last poll (Zaqar has
-    /// no long polling). Default 0.02.
+    /// no long polling). Default 0.01: the benchmark's calls took 14 ms (median) at
+    /// 0.01, 24 ms at 0.02 and 54 ms at 0.05.
     pub poll_interval: f64,
     /// Longest seconds between polls of an idle queue: the wait doubles from
     /// `poll_interval` up to it while a queue stays empty. Default 0.25.
@@ -135,7 +136,7 @@ impl Default for ZaqarSection {
             claim_grace: 60,
             message_ttl: 3600,
             reply_ttl: 300,
-            poll_interval: 0.02,
+            poll_interval: 0.01,
             idle_poll_interval: 0.25,
             pool_refresh_interval: 1.0,
             registration_ttl: 60,
