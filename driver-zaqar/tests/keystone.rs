@@ -10,20 +10,19 @@
 mod support;
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use driver_zaqar::client::{ClientSettings, ZaqarClient};
 use driver_zaqar::keystone::{Keystone, PasswordAuth};
-use messaging_core::notify::{Notification, NotificationEndpoint, NotificationListener, Notifier};
+use messaging_core::notify::Notifier;
 use messaging_core::testkit::errors::assert_secret_hidden;
 use messaging_core::testkit::unique;
 use messaging_core::{
-    Config, Context, Endpoint, ErrorKind, Priority, RemoteError, Retry, RpcClient, RpcServer,
-    Target, Transport,
+    Config, Context, ErrorKind, Priority, Retry, RpcClient, RpcServer, Target, Transport,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const KEYSTONE: &str = "http://127.0.0.1:5000/v3";
 const ZAQAR: &str = "http://127.0.0.1:8889";
@@ -76,47 +75,11 @@ fn topic(prefix: &str) -> String {
     unique(prefix).replace('_', "-")
 }
 
-type Seen = Arc<Mutex<Vec<(String, Value)>>>;
-
-async fn listen(transport: &Transport, topic: &str) -> (NotificationListener, Seen) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let endpoint = NotificationEndpoint::new().on(Priority::Info, move |n: Notification| {
-        let s = s.clone();
-        async move { s.lock().unwrap().push((n.event_type, n.payload)) }
-    });
-    let listener = NotificationListener::new(transport, [Target::topic(topic)])
-        .endpoint(endpoint)
-        .start()
-        .await
-        .unwrap();
-    (listener, seen)
-}
-
-async fn wait_for(seen: &Seen, n: usize) -> Vec<(String, Value)> {
-    for _ in 0..1000 {
-        if seen.lock().unwrap().len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    seen.lock().unwrap().clone()
-}
-
-fn adder() -> Endpoint {
-    Endpoint::new().method(
-        "add",
-        |_ctx: Context, args: serde_json::Map<String, Value>| async move {
-            Ok::<_, RemoteError>(args["a"].as_i64().unwrap_or(0) + args["b"].as_i64().unwrap_or(0))
-        },
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_go_through_a_zaqar_behind_keystone() {
     let (listening, notifying) = (transport().await, transport().await);
     let topic = topic("ks-events");
-    let (listener, seen) = listen(&listening, &topic).await;
+    let (listener, seen) = support::listen(&listening, &topic).await;
     let notifier = Notifier::new(&notifying, "keystone-test").topics([topic.clone()]);
     for i in 0..3 {
         notifier
@@ -124,7 +87,7 @@ async fn notifications_go_through_a_zaqar_behind_keystone() {
             .await
             .unwrap();
     }
-    let got = wait_for(&seen, 3).await;
+    let got = support::wait_for(&seen, 3).await;
     let mut payloads: Vec<_> = got.iter().map(|(_, p)| p.clone()).collect();
     payloads.sort_by_key(|p| p.as_i64());
     assert_eq!(payloads, [json!(0), json!(1), json!(2)], "{got:?}");
@@ -138,7 +101,7 @@ async fn rpc_calls_go_through_a_zaqar_behind_keystone() {
     let (serving, calling) = (transport().await, transport().await);
     let topic = topic("ks-calc");
     let server = RpcServer::new(&serving, Target::topic(topic.clone()).server("s1"))
-        .endpoint(adder())
+        .endpoint(support::adder())
         .start()
         .await
         .unwrap();
@@ -232,6 +195,30 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for IssuedTokens {
 /// With Keystone's 70-second tokens the driver renews after 10 s (a minute early):
 /// a token of its own changes then, requests made with it go on, and so do a listener,
 /// a server and their clients that renew theirs meanwhile.
+/// One notification (the `n`th), one call and one post of the client's own.
+async fn one_of_each(
+    notifier: &Notifier,
+    rpc: &RpcClient,
+    client: &ZaqarClient,
+    queue: &str,
+    n: i64,
+) {
+    notifier
+        .try_notify(&Context::new(), "tick", Priority::Info, json!(n - 1))
+        .await
+        .unwrap();
+    let sum: i64 = rpc
+        .call(&Context::new(), "add", json!({"a": n, "b": 1}))
+        .await
+        .unwrap();
+    assert_eq!(sum, n + 1);
+    let body = serde_json::value::to_raw_value(&json!({"n": n})).unwrap();
+    client
+        .post(queue, &[&*body], 60, Retry::Times(0))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_renewed_before_they_expire_and_everything_goes_on() {
     use tracing_subscriber::layer::SubscriberExt;
@@ -248,9 +235,9 @@ async fn tokens_are_renewed_before_they_expire_and_everything_goes_on() {
 
     let transport = transport().await;
     let topic = topic("ks-renewal");
-    let (listener, seen) = listen(&transport, &topic).await;
+    let (listener, seen) = support::listen(&transport, &topic).await;
     let server = RpcServer::new(&transport, Target::topic(topic.clone()).server("s1"))
-        .endpoint(adder())
+        .endpoint(support::adder())
         .start()
         .await
         .unwrap();
@@ -279,7 +266,6 @@ async fn tokens_are_renewed_before_they_expire_and_everything_goes_on() {
     })
     .unwrap();
     let queue = format!("{topic}-own");
-    let body = serde_json::value::to_raw_value(&json!({"n": 1})).unwrap();
 
     let start = Instant::now();
     let first = keystone.token(&http).await.unwrap();
@@ -288,20 +274,8 @@ async fn tokens_are_renewed_before_they_expire_and_everything_goes_on() {
     // Keystone's 70-second tokens are renewed after 10 s; 40 s leaves room for a slow
     // Keystone, and says so when tokens live longer (another configuration).
     while start.elapsed() < Duration::from_secs(40) {
-        notifier
-            .try_notify(&Context::new(), "tick", Priority::Info, json!(sent))
-            .await
-            .unwrap();
         sent += 1;
-        let sum: i64 = rpc
-            .call(&Context::new(), "add", json!({"a": sent, "b": 1}))
-            .await
-            .unwrap();
-        assert_eq!(sum, sent + 1);
-        client
-            .post(&queue, &[&*body], 60, Retry::Times(0))
-            .await
-            .unwrap();
+        one_of_each(&notifier, &rpc, &client, &queue, sent).await;
         let token = keystone.token(&http).await.unwrap();
         if token != first {
             renewed = Some(start.elapsed());
@@ -319,22 +293,10 @@ async fn tokens_are_renewed_before_they_expire_and_everything_goes_on() {
     // The listener's and the server's tokens were issued before ours: renewed too by now.
     // A little more traffic with the new ones.
     for _ in 0..3 {
-        notifier
-            .try_notify(&Context::new(), "tick", Priority::Info, json!(sent))
-            .await
-            .unwrap();
         sent += 1;
-        let sum: i64 = rpc
-            .call(&Context::new(), "add", json!({"a": sent, "b": 1}))
-            .await
-            .unwrap();
-        assert_eq!(sum, sent + 1);
-        client
-            .post(&queue, &[&*body], 60, Retry::Times(0))
-            .await
-            .unwrap();
+        one_of_each(&notifier, &rpc, &client, &queue, sent).await;
     }
-    let got = wait_for(&seen, sent as usize).await;
+    let got = support::wait_for(&seen, sent as usize).await;
     assert_eq!(got.len(), sent as usize, "{got:?}");
     let claimed = client
         .claim(&queue, 20, 60, 60)

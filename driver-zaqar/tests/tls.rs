@@ -10,7 +10,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use driver_zaqar::client::{ClientSettings, ZaqarClient};
 use messaging_core::notify::Notifier;
 use messaging_core::testkit::unique;
 use messaging_core::{Config, Context, ErrorKind, Priority, Retry};
@@ -103,17 +102,7 @@ async fn https_with_a_ca_file_and_another_ca_refused() {
     };
     notify(url("ca")).await.expect("posted over TLS");
     // The notification went through the front to Zaqar.
-    let plain = ZaqarClient::new(ClientSettings {
-        endpoint: support::endpoint(),
-        project: Some(project.clone()),
-        client_id: uuid::Uuid::new_v4(),
-        keystone: None,
-        ca_pem: None,
-        insecure: false,
-        request_timeout: Duration::from_secs(10),
-        backoff: (Duration::from_millis(50), Duration::from_millis(500)),
-    })
-    .unwrap();
+    let plain = support::client(&support::endpoint(), &project);
     let claim = plain.claim("secure__info", 20, 60, 60).await.unwrap();
     assert_eq!(claim.map(|c| c.messages.len()), Some(1));
     let err = notify(url("other-ca")).await.unwrap_err();

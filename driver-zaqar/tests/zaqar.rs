@@ -3,11 +3,9 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use driver_zaqar::client::{ClientSettings, ZaqarClient};
-use messaging_core::notify::{Notification, NotificationEndpoint, NotificationListener, Notifier};
+use messaging_core::notify::Notifier;
 use messaging_core::testkit::errors::assert_secret_hidden;
 use messaging_core::testkit::unique;
 use messaging_core::{
@@ -16,52 +14,8 @@ use messaging_core::{
 };
 use serde_json::{Value, json};
 
-fn client(project: &str) -> ZaqarClient {
-    ZaqarClient::new(ClientSettings {
-        endpoint: support::endpoint(),
-        project: Some(project.to_string()),
-        client_id: uuid::Uuid::new_v4(),
-        keystone: None,
-        ca_pem: None,
-        insecure: false,
-        request_timeout: Duration::from_secs(10),
-        backoff: (Duration::from_millis(50), Duration::from_millis(500)),
-    })
-    .unwrap()
-}
-
 fn raw(value: Value) -> Box<serde_json::value::RawValue> {
     serde_json::value::to_raw_value(&value).unwrap()
-}
-
-type Seen = Arc<Mutex<Vec<(String, Value)>>>;
-
-async fn listen(
-    transport: &messaging_core::Transport,
-    topic: &str,
-) -> (NotificationListener, Seen) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let endpoint = NotificationEndpoint::new().on(Priority::Info, move |n: Notification| {
-        let s = s.clone();
-        async move { s.lock().unwrap().push((n.event_type, n.payload)) }
-    });
-    let listener = NotificationListener::new(transport, [Target::topic(topic)])
-        .endpoint(endpoint)
-        .start()
-        .await
-        .unwrap();
-    (listener, seen)
-}
-
-async fn wait_for(seen: &Seen, n: usize) -> Vec<(String, Value)> {
-    for _ in 0..1000 {
-        if seen.lock().unwrap().len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    seen.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +24,7 @@ async fn malformed_notifications_are_deleted_and_the_listener_goes_on() {
     let transport = support::transport(&project, support::TEST_PACING).await;
     let topic = unique("events").replace('_', "-");
     let queue = driver_zaqar::naming::notification_queue(&format!("{topic}.info"), None);
-    let zaqar = client(&project);
+    let zaqar = support::client(&support::endpoint(), &project);
     // Not an oslo message, an envelope around garbage, and a bare string.
     for body in [
         json!({"garbage": 1}),
@@ -82,13 +36,16 @@ async fn malformed_notifications_are_deleted_and_the_listener_goes_on() {
             .await
             .unwrap();
     }
-    let (listener, seen) = listen(&transport, &topic).await;
+    let (listener, seen) = support::listen(&transport, &topic).await;
     Notifier::new(&transport, "p")
         .topics([topic.clone()])
         .try_notify(&Context::new(), "after", Priority::Info, json!(1))
         .await
         .unwrap();
-    assert_eq!(wait_for(&seen, 1).await, [("after".to_string(), json!(1))]);
+    assert_eq!(
+        support::wait_for(&seen, 1).await,
+        [("after".to_string(), json!(1))]
+    );
     listener.stop().await;
     listener.wait().await.unwrap();
     // Nothing is left: the malformed ones were deleted, not released.
@@ -119,7 +76,7 @@ async fn a_malformed_request_is_dropped_and_the_server_goes_on() {
     let project = unique("badrequest");
     let (transport, topic, server) = adder_server(&project).await;
     let queues = driver_zaqar::naming::RpcQueues::new("openstack", &topic, None);
-    client(&project)
+    support::client(&support::endpoint(), &project)
         .post(
             &queues.shared,
             &[&*raw(json!({"no": "method"}))],

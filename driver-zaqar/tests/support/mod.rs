@@ -3,10 +3,16 @@
 //! each factory in a project of its own so that tests running at once never meet.
 #![allow(dead_code)] // each test crate uses a different subset
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use driver_zaqar::client::{ClientSettings, ZaqarClient};
+use messaging_core::notify::{Notification, NotificationEndpoint, NotificationListener};
 use messaging_core::testkit::{TransportFactory, unique};
-use messaging_core::{Config, DriverRegistry, Transport};
+use messaging_core::{
+    Config, Context, DriverRegistry, Endpoint, Priority, RemoteError, Target, Transport,
+};
+use serde_json::Value;
 
 /// The real server of the tests unless `ZAQAR_URL` says otherwise.
 pub const DEFAULT_ZAQAR_URL: &str = "zaqar://127.0.0.1:8888";
@@ -104,4 +110,59 @@ pub fn init_logging() {
             .with_test_writer()
             .try_init();
     }
+}
+
+/// A Zaqar client of its own at `endpoint`, in `project`, without Keystone.
+pub fn client(endpoint: &str, project: &str) -> ZaqarClient {
+    ZaqarClient::new(ClientSettings {
+        endpoint: endpoint.to_string(),
+        project: Some(project.to_string()),
+        client_id: uuid::Uuid::new_v4(),
+        keystone: None,
+        ca_pem: None,
+        insecure: false,
+        request_timeout: Duration::from_secs(10),
+        backoff: (Duration::from_millis(50), Duration::from_millis(500)),
+    })
+    .unwrap()
+}
+
+/// The info notifications a listener got: event type and payload.
+pub type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A listener of `topic`'s info notifications, recording them.
+pub async fn listen(transport: &Transport, topic: &str) -> (NotificationListener, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let endpoint = NotificationEndpoint::new().on(Priority::Info, move |n: Notification| {
+        let s = s.clone();
+        async move { s.lock().unwrap().push((n.event_type, n.payload)) }
+    });
+    let listener = NotificationListener::new(transport, [Target::topic(topic)])
+        .endpoint(endpoint)
+        .start()
+        .await
+        .unwrap();
+    (listener, seen)
+}
+
+/// What `seen` holds once it holds `n` (or after 10 s).
+pub async fn wait_for(seen: &Seen, n: usize) -> Vec<(String, Value)> {
+    for _ in 0..1000 {
+        if seen.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+/// An endpoint with `add(a, b)`.
+pub fn adder() -> Endpoint {
+    Endpoint::new().method(
+        "add",
+        |_ctx: Context, args: serde_json::Map<String, Value>| async move {
+            Ok::<_, RemoteError>(args["a"].as_i64().unwrap_or(0) + args["b"].as_i64().unwrap_or(0))
+        },
+    )
 }
