@@ -423,6 +423,39 @@ async fn rust_notification_is_claimed_by_python_client() {
 /// Projects isolate: a notification python-zaqarclient posts in project A reaches the
 /// Rust listener of A, and not the listener of project B on the same topic, which still
 /// gets what is posted in B.
+/// Python posts `isolation.<name>` in `project`: the listener of that project (`own`)
+/// gets it, the other's (`other`) gets nothing within the quiet period.
+async fn posted_in_reaches_only(
+    project: &str,
+    queue: &str,
+    name: &str,
+    own: &mut mpsc::UnboundedReceiver<Notification>,
+    other: &mut mpsc::UnboundedReceiver<Notification>,
+) {
+    let event = format!("isolation.{name}");
+    let payload = json!({ "in": name });
+    let posted = python_posts(project, queue, &event, &payload).await;
+    let got = recv(
+        own,
+        &format!("the notification posted in project {project}"),
+    )
+    .await;
+    assert_eq!(
+        (
+            got.event_type.as_str(),
+            &got.payload,
+            got.metadata.message_id.as_str()
+        ),
+        (event.as_str(), &payload, posted.as_str()),
+        "{got:#?}"
+    );
+    let leaked = drain(other, QUIET_PERIOD).await;
+    assert!(
+        leaked.is_empty(),
+        "the listener of the other project got the notification posted in {project}: {leaked:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_notification_stays_in_its_project() {
     let (project_a, project_b) = (unique("zq-proj-a"), unique("zq-proj-b"));
@@ -434,40 +467,9 @@ async fn python_notification_stays_in_its_project() {
     let listener_a = rust_listener(&transport_a, &topic, &tx_a).await;
     let listener_b = rust_listener(&transport_b, &topic, &tx_b).await;
 
-    let in_a = python_posts(&project_a, &queue, "isolation.a", &json!({"in": "a"})).await;
-    let got = recv(&mut rx_a, "the notification posted in project A").await;
-    assert_eq!(
-        (
-            got.event_type.as_str(),
-            &got.payload,
-            got.metadata.message_id.as_str()
-        ),
-        ("isolation.a", &json!({"in": "a"}), in_a.as_str()),
-        "{got:#?}"
-    );
-    let leaked = drain(&mut rx_b, QUIET_PERIOD).await;
-    assert!(
-        leaked.is_empty(),
-        "project B's listener got project A's notification: {leaked:#?}"
-    );
-
+    posted_in_reaches_only(&project_a, &queue, "a", &mut rx_a, &mut rx_b).await;
     // B's listener works: it gets what is posted in B, and A does not.
-    let in_b = python_posts(&project_b, &queue, "isolation.b", &json!({"in": "b"})).await;
-    let got = recv(&mut rx_b, "the notification posted in project B").await;
-    assert_eq!(
-        (
-            got.event_type.as_str(),
-            &got.payload,
-            got.metadata.message_id.as_str()
-        ),
-        ("isolation.b", &json!({"in": "b"}), in_b.as_str()),
-        "{got:#?}"
-    );
-    let leaked = drain(&mut rx_a, QUIET_PERIOD).await;
-    assert!(
-        leaked.is_empty(),
-        "project A's listener got more than its own: {leaked:#?}"
-    );
+    posted_in_reaches_only(&project_b, &queue, "b", &mut rx_b, &mut rx_a).await;
     stop_listener(listener_a).await;
     stop_listener(listener_b).await;
 }
