@@ -3,10 +3,13 @@
 use messaging_core::ErrorKind;
 use reqwest::StatusCode;
 
-/// The kind of a failed answer.
+/// The kind of a failed answer. Only 401 is about credentials: Zaqar answers 403 when
+/// a message is deleted with a claim id that no longer holds it (an expired claim), and
+/// Keystone's policies answer 403 for a project's refusal, neither of which a new
+/// token changes.
 pub fn of_status(status: StatusCode) -> ErrorKind {
     match status.as_u16() {
-        401 | 403 => ErrorKind::RefusedCredentials,
+        401 => ErrorKind::RefusedCredentials,
         408 | 504 => ErrorKind::Timeout,
         400..=499 => ErrorKind::RefusedByBroker,
         _ => ErrorKind::Other,
@@ -62,6 +65,7 @@ mod tests {
             ErrorKind::RefusedCredentials
         );
         assert_eq!(of_status(StatusCode::NOT_FOUND), ErrorKind::RefusedByBroker);
+        assert_eq!(of_status(StatusCode::FORBIDDEN), ErrorKind::RefusedByBroker);
         assert_eq!(of_status(StatusCode::GATEWAY_TIMEOUT), ErrorKind::Timeout);
         assert_eq!(of_status(StatusCode::SERVICE_UNAVAILABLE), ErrorKind::Other);
         assert!(status_is_temporary(StatusCode::SERVICE_UNAVAILABLE));
