@@ -150,6 +150,8 @@ impl fmt::Display for Call<'_> {
 
 /// An answer.
 struct Answer {
+    /// The token the request carried, if any.
+    token: Option<String>,
     status: StatusCode,
     headers: HeaderMap,
     body: bytes::Bytes,
@@ -386,7 +388,7 @@ impl ZaqarClient {
                         && let Some(keystone) = &self.settings.keystone
                     {
                         // The token may have been revoked before it expired: one new one.
-                        keystone.forget(&self.http).await;
+                        keystone.forget(answer.token.as_deref()).await;
                         token_refreshed = true;
                         continue;
                     }
@@ -402,9 +404,10 @@ impl ZaqarClient {
             };
             failures += 1;
             if !temporary || !retry.allows_another(failures) {
-                if temporary && failures > 1 {
+                if temporary {
+                    let attempts = if failures == 1 { "attempt" } else { "attempts" };
                     return Err(Error::DeliveryFailure(Detail::wrapping(
-                        format!("Zaqar {call}: gave up after {failures} attempts"),
+                        format!("Zaqar {call}: gave up after {failures} {attempts}: {error}"),
                         error,
                     )));
                 }
@@ -436,11 +439,14 @@ impl ZaqarClient {
         if let Some(project) = project {
             request = request.header("X-Project-ID", project);
         }
+        let mut sent_token = None;
         if let Some(keystone) = &self.settings.keystone {
-            let mut token = HeaderValue::from_str(&keystone.token(&self.http).await?)
+            let value = keystone.token(&self.http).await?;
+            let mut token = HeaderValue::from_str(&value)
                 .map_err(|_| malformed("a Keystone token that is not a header value"))?;
             token.set_sensitive(true);
             request = request.header("X-Auth-Token", token);
+            sent_token = Some(value);
         }
         if !call.query.is_empty() {
             request = request.query(call.query);
@@ -461,6 +467,7 @@ impl ZaqarClient {
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(failed)?;
         Ok(Answer {
+            token: sent_token,
             status,
             headers,
             body,

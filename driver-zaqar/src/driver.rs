@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use messaging_core::driver::deadline_after;
 use messaging_core::driver::{
     Capabilities, ChannelListener, Disposition, Driver, IncomingNotification, IncomingRequest,
     MessageSource, NotificationFormat, NotificationListener, PublishReply, ReplyInbox,
     RequestIntake, RequestListener, Retry, SendOptions, Settle,
 };
 use messaging_core::wire::{ContextPacking, NotificationMessage, Priority, Reply, Request};
-use messaging_core::{Error, Result, Target};
+use messaging_core::{Detail, Error, ErrorKind, Result, Target};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -173,6 +174,69 @@ impl ZaqarDriver {
     }
 }
 
+impl ZaqarDriver {
+    /// Posts a request where its target says (every registered server for a fanout),
+    /// refusing an `at_least_once` one no registered server would take; with
+    /// `call_deadline`, as a call, and waits for its reply until then.
+    async fn deliver(
+        &self,
+        target: &Target,
+        mut request: Request,
+        options: &SendOptions,
+        call_deadline: Option<tokio::time::Instant>,
+    ) -> Result<Value> {
+        let topic = target.required_topic()?;
+        let exchange = self.exchange(target).to_string();
+        let server = target.server.as_deref().filter(|s| !s.is_empty());
+        let queues = RpcQueues::new(&exchange, topic, server);
+        let client = &self.shared.client;
+        let ttl = self.shared.options.zaqar.message_ttl;
+        let undeliverable = || Error::Undeliverable {
+            exchange: exchange.clone(),
+            routing_key: match server {
+                Some(server) => format!("{topic}.{server}"),
+                None => topic.to_string(),
+            },
+        };
+        if target.fanout {
+            let servers = self.servers(&queues).await?;
+            if servers.is_empty() && options.at_least_once {
+                return Err(undeliverable());
+            }
+            let body = raw(request.encode(ContextPacking::Flattened)?)?;
+            for (_, queue) in &servers {
+                client.post(queue, &[&body], ttl, options.retry).await?;
+            }
+            return Ok(Value::Null);
+        }
+        if options.at_least_once {
+            let servers = self.servers(&queues).await?;
+            if !servers
+                .iter()
+                .any(|(name, _)| server.is_none_or(|wanted| wanted == name))
+            {
+                return Err(undeliverable());
+            }
+        }
+        let queue = queues.server.as_ref().unwrap_or(&queues.shared);
+        let (Some(deadline), Some(timeout)) = (call_deadline, options.timeout) else {
+            let body = raw(request.encode(ContextPacking::Flattened)?)?;
+            client.post(queue, &[&body], ttl, options.retry).await?;
+            return Ok(Value::Null);
+        };
+        let replies = self.replies().await;
+        let pending = replies
+            .inbox
+            .start_call(&mut request, options.call_monitor_timeout);
+        replies.wake.notify_one();
+        let body = raw(request.encode(ContextPacking::Flattened)?)?;
+        client.post(queue, &[&body], ttl, options.retry).await?;
+        pending
+            .wait_until(deadline, timeout, options.call_monitor_timeout, topic)
+            .await
+    }
+}
+
 fn raw(bytes: Vec<u8>) -> Result<Box<RawValue>> {
     let text = String::from_utf8(bytes).map_err(|e| Error::Serialization(e.to_string()))?;
     RawValue::from_string(text).map_err(|e| Error::Serialization(e.to_string()))
@@ -194,62 +258,38 @@ impl Driver for ZaqarDriver {
     async fn send(
         &self,
         target: &Target,
-        mut request: Request,
+        request: Request,
         options: &SendOptions,
     ) -> Result<Value> {
-        let topic = target.required_topic()?;
-        let exchange = self.exchange(target).to_string();
-        let queues = RpcQueues::new(
-            &exchange,
-            topic,
-            target.server.as_deref().filter(|s| !s.is_empty()),
-        );
-        let client = &self.shared.client;
-        let ttl = self.shared.options.zaqar.message_ttl;
-        let undeliverable = || Error::Undeliverable {
-            exchange: exchange.clone(),
-            routing_key: match &target.server {
-                Some(server) if !server.is_empty() => format!("{topic}.{server}"),
-                _ => topic.to_string(),
-            },
-        };
-        if target.fanout {
-            let servers = self.servers(&queues).await?;
-            if servers.is_empty() && options.at_least_once {
-                return Err(undeliverable());
-            }
-            let body = raw(request.encode(ContextPacking::Flattened)?)?;
-            for (_, queue) in &servers {
-                client.post(queue, &[&body], ttl, options.retry).await?;
-            }
-            return Ok(Value::Null);
-        }
-        if options.at_least_once {
-            let servers = self.servers(&queues).await?;
-            let wanted = target.server.as_deref().filter(|s| !s.is_empty());
-            if !servers
-                .iter()
-                .any(|(name, _)| wanted.is_none_or(|w| w == name))
-            {
-                return Err(undeliverable());
-            }
-        }
-        let queue = queues.server.as_ref().unwrap_or(&queues.shared);
         let Some(timeout) = options.timeout else {
-            let body = raw(request.encode(ContextPacking::Flattened)?)?;
-            client.post(queue, &[&body], ttl, options.retry).await?;
-            return Ok(Value::Null);
+            return self.deliver(target, request, options, None).await;
         };
-        let replies = self.replies().await;
-        let pending = replies
-            .inbox
-            .start_call(&mut request, options.call_monitor_timeout);
-        replies.wake.notify_one();
-        let body = raw(request.encode(ContextPacking::Flattened)?)?;
-        client.post(queue, &[&body], ttl, options.retry).await?;
-        pending
-            .wait(timeout, options.call_monitor_timeout, topic)
-            .await
+        // The call's timeout bounds all of it: the registry read, the post, the reply.
+        let deadline = deadline_after(timeout);
+        let topic = target.required_topic()?.to_string();
+        let timed_out = |what: String| {
+            Error::Timeout(Detail::new(
+                ErrorKind::Timeout,
+                format!("no reply on topic {topic} within {timeout:?}: {what}"),
+            ))
+        };
+        let sent = tokio::time::timeout_at(
+            deadline,
+            self.deliver(target, request, options, Some(deadline)),
+        )
+        .await;
+        match sent {
+            Err(_) => Err(timed_out(
+                "the request could not be posted in that time".into(),
+            )),
+            Ok(Err(e)) if tokio::time::Instant::now() >= deadline => {
+                Err(Error::Timeout(Detail::wrapping(
+                    format!("no reply on topic {topic} within {timeout:?}: {e}"),
+                    e,
+                )))
+            }
+            Ok(result) => result,
+        }
     }
 
     async fn send_notification(
@@ -288,7 +328,15 @@ impl Driver for ZaqarDriver {
         let queues = RpcQueues::new(self.exchange(target), topic, Some(server));
         let own = queues.server.clone().unwrap_or_default();
         let shared = &self.shared;
-        let (tx, rx) = mpsc::unbounded_channel();
+        // Registered before anything is taken: a failed registration loses nothing.
+        let membership = Membership::start(
+            shared.client.clone(),
+            queues.registry.clone(),
+            json!({"server": server, "queue": own}),
+            shared.options.zaqar.registration_ttl,
+        )
+        .await?;
+        let (tx, rx) = mpsc::channel(shared.options.zaqar.claim_limit);
         let (stop, stopped) = watch::channel(false);
         let intake = Arc::new(Mutex::new(RequestIntake::new(Arc::new(ReplyPublisher(
             shared.clone(),
@@ -303,14 +351,7 @@ impl Driver for ZaqarDriver {
                 stopped.clone(),
             )));
         }
-        let membership = Membership::start(
-            shared.client.clone(),
-            queues.registry.clone(),
-            json!({"server": server, "queue": own}),
-            shared.options.zaqar.registration_ttl,
-        )
-        .await?;
-        Ok(Box::new(ChannelListener::new(
+        Ok(Box::new(ChannelListener::bounded(
             rx,
             Pollers {
                 stop,
@@ -331,20 +372,31 @@ impl Driver for ZaqarDriver {
         let room = Arc::new(Semaphore::new(shared.options.zaqar.prefetch_count));
         let mut tasks = Vec::new();
         let mut memberships = Vec::new();
+        let mut queues = Vec::new();
         for (target, priority) in targets_and_priorities {
             let topic = format!("{}.{}", target.required_topic()?, priority.as_str());
-            let queue = naming::notification_queue(&topic, pool);
             if let Some(pool) = pool {
-                memberships.push(
-                    Membership::start(
-                        shared.client.clone(),
-                        naming::pool_registry(&topic),
-                        json!({"pool": pool}),
-                        shared.options.zaqar.registration_ttl,
-                    )
-                    .await?,
-                );
+                // Registered before anything is claimed; a failure ends those made.
+                let started = Membership::start(
+                    shared.client.clone(),
+                    naming::pool_registry(&topic),
+                    json!({"pool": pool}),
+                    shared.options.zaqar.registration_ttl,
+                )
+                .await;
+                match started {
+                    Ok(membership) => memberships.push(membership),
+                    Err(e) => {
+                        for membership in memberships {
+                            membership.end().await;
+                        }
+                        return Err(e);
+                    }
+                }
             }
+            queues.push(naming::notification_queue(&topic, pool));
+        }
+        for queue in queues {
             tasks.push(tokio::spawn(take_notifications(
                 shared.clone(),
                 queue,
@@ -415,6 +467,13 @@ struct Pollers {
 impl MessageSource for Pollers {
     fn stop(&mut self) {
         let _ = self.stop.send(true);
+        // Deregistered at once: a stopping server takes no fanout or at_least_once
+        // message more while it drains, and a stopping pool no more copies.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            for membership in self.memberships.drain(..) {
+                runtime.spawn(membership.end());
+            }
+        }
     }
 
     async fn close(&mut self) {
@@ -468,12 +527,14 @@ async fn take_replies(
     }
 }
 
-/// Takes requests from one of a server's queues (taking deletes them: at most once).
+/// Takes requests from one of a server's queues (taking deletes them: at most once),
+/// no more than the server's channel has room for, so that a busy server leaves the
+/// topic's requests to the others.
 async fn take_requests(
     shared: Arc<Shared>,
     queue: String,
     intake: Arc<Mutex<RequestIntake<ReplyPublisher>>>,
-    tx: mpsc::UnboundedSender<IncomingRequest>,
+    tx: mpsc::Sender<IncomingRequest>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pacer = Pacer::new(shared.pacing);
@@ -482,7 +543,21 @@ async fn take_requests(
         if *stop.borrow() {
             return;
         }
-        let wait = match shared.client.pop(&queue, limit).await {
+        let first = tokio::select! {
+            permit = tx.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let mut permits = vec![first];
+        while permits.len() < limit {
+            match tx.try_reserve() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        let wait = match shared.client.pop(&queue, permits.len()).await {
             Ok(messages) => {
                 let taken = messages.len();
                 for message in messages {
@@ -494,10 +569,8 @@ async fn take_requests(
                         }
                     };
                     let admitted = intake.lock().unwrap().admit(request);
-                    if let Some(incoming) = admitted
-                        && tx.send(incoming).is_err()
-                    {
-                        return;
+                    if let (Some(incoming), Some(permit)) = (admitted, permits.pop()) {
+                        permit.send(incoming);
                     }
                 }
                 pacer.after_success(taken)
@@ -507,6 +580,7 @@ async fn take_requests(
                 pacer.after_failure()
             }
         };
+        drop(permits);
         if sleep_unless_stopped(wait, &mut stop).await {
             return;
         }
@@ -524,6 +598,9 @@ async fn take_notifications(
     let z = &shared.options.zaqar;
     let mut pacer = Pacer::new(shared.pacing);
     loop {
+        if *stop.borrow() {
+            return;
+        }
         // Room for one at least, then for as many more as are free.
         let first = tokio::select! {
             permit = room.clone().acquire_owned() => match permit {

@@ -141,11 +141,14 @@ impl Keystone {
         self.with_current(http, |t| t.project_id.clone()).await
     }
 
-    /// Drops the token in hand (Zaqar refused it), so that the next request gets a
-    /// new one.
-    pub async fn forget(&self, _http: &reqwest::Client) {
+    /// Drops the token in hand if it is `refused` (Zaqar refused it), so that the next
+    /// request gets a new one; a token issued since (after another refusal) stays.
+    pub async fn forget(&self, refused: Option<&str>) {
         if let Source::Password(_) = self.source {
-            *self.current.lock().await = None;
+            let mut current = self.current.lock().await;
+            if current.as_ref().map(|t| t.value.as_str()) == refused {
+                *current = None;
+            }
         }
     }
 
@@ -197,9 +200,19 @@ async fn issue(http: &reqwest::Client, auth: &PasswordAuth) -> Result<Token> {
             "domain": {"name": auth.project_domain_name},
         }},
     }});
+    // A refusal or an answer that is not a token does not change by asking again: only
+    // no answer and 5xx are transport failures (temporary); a refused password is
+    // RefusedCredentials, anything else a configuration error.
     let failed = |kind: ErrorKind, message: String| {
-        Error::Transport(Detail::new(kind, format!("Keystone {url}: {message}")))
+        let detail = Detail::new(kind, format!("Keystone {url}: {message}"));
+        match kind {
+            ErrorKind::Other | ErrorKind::Timeout | ErrorKind::RefusedCredentials => {
+                Error::Transport(detail)
+            }
+            _ => Error::Config(detail.with_kind(ErrorKind::Config)),
+        }
     };
+    let answered_wrongly = |message: String| failed(ErrorKind::Config, message);
     let response = http.post(&url).json(&body).send().await.map_err(|e| {
         Error::Transport(
             Detail::new(kinds::of_request(&e), format!("Keystone {url}: no answer"))
@@ -208,8 +221,13 @@ async fn issue(http: &reqwest::Client, auth: &PasswordAuth) -> Result<Token> {
     })?;
     let status = response.status();
     if !status.is_success() {
+        let kind = if status.is_server_error() {
+            ErrorKind::Other
+        } else {
+            kinds::of_status(status)
+        };
         return Err(failed(
-            kinds::of_status(status),
+            kind,
             format!("{status} for user {:?}", auth.username),
         ));
     }
@@ -218,11 +236,11 @@ async fn issue(http: &reqwest::Client, auth: &PasswordAuth) -> Result<Token> {
         .get("X-Subject-Token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .ok_or_else(|| failed(ErrorKind::Other, "no X-Subject-Token in the answer".into()))?;
+        .ok_or_else(|| answered_wrongly("no X-Subject-Token in the answer".into()))?;
     let issued: Issued = response
         .json()
         .await
-        .map_err(|e| failed(ErrorKind::Other, format!("not a v3 token: {e}")))?;
+        .map_err(|e| answered_wrongly(format!("not a v3 token: {e}")))?;
     let project_id = issued.token.project.map(|p| p.id).ok_or_else(|| {
         failed(
             ErrorKind::Other,

@@ -26,7 +26,17 @@ pub struct Membership {
     client: ZaqarClient,
     queue: String,
     current: Arc<Mutex<Option<String>>>,
-    renewer: JoinHandle<()>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Membership {
+    /// A membership dropped without [`Membership::end`] (a listener that failed to
+    /// start or was never cleaned up) stops being renewed and expires with its TTL.
+    fn drop(&mut self) {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+    }
 }
 
 impl Membership {
@@ -47,14 +57,16 @@ impl Membership {
             client,
             queue,
             current,
-            renewer,
+            renewer: Some(renewer),
         })
     }
 
     /// Stops renewing and deletes the membership.
-    pub async fn end(self) {
-        self.renewer.abort();
-        let _ = self.renewer.await;
+    pub async fn end(mut self) {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+            let _ = renewer.await;
+        }
         if let Some(id) = self.current.lock().await.take()
             && let Err(e) = self.client.delete(&self.queue, &id, None).await
         {

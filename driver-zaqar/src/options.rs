@@ -219,8 +219,8 @@ impl DriverSection for ZaqarSection {
     }
 }
 
-/// How requests are authenticated.
-#[derive(Debug, Clone, PartialEq)]
+/// How requests are authenticated. `Debug` hides the token and the password.
+#[derive(Clone, PartialEq)]
 pub enum Auth {
     /// No token (Zaqar without Keystone); the project id is given.
     None,
@@ -228,6 +228,16 @@ pub enum Auth {
     Token(String),
     /// Keystone v3 password authentication.
     Password(PasswordAuth),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Token(_) => f.write_str("Token(****)"),
+            Auth::Password(auth) => f.debug_tuple("Password").field(auth).finish(),
+        }
+    }
 }
 
 /// The resolved options of one transport.
@@ -247,15 +257,10 @@ pub struct ZaqarOptions {
 
 impl fmt::Debug for ZaqarOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let auth = match &self.auth {
-            Auth::None => "none".to_string(),
-            Auth::Token(_) => "token ****".to_string(),
-            Auth::Password(p) => format!("{p:?}"),
-        };
         f.debug_struct("ZaqarOptions")
             .field("endpoint", &self.endpoint)
             .field("project", &self.project)
-            .field("auth", &auth)
+            .field("auth", &self.auth)
             .field("zaqar", &self.zaqar)
             .finish()
     }
@@ -334,6 +339,11 @@ impl ZaqarOptions {
                 project_name: zaqar.project_name.clone(),
                 project_domain_name: zaqar.project_domain_name.clone(),
             })
+        } else if !zaqar.username.is_empty() || !zaqar.password.is_empty() {
+            return Err(messaging_core::config::error(format!(
+                "a Zaqar user and password (in the URL or [{SECTION}]) need Keystone: set \
+                 [{SECTION}] auth_url and project_name"
+            )));
         } else {
             Auth::None
         };
@@ -386,12 +396,13 @@ mod tests {
 
         let o = resolve(
             "zaqar://h:1/",
-            "[oslo_messaging_zaqar]\nproject_id = x\nauth_token = tok\n",
+            "[oslo_messaging_zaqar]\nproject_id = x\nauth_token = s3cr3t-t0ken\n",
         )
         .unwrap();
         assert_eq!(o.project.as_deref(), Some("x"));
-        assert_eq!(o.auth, Auth::Token("tok".into()));
-        assert!(!format!("{o:?}").contains("tok\""));
+        assert_eq!(o.auth, Auth::Token("s3cr3t-t0ken".into()));
+        assert!(!format!("{o:?}").contains("s3cr3t-t0ken"), "{o:?}");
+        assert!(!format!("{:?}", o.auth).contains("s3cr3t-t0ken"));
     }
 
     #[test]
@@ -415,5 +426,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("username"), "{e}");
+        let e = resolve("zaqar://u:secret@h/p", "").unwrap_err().to_string();
+        assert!(e.contains("auth_url") && !e.contains("secret"), "{e}");
     }
 }
