@@ -190,6 +190,7 @@ async fn every_registered_drivers_section_is_checked_whatever_the_transport() {
         [
             "oslo_messaging_kafka",
             "oslo_messaging_rabbit",
+            "oslo_messaging_zaqar",
             "oslo_messaging_zmq"
         ]
     );

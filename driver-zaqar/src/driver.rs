@@ -514,7 +514,9 @@ async fn take_replies(
                     inbox.waiters.deliver_body(message.body.get().as_bytes());
                 }
                 // Replies are awaited: poll at the busy pace, never slower.
-                pacer.after_success(messages.len()).min(shared.pacing.busy)
+                pacer
+                    .after_success(messages.len(), MAX_PER_REQUEST)
+                    .min(shared.pacing.busy)
             }
             Err(e) => {
                 tracing::warn!(queue = %inbox.name, error = %e, "could not take replies");
@@ -551,13 +553,15 @@ async fn take_requests(
             _ = stop.wait_for(|s| *s) => return,
         };
         let mut permits = vec![first];
-        while permits.len() < limit {
+        let wanted = pacer.size(limit);
+        while permits.len() < wanted {
             match tx.try_reserve() {
                 Ok(permit) => permits.push(permit),
                 Err(_) => break,
             }
         }
-        let wait = match shared.client.pop(&queue, permits.len()).await {
+        let asked = permits.len();
+        let wait = match shared.client.pop(&queue, asked).await {
             Ok(messages) => {
                 let taken = messages.len();
                 for message in messages {
@@ -573,7 +577,7 @@ async fn take_requests(
                         permit.send(incoming);
                     }
                 }
-                pacer.after_success(taken)
+                pacer.after_success(taken, asked)
             }
             Err(e) => {
                 tracing::warn!(%queue, error = %e, "could not take requests");
@@ -610,18 +614,20 @@ async fn take_notifications(
             _ = stop.wait_for(|s| *s) => return,
         };
         let mut permits = vec![first];
-        while permits.len() < z.claim_limit {
+        let wanted = pacer.size(z.claim_limit);
+        while permits.len() < wanted {
             match room.clone().try_acquire_owned() {
                 Ok(permit) => permits.push(permit),
                 Err(_) => break,
             }
         }
+        let asked = permits.len();
         let wait = match shared
             .client
-            .claim(&queue, permits.len(), z.claim_ttl, z.claim_grace)
+            .claim(&queue, asked, z.claim_ttl, z.claim_grace)
             .await
         {
-            Ok(None) => pacer.after_success(0),
+            Ok(None) => pacer.after_success(0, asked),
             Ok(Some(claim)) => {
                 let taken = claim.messages.len();
                 for message in claim.messages {
@@ -659,7 +665,7 @@ async fn take_notifications(
                         return;
                     }
                 }
-                pacer.after_success(taken)
+                pacer.after_success(taken, asked)
             }
             Err(e) => {
                 tracing::warn!(%queue, error = %e, "could not claim notifications");

@@ -5,9 +5,12 @@
 //!
 //! Zaqar hands messages to whoever asks first. A consumer that asked again at once
 //! after taking messages would take a whole burst while the others wait out their
-//! interval; waiting `poll_interval` (up to 20 messages a poll, so up to 2,000 a
-//! second at 10 ms, beyond what one Zaqar server serves) lets the consumers of a
-//! queue take turns.
+//! interval; waiting `poll_interval` lets the consumers of a queue take turns. So does
+//! the size of what a consumer asks for: [`FIRST_SIZE`] messages after an empty poll,
+//! twice as many after each poll that got all it asked for, up to the limit (20 a
+//! poll, so up to 2,000 a second at 10 ms, beyond what one Zaqar server serves). A
+//! burst already waiting is then taken 4, 8, 16, … at a time, and the other
+//! consumers' polls fall between.
 
 use std::time::Duration;
 
@@ -25,11 +28,15 @@ pub struct Pacing {
     pub retry: (Duration, Duration),
 }
 
-/// The waits of one poller.
+/// What a poll asks for after an empty one.
+pub const FIRST_SIZE: usize = 4;
+
+/// The waits and the poll sizes of one poller.
 pub struct Pacer {
     pacing: Pacing,
     empty_wait: Option<Duration>,
     failures: Option<ExponentialBackoff>,
+    window: usize,
 }
 
 impl Pacer {
@@ -39,12 +46,24 @@ impl Pacer {
             pacing,
             empty_wait: None,
             failures: None,
+            window: FIRST_SIZE,
         }
     }
 
-    /// After a poll that took `taken` messages: how long to wait before the next.
-    pub fn after_success(&mut self, taken: usize) -> Duration {
+    /// How many messages the next poll asks for, at most `most`.
+    pub fn size(&self, most: usize) -> usize {
+        self.window.clamp(1, most.max(1))
+    }
+
+    /// After a poll that asked for `asked` messages and took `taken`: how long to wait
+    /// before the next.
+    pub fn after_success(&mut self, taken: usize, asked: usize) -> Duration {
         self.failures = None;
+        if taken == 0 {
+            self.window = FIRST_SIZE;
+        } else if taken >= asked {
+            self.window = (self.window * 2).min(crate::client::MAX_PER_REQUEST);
+        }
         if taken > 0 {
             self.empty_wait = None;
             return self.pacing.busy;
@@ -103,12 +122,24 @@ mod tests {
         });
         let waits: Vec<_> = [0, 0, 0, 0, 0, 3, 0]
             .iter()
-            .map(|&n| pacer.after_success(n))
+            .map(|&n| pacer.after_success(n, 20))
             .collect();
         assert_eq!(
             waits,
             [ms(20), ms(40), ms(80), ms(100), ms(100), ms(20), ms(20)]
         );
+        // Sizes: 4 after an empty poll, doubling while polls get all they ask for.
+        let mut sizes = Vec::new();
+        for taken_all in [true, false, true, true, true] {
+            let asked = pacer.size(20);
+            sizes.push(asked);
+            pacer.after_success(if taken_all { asked } else { asked - 1 }, asked);
+        }
+        assert_eq!(sizes, [4, 8, 8, 16, 20]);
+        pacer.after_success(0, 20);
+        assert_eq!(pacer.size(20), 4);
+        assert_eq!(pacer.size(2), 2);
+        assert_eq!(pacer.size(0), 1);
         let first = pacer.after_failure();
         assert!(first >= ms(100) && first <= ms(200), "{first:?}");
     }
