@@ -373,18 +373,7 @@ async fn rust_notification_is_claimed_by_python_client() {
         .await
         .unwrap_or_else(|e| panic!("the Rust notifier did not send: {e}"));
 
-    let run = run_peer(&[
-        "claim",
-        "--project",
-        &project,
-        "--queue",
-        &queue,
-        "--count",
-        "1",
-        "--timeout",
-        "30",
-    ])
-    .await;
+    let run = python_claims_one(&project, &queue, "30").await;
     assert_eq!(run.code, 0, "the Python client did not claim it: {run:#?}");
     assert_eq!(run.lines.len(), 1, "{run:#?}");
     let inner = &run.lines[0];
@@ -402,18 +391,7 @@ async fn rust_notification_is_claimed_by_python_client() {
     assert_eq!(inner["_context_request_id"], "req-zaqar-rs", "{inner}");
 
     // Claimed and deleted: nothing is left for a second claim.
-    let again = run_peer(&[
-        "claim",
-        "--project",
-        &project,
-        "--queue",
-        &queue,
-        "--count",
-        "1",
-        "--timeout",
-        "1",
-    ])
-    .await;
+    let again = python_claims_one(&project, &queue, "1").await;
     assert_eq!(
         again.code, 2,
         "the queue is empty after the claim: {again:#?}"
@@ -454,6 +432,23 @@ async fn posted_in_reaches_only(
         leaked.is_empty(),
         "the listener of the other project got the notification posted in {project}: {leaked:#?}"
     );
+}
+
+/// The Python peer claims one notification of `queue` in `project`, waiting at most
+/// `timeout` seconds.
+async fn python_claims_one(project: &str, queue: &str, timeout: &str) -> PeerRun {
+    run_peer(&[
+        "claim",
+        "--project",
+        project,
+        "--queue",
+        queue,
+        "--count",
+        "1",
+        "--timeout",
+        timeout,
+    ])
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
