@@ -20,8 +20,29 @@ pub mod rpc;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::{Result, Transport};
+
+/// How long a scenario waits for what should happen (notifications to arrive, servers
+/// to see casts). Only a bound: the wait ends as soon as the condition holds, so it can
+/// be generous enough for a loaded machine and a polling transport.
+const ARRIVAL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits until `done` holds, checking every 10 ms, for at most [`ARRIVAL_LIMIT`];
+/// returns whether it held.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + ARRIVAL_LIMIT;
+    loop {
+        if done() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 type MakeTransport =
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<Transport>> + Send>> + Send + Sync;

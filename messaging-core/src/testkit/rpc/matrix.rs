@@ -167,12 +167,7 @@ impl MatrixCase {
                 pings1.lock().unwrap().len()
             }
         };
-        for _ in 0..300 {
-            if received() >= expected_total {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(|| received() >= expected_total).await;
         // Give wrongly routed copies a moment to show up.
         tokio::time::sleep(Duration::from_millis(30)).await;
         for s in &servers {

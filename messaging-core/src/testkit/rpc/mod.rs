@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{TransportFactory, unique};
+use super::{TransportFactory, eventually, unique};
 use crate::rpc::{AccessPolicy, Endpoint, RpcServer};
 use crate::{Context, Error, RemoteError, Result, RpcClient, Serializer, Target, Transport};
 
@@ -171,15 +171,10 @@ impl Group {
         RpcClient::new(&self.transport, self.target()).timeout(Duration::from_secs(5))
     }
 
-    /// Waits (up to 5 s) until the servers have handled `expected_total` requests in
-    /// all: casts give no other sign of arrival.
+    /// Waits (up to the arrival limit) until the servers have handled `expected_total`
+    /// requests in all: casts give no other sign of arrival.
     async fn settle(&self, expected_total: usize) {
-        for _ in 0..500 {
-            if self.calls().iter().sum::<usize>() >= expected_total {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(|| self.calls().iter().sum::<usize>() >= expected_total).await;
     }
 
     fn calls(&self) -> Vec<usize> {

@@ -27,12 +27,7 @@ pub async fn server_stop_drains_in_flight(factory: &TransportFactory) -> Result<
             .await
     });
     // Stop while the request is being handled.
-    for _ in 0..500 {
-        if group.states[0].lock().unwrap().started > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(|| group.states[0].lock().unwrap().started > 0).await;
     assert_eq!(
         group.states[0].lock().unwrap().started,
         1,
