@@ -12,6 +12,8 @@
 //! - [`rpc`] and [`notify`]: the user API, which reaches drivers only through the
 //!   contract; [`Transport`] ties a driver to its URL and configuration.
 //! - [`memory`]: the in-process driver, built from the kit as the others are.
+//! - [`telemetry`]: metrics (oslo's RPC families, through the `metrics` facade and to
+//!   oslo.metrics), spans, and W3C trace context in the message context.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -37,6 +39,7 @@ pub mod rpc;
 pub mod secrets;
 pub mod serializer;
 mod service;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod transport;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::driver::{Capabilities, Driver};
+use crate::telemetry::OsloMetricsSink;
 use crate::{Config, Error, Result, TransportUrl};
 
 /// A handle on a connected driver, cheap to clone. RPC clients and servers, notifiers
@@ -18,17 +19,23 @@ struct Inner {
     driver: Arc<dyn Driver>,
     url: TransportUrl,
     config: Arc<Config>,
+    /// Where the RPC metrics go besides the `metrics` facade, when
+    /// `[oslo_messaging_metrics] metrics_enabled` is set.
+    oslo_metrics: Option<OsloMetricsSink>,
 }
 
 impl Transport {
     /// Wraps a driver; `config` supplies `control_exchange`, `rpc_response_timeout` and
-    /// the other defaults.
+    /// the other defaults, and `[oslo_messaging_metrics]`, which starts the oslo.metrics
+    /// exporter when `metrics_enabled` is set.
     pub fn new(driver: Arc<dyn Driver>, url: TransportUrl, config: Arc<Config>) -> Self {
+        let oslo_metrics = OsloMetricsSink::from_config(&config.metrics);
         Transport {
             inner: Arc::new(Inner {
                 driver,
                 url,
                 config,
+                oslo_metrics,
             }),
         }
     }
@@ -51,6 +58,16 @@ impl Transport {
     /// The exchange used when a target names none (`control_exchange`).
     pub fn default_exchange(&self) -> &str {
         &self.inner.config.default.control_exchange
+    }
+
+    /// The oslo.metrics exporter, when `metrics_enabled` is set.
+    pub(crate) fn oslo_metrics(&self) -> Option<OsloMetricsSink> {
+        self.inner.oslo_metrics.clone()
+    }
+
+    /// The `process` label of the RPC metrics (`metrics_process_name`).
+    pub(crate) fn metrics_process_name(&self) -> &str {
+        &self.inner.config.metrics.metrics_process_name
     }
 
     /// The default call timeout (`rpc_response_timeout`).

@@ -70,8 +70,7 @@
 //!   `kombu_missing_consumer_retry_timeout`, the zmq options' old `[DEFAULT]` home); the
 //!   current name wins when both are set;
 //! * options oslo defines but this project does not use are accepted and ignored; each
-//!   section lists them with the reason ([`DriverSection::IGNORED`],
-//!   [`MetricsSection::IGNORED`]);
+//!   section lists them with the reason ([`DriverSection::IGNORED`]);
 //! * a badly typed value is an error naming section, option and value, except that the
 //!   value of a secret option (`transport_url`, `ssl_client_key_password`) is never
 //!   shown;
@@ -161,7 +160,7 @@ pub struct Config {
     pub default: DefaultSection,
     /// `[oslo_messaging_notifications]`: notifier drivers, topics and transport.
     pub notifications: NotificationsSection,
-    /// `[oslo_messaging_metrics]`: oslo.metrics reporting (not implemented).
+    /// `[oslo_messaging_metrics]`: the oslo.metrics exporter.
     pub metrics: MetricsSection,
     /// `[DEFAULT]` and every other `[oslo_messaging_*]` section as written, for the
     /// drivers to type: `[DEFAULT]` because some driver options were read from there
@@ -298,12 +297,8 @@ impl fmt::Debug for NotificationsSection {
     }
 }
 
-/// `[oslo_messaging_metrics]` options (`_metrics/client.py`).
-///
-/// oslo.metrics reporting is not implemented: `metrics_enabled = true` is accepted
-/// with a warning when a transport is created (see
-/// [`DriverRegistry::check_config`](crate::DriverRegistry::check_config)), and the
-/// other options are accepted and ignored ([`MetricsSection::IGNORED`]).
+/// `[oslo_messaging_metrics]` options (`_metrics/client.py`): the oslo.metrics
+/// exporter of the RPC metrics ([`OsloMetricsSink`](crate::telemetry::OsloMetricsSink)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -316,7 +311,8 @@ pub struct MetricsSection {
     pub metrics_socket_file: String,
     /// Process name reported with the metrics. Default empty.
     pub metrics_process_name: String,
-    /// Seconds after the last send at which the sending thread stops. Default 10.
+    /// Seconds an update the daemon does not take is retried (once a second) before it
+    /// is dropped. Default 10.
     pub metrics_thread_stop_timeout: u64,
 }
 
@@ -328,31 +324,6 @@ impl Default for MetricsSection {
             metrics_socket_file: "/var/tmp/metrics_collector.sock".to_string(),
             metrics_process_name: String::new(),
             metrics_thread_stop_timeout: 10,
-        }
-    }
-}
-
-/// Why the metrics options other than `metrics_enabled` do nothing.
-const NO_METRICS: &str = "oslo.metrics reporting is not implemented";
-
-impl MetricsSection {
-    /// The options of this section that are read and then ignored, and why.
-    pub const IGNORED: &'static [Ignored] = &[
-        Ignored::new("metrics_buffer_size", NO_METRICS),
-        Ignored::new("metrics_socket_file", NO_METRICS),
-        Ignored::new("metrics_process_name", NO_METRICS),
-        Ignored::new("metrics_thread_stop_timeout", NO_METRICS),
-    ];
-
-    /// What a transport made with this section should warn about: asking for metrics
-    /// that nothing sends (so that it is not silently ignored).
-    pub(crate) fn warnings(&self) -> Vec<String> {
-        if self.metrics_enabled {
-            vec![format!(
-                "[{METRICS_SECTION}] metrics_enabled is set, but {NO_METRICS}: no metrics are sent"
-            )]
-        } else {
-            Vec::new()
         }
     }
 }

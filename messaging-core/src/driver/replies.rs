@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::telemetry::catalog;
 use crate::wire::request::new_id;
 use crate::wire::{Reply, ReplyAddress, Request};
 use crate::{Detail, Error, ErrorKind, Result};
@@ -249,6 +250,12 @@ impl PendingReply {
         topic: &str,
     ) -> Result<CallOutcome> {
         let mut last_result = Value::Null;
+        let began = Instant::now();
+        let replied = || {
+            let labels = [("topic", topic.to_string())];
+            metrics::histogram!(catalog::REPLY_WAIT_SECONDS, &labels)
+                .record(began.elapsed().as_secs_f64());
+        };
         loop {
             let next_deadline = match call_monitor_timeout {
                 Some(m) => deadline.min(deadline_after(m)),
@@ -275,12 +282,14 @@ impl PendingReply {
                 Answer::Refused(reason) => return Ok(CallOutcome::Refused { reason }),
             };
             if let Some(failure) = reply.failure {
+                replied();
                 return Err(Error::Remote(Box::new(failure)));
             }
             if !reply.result.is_null() {
                 last_result = reply.result;
             }
             if reply.ending {
+                replied();
                 return Ok(CallOutcome::Replied(last_result));
             }
         }

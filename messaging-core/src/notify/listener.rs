@@ -17,6 +17,7 @@ use crate::driver::{
 };
 use crate::serializer::{NoOpSerializer, Serializer};
 use crate::service::Lifecycle;
+use crate::telemetry::{self, TraceContext, catalog, trace_context};
 use crate::wire::NotificationMessage;
 use crate::wire::notification::{new_message_id, utc_now_timestamp};
 use crate::{Context, Error, Result, Target, Transport};
@@ -582,14 +583,38 @@ async fn settle(shared: &Shared, incoming: IncomingNotification, result: Notific
     } else {
         Disposition::Ack
     };
+    let labels = [
+        ("priority", incoming.message.priority.to_lowercase()),
+        (
+            "result",
+            match disposition {
+                Disposition::Requeue => "requeued",
+                _ => "handled",
+            }
+            .to_string(),
+        ),
+    ];
+    metrics::counter!(catalog::NOTIFICATIONS_HANDLED, &labels).increment(1);
     if let Err(e) = incoming.settle.settle(disposition).await {
         tracing::warn!(error = %e, ?disposition, "could not settle notification");
     }
 }
 
 async fn dispatch_one(shared: &Shared, incoming: IncomingNotification) {
-    let span = tracing::debug_span!("notify.dispatch", event_type = %incoming.message.event_type);
-    async {
+    let message = &incoming.message;
+    let trace = TraceContext::from_map(message.context.as_map());
+    let span = tracing::info_span!(
+        "notification.receive",
+        otel.name = format!("{} receive", message.event_type),
+        otel.kind = "consumer",
+        messaging.system = telemetry::messaging_system(shared.transport.driver().name()),
+        messaging.operation = "receive",
+        messaging.message.id = %message.message_id,
+        openstack.request_id = telemetry::request_id(message.context.as_map()),
+        trace_id = trace.as_ref().map(TraceContext::trace_id),
+        event_type = %message.event_type,
+    );
+    let work = async {
         let mut result = NotificationResult::Handled;
         if let Some(n) = to_notification(shared, &incoming.message) {
             for ep in &shared.endpoints {
@@ -609,9 +634,8 @@ async fn dispatch_one(shared: &Shared, incoming: IncomingNotification) {
             }
         }
         settle(shared, incoming, result).await;
-    }
-    .instrument(span)
-    .await
+    };
+    trace_context::scoped(trace, work).instrument(span).await
 }
 
 async fn dispatch_batch(shared: &Shared, batch: Vec<IncomingNotification>) {

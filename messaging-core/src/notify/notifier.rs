@@ -11,6 +11,7 @@ use super::routing::RoutingConfig;
 use super::sink::{SentNotification, Sink, is_secret_key, log_notification};
 use crate::driver::{NotificationFormat, Retry};
 use crate::serializer::{NoOpSerializer, Serializer};
+use crate::telemetry::{self, catalog, trace_context};
 use crate::wire::NotificationMessage;
 use crate::wire::notification::{new_message_id, utc_now_timestamp};
 use crate::wire::request::new_id;
@@ -217,7 +218,19 @@ impl Notifier {
             unique_id: Some(new_id()),
             context: self.serializer.serialize_context(&sanitize(ctx))?,
         };
-        let span = tracing::debug_span!("notify.send", event_type, %priority);
+        let mut message = message;
+        let span = tracing::info_span!(
+            "notification.send",
+            otel.name = format!("{event_type} send"),
+            otel.kind = "producer",
+            messaging.system = telemetry::messaging_system(self.transport.driver().name()),
+            messaging.operation = "send",
+            messaging.message.id = %message.message_id,
+            openstack.request_id = telemetry::request_id(message.context.as_map()),
+            event_type,
+            %priority,
+        );
+        trace_context::propagate(&mut message.context.0);
         async {
             let mut first_error = None;
             for sink in self.sinks.iter() {
@@ -292,9 +305,17 @@ impl Notifier {
                 .driver()
                 .send_notification(&target, message.clone(), format, self.retry)
                 .await;
-            if let Err(e) = sent {
-                tracing::warn!(%topic, error = %e, "could not send notification to topic");
-                first_error.get_or_insert(e);
+            let labels = [
+                ("topic", topic.clone()),
+                ("priority", priority.as_str().to_string()),
+            ];
+            match sent {
+                Ok(()) => metrics::counter!(catalog::NOTIFICATIONS_SENT, &labels).increment(1),
+                Err(e) => {
+                    metrics::counter!(catalog::NOTIFICATION_SEND_FAILURES, &labels).increment(1);
+                    tracing::warn!(%topic, error = %e, "could not send notification to topic");
+                    first_error.get_or_insert(e);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)

@@ -10,6 +10,8 @@ use tracing::Instrument;
 
 use crate::driver::{Retry, SendOptions};
 use crate::serializer::{NoOpSerializer, Serializer};
+use crate::telemetry::rpc_metrics::{CallType, Invocation, Labels};
+use crate::telemetry::{self, InFlight, catalog, trace_context};
 use crate::wire::Request;
 use crate::{Context, Error, Result, Target, Transport, Version, version_is_compatible};
 
@@ -185,13 +187,7 @@ impl RpcClient {
             retry: self.retry,
             at_least_once: self.at_least_once,
         };
-        let span = tracing::debug_span!("rpc.call", method, target = %self.target);
-        let result = self
-            .transport
-            .driver()
-            .send(&self.target, request, &options)
-            .instrument(span)
-            .await?;
+        let result = self.send(request, &options, CallType::Call).await?;
         let result = self.serializer.deserialize_entity(ctx, result)?;
         serde_json::from_value(result).map_err(|e| {
             Error::Serialization(format!(
@@ -214,13 +210,50 @@ impl RpcClient {
             retry: self.retry,
             at_least_once: self.at_least_once,
         };
-        let span = tracing::debug_span!("rpc.cast", method, target = %self.target);
-        self.transport
+        self.send(request, &options, CallType::Cast).await.map(drop)
+    }
+
+    /// Hands the request to the driver, in a span with OpenTelemetry's fields, counted
+    /// in oslo's RPC metric families, with the current trace carried on.
+    async fn send(
+        &self,
+        mut request: Request,
+        options: &SendOptions,
+        call_type: CallType,
+    ) -> Result<Value> {
+        let span = tracing::info_span!(
+            "rpc.send",
+            otel.name = telemetry::rpc_span_name(request.namespace.as_deref(), &request.method, "send"),
+            otel.kind = "producer",
+            messaging.system = telemetry::messaging_system(self.transport.driver().name()),
+            messaging.destination.name = self.target.topic.as_deref().unwrap_or(""),
+            messaging.operation = call_type.as_str(),
+            rpc.system = "oslo.messaging",
+            rpc.method = %request.method,
+            rpc.service = request.namespace.as_deref().unwrap_or(""),
+            openstack.request_id = telemetry::request_id(request.context.as_map()),
+            target = %self.target,
+        );
+        trace_context::propagate(&mut request.context.0);
+        let labels = Labels::client(
+            &self.target,
+            &request.method,
+            call_type,
+            self.transport.metrics_process_name(),
+        );
+        let invocation = Invocation::client(labels, self.transport.oslo_metrics());
+        let _in_flight = (call_type == CallType::Call).then(|| {
+            let topic = self.target.topic.clone().unwrap_or_default();
+            InFlight::enter(catalog::RPC_CLIENT_CALLS_IN_FLIGHT, &[("topic", topic)])
+        });
+        let outcome = self
+            .transport
             .driver()
-            .send(&self.target, request, &options)
+            .send(&self.target, request, options)
             .instrument(span)
-            .await
-            .map(drop)
+            .await;
+        invocation.finish(&outcome);
+        outcome
     }
 
     fn make_request<A: Serialize>(&self, ctx: &Context, method: &str, args: A) -> Result<Request> {

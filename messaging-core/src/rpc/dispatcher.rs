@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::endpoint::{Endpoint, HandlerFuture};
+use super::endpoint::{Endpoint, HandlerFuture, Method};
 use crate::serializer::Serializer;
 use crate::wire::Request;
 use crate::{Context, Error, RemoteError, Result, Version, version_is_compatible};
@@ -102,9 +102,14 @@ impl Dispatcher {
         }
     }
 
-    /// Finds the method and calls it; with what serializes its result, unless the
-    /// serializer changes nothing.
-    fn start(&self, request: Request) -> Result<(HandlerFuture, ResultSerializer)> {
+    /// The name of the endpoint that would run `request` (for the server metrics).
+    pub fn endpoint_name(&self, request: &Request) -> Option<&str> {
+        self.find(request).ok()?.0.name.as_deref()
+    }
+
+    /// The first endpoint whose namespace and version match and that has the method
+    /// allowed by the policy, with the method.
+    fn find(&self, request: &Request) -> Result<(&Endpoint, &Method)> {
         let version_text = request.version.as_deref().unwrap_or("1.0");
         let unsupported = || Error::UnsupportedVersion {
             version: version_text.to_string(),
@@ -123,23 +128,9 @@ impl Dispatcher {
             let Some(method) = ep.methods.get(&request.method) else {
                 continue;
             };
-            if !self.policy.allows(&request.method, method.exposed) {
-                continue;
+            if self.policy.allows(&request.method, method.exposed) {
+                return Ok((ep, method));
             }
-            if self.serializer.is_identity() {
-                // Nothing to convert: the context and arguments go to the method as
-                // they came, and its result back.
-                return Ok(((method.handler)(request.context, request.args), None));
-            }
-            let ctx = self.serializer.deserialize_context(request.context)?;
-            let mut args = request.args;
-            for value in args.values_mut() {
-                *value = self
-                    .serializer
-                    .deserialize_entity(&ctx, std::mem::take(value))?;
-            }
-            let running = (method.handler)(ctx.clone(), args);
-            return Ok((running, Some(Box::new((self.serializer.clone(), ctx)))));
         }
         if compatible {
             Err(Error::NoSuchMethod {
@@ -148,6 +139,26 @@ impl Dispatcher {
         } else {
             Err(unsupported())
         }
+    }
+
+    /// Finds the method and calls it; with what serializes its result, unless the
+    /// serializer changes nothing.
+    fn start(&self, request: Request) -> Result<(HandlerFuture, ResultSerializer)> {
+        let handler = self.find(&request)?.1.handler.clone();
+        if self.serializer.is_identity() {
+            // Nothing to convert: the context and arguments go to the method as they
+            // came, and its result back.
+            return Ok((handler(request.context, request.args), None));
+        }
+        let ctx = self.serializer.deserialize_context(request.context)?;
+        let mut args = request.args;
+        for value in args.values_mut() {
+            *value = self
+                .serializer
+                .deserialize_entity(&ctx, std::mem::take(value))?;
+        }
+        let running = handler(ctx.clone(), args);
+        Ok((running, Some(Box::new((self.serializer.clone(), ctx)))))
     }
 }
 

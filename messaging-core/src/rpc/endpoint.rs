@@ -43,6 +43,7 @@ pub struct NoArgs {}
 pub struct Endpoint {
     pub(crate) target: Target,
     pub(crate) methods: HashMap<String, Method>,
+    pub(crate) name: Option<String>,
 }
 
 impl Endpoint {
@@ -60,6 +61,13 @@ impl Endpoint {
     /// Sets the implemented version (default 1.0); checked when the server starts.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.target.version = Some(version.into());
+        self
+    }
+
+    /// Names the endpoint for the server metrics' `endpoint` label (Python's endpoint
+    /// class name, such as `ComputeAPI`); unnamed endpoints are labelled `None`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 
@@ -148,6 +156,7 @@ impl std::fmt::Debug for Endpoint {
         let mut names: Vec<&String> = self.methods.keys().collect();
         names.sort();
         f.debug_struct("Endpoint")
+            .field("name", &self.name)
             .field("target", &self.target)
             .field("methods", &names)
             .finish()

@@ -13,6 +13,8 @@ use super::endpoint::Endpoint;
 use crate::driver::{IncomingRequest, Responder};
 use crate::serializer::{NoOpSerializer, Serializer};
 use crate::service::{Lifecycle, panic_message};
+use crate::telemetry::rpc_metrics::{Invocation, Labels};
+use crate::telemetry::{self, InFlight, TraceContext, catalog, trace_context};
 use crate::wire::Request;
 use crate::{Error, RemoteError, Result, Target, Transport};
 
@@ -210,14 +212,30 @@ async fn answer(
     }
 }
 
-/// [`handle`] for a decoded request.
+/// [`handle`] for a decoded request: dispatched in a span with OpenTelemetry's
+/// fields, under the trace context the caller sent, counted in oslo's server metric
+/// families.
 fn serve(
     shared: &Shared,
     request: Request,
     responder: Option<Box<dyn Responder>>,
 ) -> impl Future<Output = ()> + Send + use<> {
-    let span =
-        tracing::debug_span!("rpc.dispatch", method = %request.method, target = %shared.target);
+    let trace = TraceContext::from_map(request.context.as_map());
+    let span = tracing::info_span!(
+        "rpc.dispatch",
+        otel.name = telemetry::rpc_span_name(request.namespace.as_deref(), &request.method, "receive"),
+        otel.kind = "consumer",
+        messaging.system = telemetry::messaging_system(shared.transport.driver().name()),
+        messaging.destination.name = shared.target.topic.as_deref().unwrap_or(""),
+        messaging.operation = "receive",
+        messaging.message.id = request.reply.as_ref().map_or("", |r| r.msg_id.as_str()),
+        rpc.system = "oslo.messaging",
+        rpc.method = %request.method,
+        rpc.service = request.namespace.as_deref().unwrap_or(""),
+        openstack.request_id = telemetry::request_id(request.context.as_map()),
+        trace_id = trace.as_ref().map(TraceContext::trace_id),
+        target = %shared.target,
+    );
     let heartbeat_every = request
         .reply
         .as_ref()
@@ -228,8 +246,29 @@ fn serve(
         .map(|d| d.min(MAX_HEARTBEAT_INTERVAL));
     // Kept for the failure log: the dispatcher takes the request whole.
     let method = request.method.clone();
-    let dispatch = span.in_scope(|| dispatch_caught(&shared.dispatcher, request));
+    let labels = Labels::server(
+        &shared.target,
+        shared.dispatcher.endpoint_name(&request),
+        request.namespace.as_deref(),
+        request.version.as_deref(),
+        &request.method,
+        shared.transport.metrics_process_name(),
+    );
+    let invocation = Invocation::server(labels, shared.transport.oslo_metrics());
+    let in_flight = InFlight::enter(
+        catalog::RPC_SERVER_REQUESTS_IN_FLIGHT,
+        &[
+            ("topic", shared.target.topic.clone().unwrap_or_default()),
+            ("server", shared.target.server.clone().unwrap_or_default()),
+        ],
+    );
+    let dispatch = span.in_scope(|| {
+        trace_context::scoped_sync(trace.clone(), || {
+            dispatch_caught(&shared.dispatcher, request)
+        })
+    });
     async move {
+        let dispatch = trace_context::scoped(trace, dispatch);
         let outcome = match (&responder, heartbeat_every) {
             // Rare, and its timer makes a large future: boxed, so every request's
             // task stays small (tasks are moved into place when spawned).
@@ -242,7 +281,12 @@ fn serve(
             log_failure(&method, &e);
             failure_of(e)
         });
+        match &outcome {
+            Ok(_) => invocation.succeeded(),
+            Err(failure) => invocation.failed(failure.class.clone()),
+        }
         answer(responder, outcome).await;
+        drop(in_flight);
     }
     .instrument(span)
 }
