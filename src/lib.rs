@@ -36,7 +36,7 @@ pub use messaging_core::{
     ErrorKind, NoArgs, NoOpSerializer, Notification, NotificationFilter, NotificationListener,
     NotificationResult, Notifier, Priority, RemoteError, Result, Retry, RpcClient, RpcServer,
     Serializer, Target, Transport, TransportHost, TransportUrl, Version, config, context, error,
-    notify, rpc, secrets, serializer, target, url, version, version_is_compatible,
+    notify, rpc, secrets, serializer, target, telemetry, url, version, version_is_compatible,
 };
 
 #[cfg(feature = "kafka")]

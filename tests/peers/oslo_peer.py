@@ -7,6 +7,12 @@ DEBUG level (default WARNING); ``--config-file PATH`` loads oslo options (for ex
 ``[oslo_messaging_rabbit]``) from an INI file. Output on stdout is one JSON object per
 line, except the literal line ``ready``; every line is flushed at once.
 
+``--otel`` (any subcommand) instruments oslo.messaging with
+opentelemetry-instrumentation-oslo-messaging, exporting spans to an in-memory exporter
+that also prints each finished span as a line:
+    {"span": {"name", "kind", "trace_id", "span_id", "parent_span_id", "attributes"}}
+(ids in lowercase hex; parent_span_id is null for a root span).
+
 server --url URL --topic T --server S [--exchange E] [--namespace N] [--version V]
        [--executor threading]
     An RPC server on Target(topic=T, server=S, exchange=E) with one endpoint whose
@@ -16,6 +22,9 @@ server --url URL --topic T --server S [--exchange E] [--namespace N] [--version 
         fail(ctxt, message) raises ValueError(message)
         sleep(ctxt, seconds) sleeps, then returns seconds
         context(ctxt) -> the ctxt dict it received
+        relay(ctxt, topic, method, args, server=None) -> the result of calling
+            `method` with `args` on Target(topic, server) over the same transport,
+            with the ctxt it received
     Prints ``ready`` once started (its queues are declared by then), then one line per
     handled request, before the method runs:
         {"method": "add", "args": {"a": 1, "b": 2}, "server": S, "ctxt": {...}}
@@ -471,6 +480,12 @@ class PeerEndpoint:
         self._record("context", ctxt, {})
         return ctxt
 
+    def relay(self, ctxt, topic, method, args, server=None):
+        self._record("relay", ctxt, {"topic": topic, "method": method, "args": args})
+        target = oslo_messaging.Target(topic=topic, server=server)
+        client = oslo_messaging.get_rpc_client(self.transport, target, timeout=60)
+        return client.call(ctxt, method, **args)
+
 
 def cmd_server(args):
     conf = make_conf(args)
@@ -479,6 +494,7 @@ def cmd_server(args):
         topic=args.topic, server=args.server, exchange=args.exchange
     )
     endpoint = PeerEndpoint(args.server, args.namespace, args.version)
+    endpoint.transport = transport
     server = oslo_messaging.get_rpc_server(
         transport, target, [endpoint], executor=args.executor
     )
@@ -832,6 +848,48 @@ def cmd_raw(args):
     return code
 
 
+# --- tracing --------------------------------------------------------------------------
+
+
+def install_tracing():
+    """OpenTelemetry as an instrumented OpenStack service has it: a tracer provider, the
+    oslo.messaging instrumentation (W3C trace context in the message context), and an
+    in-memory exporter that also prints every finished span."""
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.oslo_messaging import OsloMessagingInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
+
+    class PrintingExporter(InMemorySpanExporter):
+        def export(self, spans):
+            result = super().export(spans)
+            for span in spans:
+                parent = span.parent
+                emit(
+                    {
+                        "span": {
+                            "name": span.name,
+                            "kind": span.kind.name,
+                            "trace_id": format(span.context.trace_id, "032x"),
+                            "span_id": format(span.context.span_id, "016x"),
+                            "parent_span_id": (
+                                format(parent.span_id, "016x") if parent else None
+                            ),
+                            "attributes": dict(span.attributes or {}),
+                        }
+                    }
+                )
+            return result
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(PrintingExporter()))
+    trace.set_tracer_provider(provider)
+    OsloMessagingInstrumentor().instrument(tracer_provider=provider)
+
+
 # --- command line ---------------------------------------------------------------------
 
 
@@ -840,6 +898,9 @@ def parser():
     common.add_argument("--url", required=True, help="oslo transport URL")
     common.add_argument("--config-file", help="oslo configuration file (INI)")
     common.add_argument("--debug", action="store_true", help="oslo logs at DEBUG")
+    common.add_argument(
+        "--otel", action="store_true", help="trace with OpenTelemetry, print spans"
+    )
 
     top = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -923,6 +984,8 @@ def main():
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "otel", False):
+        install_tracing()
     commands = {
         "server": cmd_server,
         "call": lambda a: cmd_send(a, is_call=True),

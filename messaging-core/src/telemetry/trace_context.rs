@@ -5,8 +5,8 @@
 //!
 //! A server takes the trace context of each request it dispatches and keeps it as the
 //! current one while the method runs ([`current`]); the calls, casts and notifications
-//! the method sends carry it on, with a span id of their own, unless their context
-//! already has a `traceparent`. So a trace that enters a Rust service through RPC goes
+//! the method sends carry it on, with a span id of their own, unless their context has
+//! a `traceparent` of its own. So a trace that enters a Rust service through RPC goes
 //! on through it, with or without an OpenTelemetry exporter. osprofiler's `trace_info`
 //! is an ordinary context key and passes through untouched.
 
@@ -183,14 +183,21 @@ pub(crate) fn scoped_sync<R>(trace: Option<TraceContext>, work: impl FnOnce() ->
     }
 }
 
-/// Carries the current trace on into an outgoing message's context: a child span of it,
-/// unless the context already has a `traceparent` (the caller's own, or an
-/// OpenTelemetry propagator's).
+/// Carries the current trace on into an outgoing message's context: a child span of
+/// it. A `traceparent` the context has already is kept when it is the caller's own (a
+/// different one), and replaced when it is the dispatched request's, which a method
+/// passes on with the context it was given (as OpenStack services pass `ctxt` along),
+/// so that the next service sees this hop as its parent, as Python's instrumentation
+/// does.
 pub(crate) fn propagate(context: &mut Map<String, Value>) {
-    if context.contains_key(TRACEPARENT) {
+    let Some(current) = current() else {
         return;
-    }
-    if let Some(current) = current() {
+    };
+    let passed_on = match context.get(TRACEPARENT) {
+        None => true,
+        Some(_) => TraceContext::from_map(context).as_ref() == Some(&current),
+    };
+    if passed_on {
         current.child().inject(context);
     }
 }
@@ -255,6 +262,13 @@ mod tests {
         assert_eq!(child.trace_id(), incoming.trace_id());
         assert_ne!(child.span_id(), incoming.span_id());
         assert_eq!(child.state(), Some("k=v"));
+        // The request's own context passed on gets a child span too.
+        let mut passed_on = Map::new();
+        incoming.inject(&mut passed_on);
+        scoped(Some(incoming.clone()), async { propagate(&mut passed_on) }).await;
+        let hop = TraceContext::from_map(&passed_on).unwrap();
+        assert_eq!(hop.trace_id(), incoming.trace_id());
+        assert_ne!(hop.span_id(), incoming.span_id());
         // A context that has its own traceparent keeps it; outside a request nothing
         // is added.
         let own = TraceContext::parse(PARENT, None).unwrap().child();
