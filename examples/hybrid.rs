@@ -8,6 +8,7 @@
 //! # oslo's scenario02: RPC on RabbitMQ, notifications on Kafka (scripts/services starts both)
 //! cargo run --example hybrid -- --rpc-url rabbit://guest:guest@127.0.0.1:5672/ --notify-url kafka://127.0.0.1:9092
 //! cargo run --example hybrid -- --config examples/hybrid.ini  # the same from an INI file
+//! cargo run --example hybrid -- --metrics 127.0.0.1:9464 --linger 60  # Prometheus page
 //! ```
 //!
 //! It exits 1 when a request or the notification does not arrive within 10 s.
@@ -37,6 +38,12 @@ struct Args {
     /// The notification transport URL (overrides [oslo_messaging_notifications] transport_url).
     #[arg(long)]
     notify_url: Option<String>,
+    /// Serve the metrics as a Prometheus page on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Seconds to keep running (and serving the metrics) after the exchange.
+    #[arg(long, default_value_t = 0)]
+    linger: u64,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +75,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> messaging::Result<()> {
+    if let Some(addr) = args.metrics {
+        messaging::prometheus::serve(addr).map_err(|e| {
+            Error::Config(format!("cannot serve the metrics on {addr}: {e}").into())
+        })?;
+        println!("metrics:                http://{addr}/metrics");
+    }
     let mut cfg = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => {
@@ -214,5 +227,7 @@ async fn run(args: Args) -> messaging::Result<()> {
             format!("nothing arrived within 10 s for: {}", missing.join(", ")).into(),
         ));
     }
+    // Time to look at the metrics page, if asked for.
+    tokio::time::sleep(Duration::from_secs(args.linger)).await;
     Ok(())
 }

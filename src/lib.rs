@@ -39,6 +39,11 @@ pub use messaging_core::{
     notify, rpc, secrets, serializer, target, telemetry, url, version, version_is_compatible,
 };
 
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+
 #[cfg(feature = "kafka")]
 pub use driver_kafka;
 #[cfg(feature = "rabbit")]

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::admin::{LogContext, config_error};
 use crate::kinds;
 use crate::options::KafkaOptions;
+use crate::telemetry;
 
 /// How long a blocking metadata, offset or commit request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -224,7 +225,8 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// Serves rebalances: decides start offsets and tells when partitions arrived.
+/// Serves rebalances (decides start offsets and tells when partitions arrived) and,
+/// for a group consumer, reports its consumer lag.
 struct GroupContext {
     start: Option<Start>,
     table: Arc<Mutex<Table>>,
@@ -240,6 +242,16 @@ impl ClientContext for GroupContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.log.error(error, reason);
+    }
+
+    /// Consumer lag from librdkafka's statistics, which only group consumers ask
+    /// for (`statistics.interval.ms`): read straight from the JSON rather than
+    /// through [`ClientContext::stats`], whose [`rdkafka::Statistics`] is built in
+    /// full (every broker's latency windows) at each report.
+    fn stats_raw(&self, statistics: &[u8]) {
+        if self.start.is_some() {
+            telemetry::report_lag(&self.name, statistics);
+        }
     }
 }
 
@@ -339,7 +351,10 @@ impl Consumer {
     ) -> Result<Consumer> {
         let (config, start, name) = match &subscription {
             Subscription::Group { group, start, .. } => {
-                (options.consumer_config(group), Some(*start), group.clone())
+                let mut config = options.consumer_config(group);
+                // For the group's consumer lag (see `GroupContext::stats_raw`).
+                config.set("statistics.interval.ms", telemetry::STATISTICS_INTERVAL_MS);
+                (config, Some(*start), group.clone())
             }
             Subscription::Tail { topics } => {
                 // Assigned partitions need a group id, though no group is joined

@@ -19,6 +19,7 @@ use crate::incoming::{NotificationHandler, ReplyHandler, RequestHandler};
 use crate::naming::{self, RpcTopics};
 use crate::options::KafkaOptions;
 use crate::producer::{Missing, Producer};
+use crate::telemetry::Publish;
 
 /// The Kafka driver of one transport.
 ///
@@ -120,7 +121,13 @@ impl Driver for KafkaDriver {
         let deliver = |body: Vec<u8>| async move {
             match self
                 .producer
-                .send(destination, &body, Missing::Refuse, options.retry)
+                .send(
+                    destination,
+                    &body,
+                    Publish::Rpc,
+                    Missing::Refuse,
+                    options.retry,
+                )
                 .await
             {
                 Err(Error::Undeliverable { .. }) if options.at_least_once => {
@@ -177,7 +184,7 @@ impl Driver for KafkaDriver {
         let body = message.encode(ContextPacking::Nested, true)?;
         let sent = self
             .producer
-            .send(&topic, &body, Missing::Create, retry)
+            .send(&topic, &body, Publish::Notification, Missing::Create, retry)
             .await;
         if let Err(e) = &sent {
             tracing::error!(topic, event_type = %message.event_type, error = %e, "notification not delivered");

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::consumer::{Ack, Handler, Record};
 use crate::producer::{Missing, Producer};
+use crate::telemetry::Publish;
 
 fn skip(record: &Record<'_>, what: &str, error: &messaging_core::Error) {
     tracing::warn!(
@@ -170,8 +171,14 @@ impl PublishReply for Producer {
     async fn publish_reply(&self, topic: &String, reply: &Reply) -> Result<()> {
         let body = reply.encode()?;
         // A reply topic that is gone means its caller is gone: nothing to retry.
-        self.send(topic, &body, Missing::Refuse, Retry::Times(3))
-            .await
+        self.send(
+            topic,
+            &body,
+            Publish::Reply,
+            Missing::Refuse,
+            Retry::Times(3),
+        )
+        .await
     }
 }
 

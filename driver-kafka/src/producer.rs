@@ -14,6 +14,7 @@ use rdkafka::util::Timeout;
 use crate::admin::{LogContext, Topics, config_error};
 use crate::kinds::BrokerErrors;
 use crate::options::KafkaOptions;
+use crate::telemetry::{self, Failure, Publish};
 
 /// Whether sending to a topic that does not exist creates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +63,16 @@ impl Producer {
         })
     }
 
-    /// Sends `payload` to `topic` and waits until the broker has it. A failed attempt
-    /// (each may take `producer_delivery_timeout`) is tried again while `retry`
-    /// allows; then the send fails with `DeliveryFailure` naming the topic.
+    /// Sends `payload` (a record of `kind`) to `topic` and waits until the broker has
+    /// it. A failed attempt (each may take `producer_delivery_timeout`) is tried again
+    /// while `retry` allows; then the send fails with `DeliveryFailure` naming the
+    /// topic. Each delivered record and each failed attempt is counted (see
+    /// [`telemetry`](crate::telemetry)).
     pub async fn send(
         &self,
         topic: &str,
         payload: &[u8],
+        kind: Publish,
         missing: Missing,
         retry: Retry,
     ) -> Result<()> {
@@ -80,6 +84,7 @@ impl Producer {
                 Missing::Refuse => match self.topics.lookup(topic).await {
                     Ok(Some(n)) => Ok(n),
                     Ok(None) => {
+                        telemetry::failed(Failure::Undeliverable);
                         return Err(Error::Undeliverable {
                             exchange: String::new(),
                             routing_key: topic.to_string(),
@@ -94,12 +99,19 @@ impl Producer {
                     let record = FutureRecord::<(), [u8]>::to(topic)
                         .payload(payload)
                         .partition(i32::try_from(partition).unwrap_or(0));
+                    // From the hand-over to librdkafka to the delivery report: what
+                    // the broker's acknowledgement took, batching (`linger.ms`)
+                    // included, the topic's metadata not.
+                    let handed = Instant::now();
                     match self
                         .inner
                         .send(record, Timeout::After(self.options.delivery_timeout()))
                         .await
                     {
-                        Ok(_) => return Ok(()),
+                        Ok(_) => {
+                            telemetry::delivered(kind, handed.elapsed().as_secs_f64());
+                            return Ok(());
+                        }
                         Err((e, _)) => {
                             if is_missing_topic(&e) {
                                 self.topics.forget(topic);
@@ -113,6 +125,7 @@ impl Producer {
             };
             // The text of the failure, and the failure for its kind and source.
             let (outcome, cause) = outcome;
+            telemetry::failed(Failure::Error);
             failures += 1;
             if !retry.allows_another(failures) {
                 let message = format!(

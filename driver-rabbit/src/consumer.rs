@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::connection::Connector;
 use crate::kinds;
+use crate::telemetry::Outages;
 use crate::topology::{self, Declarer, QueueSpec};
 
 /// Receives the deliveries of a supervised consumer in order, in batches of what
@@ -332,15 +333,19 @@ async fn supervise(
     first: Consuming,
 ) {
     let mut current = Some(first);
+    // This consumer's connection outages, counted when it consumes again.
+    let mut outages = Outages::default();
     let consuming = loop {
         let mut consuming = match current.take() {
             Some(c) => c,
             None => {
                 let reconnect = reconnect(&connector, &plan, &offsets);
-                tokio::select! {
+                let c = tokio::select! {
                     c = reconnect => c,
                     _ = until(&mut phase, |p| *p != Phase::Running) => break None,
-                }
+                };
+                outages.reconnected();
+                c
             }
         };
         // Each consumer ends with a marker: select_all drops an ended stream silently,
@@ -414,6 +419,9 @@ async fn supervise(
         if !lost {
             break Some(consuming);
         }
+        // A consumer the broker cancelled on a live connection counts too: the
+        // connection is dropped and made again, and nothing is consumed meanwhile.
+        outages.lost(std::time::Instant::now());
         tracing::warn!(node = %consuming.node, purpose = plan.purpose, "connection or consumer lost; reconnecting");
         drop(stream);
         if consuming.connection.status().connected() {

@@ -21,6 +21,7 @@ use crate::options::RabbitOptions;
 use crate::publisher::{Outgoing, Publisher, check_confirmation};
 use crate::queue_manager::QueueManager;
 use crate::reply::{Replier, ReplyQueue};
+use crate::telemetry::Kind;
 use crate::topology::{self, ExchangeSpec, QueueSpec};
 
 /// The RabbitMQ driver of one transport.
@@ -156,6 +157,7 @@ impl Driver for RabbitDriver {
             body,
             expiration: options.timeout,
             mandatory: options.at_least_once,
+            kind: Kind::Rpc,
         };
         let Some(timeout) = options.timeout else {
             let body = request.encode(ContextPacking::Flattened)?;
@@ -240,6 +242,7 @@ impl Driver for RabbitDriver {
             body: &body,
             expiration: None,
             mandatory: false,
+            kind: Kind::Notification,
         };
         self.publisher.publish_confirmed(&out, retry, None).await
     }

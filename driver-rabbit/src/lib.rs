@@ -32,6 +32,7 @@ mod options;
 mod publisher;
 mod queue_manager;
 mod reply;
+mod telemetry;
 mod topology;
 
 use std::sync::Arc;

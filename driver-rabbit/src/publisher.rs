@@ -28,6 +28,7 @@ use messaging_core::{Detail, Error, ErrorKind, Result, Retry};
 use crate::compression::{self, Compression};
 use crate::connection::Connector;
 use crate::kinds;
+use crate::telemetry::{self, Failure, Kind, Outages};
 use crate::topology::{Declarer, ExchangeSpec, QueueSpec};
 
 /// One message to publish.
@@ -44,6 +45,8 @@ pub(crate) struct Outgoing<'a> {
     pub expiration: Option<Duration>,
     /// Return the message if no queue takes it.
     pub mandatory: bool,
+    /// What the message is, for the publish counter.
+    pub kind: Kind,
 }
 
 impl Outgoing<'_> {
@@ -323,23 +326,29 @@ pub(crate) struct Confirm {
     channel: Channel,
     slot: Arc<Slot>,
     _in_flight: InFlight,
+    /// When the `basic.publish` went out, for the confirmation's time (real time, not
+    /// tokio's: a paused test clock must not bend the histogram).
+    published_at: std::time::Instant,
     /// The node the channel's connection is on, for logs and errors (shared: one per
     /// connection, not a copy per publish).
     pub node: Arc<str>,
 }
 
 impl Confirm {
-    /// Waits for the confirmation. A refusal (a nack) retires the channel, so that the
-    /// next publish, of this message or another, goes out on a fresh one.
+    /// Waits for the confirmation, and records it (its time, or the failure it says).
+    /// A refusal (a nack) retires the channel, so that the next publish, of this
+    /// message or another, goes out on a fresh one.
     pub(crate) async fn outcome(self) -> lapin::Result<Confirmation> {
         let Confirm {
             confirmation,
             channel,
             slot,
             node,
+            published_at,
             _in_flight,
         } = self;
         let outcome = confirmation.await;
+        telemetry::settled(&outcome, published_at);
         if matches!(outcome, Ok(Confirmation::Nack(None))) {
             slot.retire(&channel, &node, "the broker refused a message on it (nack)");
         }
@@ -379,6 +388,8 @@ pub(crate) struct Publisher {
     pool_size: usize,
     session: Mutex<Option<Arc<Session>>>,
     connecting: tokio::sync::Mutex<()>,
+    /// The send connection's outages, counted when a new one replaces a lost one.
+    outages: Mutex<Outages>,
 }
 
 impl Publisher {
@@ -404,15 +415,32 @@ impl Publisher {
             connector,
             session: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
+            outages: Mutex::default(),
         }
     }
 
+    /// The session to publish on, if its connection is up. One found down is noted
+    /// as an outage: the connection is made again on demand (by the next publish), so
+    /// this is where a lost one is seen.
     fn current(&self) -> Option<Arc<Session>> {
-        self.session
+        let session = self
+            .session
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .filter(|s| s.alive())
+            .clone()?;
+        if session.alive() {
+            return Some(session);
+        }
+        self.lost();
+        None
+    }
+
+    /// Notes that the send connection is lost (from now, unless already noted).
+    fn lost(&self) {
+        self.outages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lost(std::time::Instant::now());
     }
 
     async fn session(&self, retry: Retry) -> Result<Arc<Session>> {
@@ -424,6 +452,10 @@ impl Publisher {
             return Ok(s);
         }
         let (connection, node) = self.connector.connect(retry, "send").await?;
+        self.outages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reconnected();
         let session = Arc::new(Session {
             connection,
             node: node.into(),
@@ -442,6 +474,8 @@ impl Publisher {
         let mut current = self.session.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, session)) {
             *current = None;
+            drop(current);
+            self.lost();
         }
     }
 
@@ -501,6 +535,7 @@ impl Publisher {
                     .declare(out, &self.connector, transient_refused)
                     .await?;
                 let (channel, in_flight, slot) = session.channel().await?;
+                let published_at = std::time::Instant::now();
                 let confirmation = channel
                     .basic_publish(
                         out.exchange_name().into(),
@@ -513,10 +548,12 @@ impl Publisher {
                         properties.clone(),
                     )
                     .await?;
+                telemetry::published(out.kind);
                 Ok::<Confirm, lapin::Error>(Confirm {
                     confirmation,
                     channel,
                     slot,
+                    published_at,
                     _in_flight: in_flight,
                     node: session.node.clone(),
                 })
@@ -538,6 +575,8 @@ impl Publisher {
                 Ok(confirm) => return Ok(confirm),
                 Err(e) => e,
             };
+            // Whatever follows (publishing again or giving up), this publish failed.
+            telemetry::failed(Failure::Error);
             // A transient queue refused (closing the connection): once more, at once,
             // declared as the broker wants; refused again, nothing will help.
             if crate::topology::is_transient_queue_refusal(&error) {
@@ -590,6 +629,9 @@ impl Publisher {
                 } else {
                     Error::DeliveryFailure(what)
                 });
+            }
+            if !session.alive() {
+                self.lost();
             }
             tracing::warn!(node = %session.node, %error, "connection lost while publishing; reconnecting");
             tokio::time::sleep(wait).await;
@@ -662,6 +704,11 @@ impl Publisher {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        // Closed on purpose: a connection made after this is not a reconnection.
+        self.outages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed();
         if let Some(s) = session
             && s.alive()
         {

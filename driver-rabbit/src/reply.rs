@@ -19,6 +19,7 @@ use crate::compression::body_of;
 use crate::connection::Connector;
 use crate::consumer::{ConsumerPlan, DeliverySink, Supervised};
 use crate::publisher::{Outgoing, Publisher};
+use crate::telemetry::Kind;
 use crate::topology;
 
 /// How often a reply to a missing queue is tried again.
@@ -123,6 +124,7 @@ impl PublishReply for Replier {
             body: &body,
             expiration: None,
             mandatory: true,
+            kind: Kind::Reply,
         };
         let started = Instant::now();
         // Replies and heartbeats are bounded by the reply retry window, as oslo bounds

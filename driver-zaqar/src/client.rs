@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::keystone::Keystone;
 use crate::kinds;
+use crate::telemetry::{self, Publish};
 
 /// Zaqar's upper limit on messages per claim, pop or listing page.
 pub const MAX_PER_REQUEST: usize = 20;
@@ -155,6 +156,8 @@ struct Answer {
     status: StatusCode,
     headers: HeaderMap,
     body: bytes::Bytes,
+    /// From sending the request to the end of the answer.
+    took: Duration,
 }
 
 impl ZaqarClient {
@@ -225,6 +228,31 @@ impl ZaqarClient {
         ttl: u32,
         retry: Retry,
     ) -> Result<Vec<String>> {
+        self.post_as(None, queue, bodies, ttl, retry).await
+    }
+
+    /// [`post`](Self::post) of messages of `kind`, counted in the driver's metrics
+    /// (see [`telemetry`](crate::telemetry)).
+    pub(crate) async fn publish(
+        &self,
+        kind: Publish,
+        queue: &str,
+        bodies: &[&RawValue],
+        ttl: u32,
+        retry: Retry,
+    ) -> Result<Vec<String>> {
+        self.post_as(Some(kind), queue, bodies, ttl, retry).await
+    }
+
+    /// [`post`](Self::post), counted as messages of `kind` if given.
+    async fn post_as(
+        &self,
+        kind: Option<Publish>,
+        queue: &str,
+        bodies: &[&RawValue],
+        ttl: u32,
+        retry: Retry,
+    ) -> Result<Vec<String>> {
         let mut text =
             String::with_capacity(16 + bodies.iter().map(|b| b.get().len() + 24).sum::<usize>());
         text.push_str("{\"messages\":[");
@@ -241,8 +269,11 @@ impl ZaqarClient {
         text.push_str("]}");
         let path = format!("/v2/queues/{queue}/messages");
         let answer = self
-            .call(Method::POST, path, &[], Some(text), retry)
+            .call_counted(Method::POST, path, &[], Some(text), retry, kind.is_some())
             .await?;
+        if let Some(kind) = kind {
+            telemetry::posted(kind, bodies.len(), answer.took.as_secs_f64());
+        }
         let posted: Posted = decode(&answer, "posted messages")?;
         Ok(posted
             .resources
@@ -364,6 +395,21 @@ impl ZaqarClient {
         body: Option<String>,
         retry: Retry,
     ) -> Result<Answer> {
+        self.call_counted(method, path, query, body, retry, false)
+            .await
+    }
+
+    /// [`call`](Self::call); with `count_failures`, each failed attempt is counted as
+    /// a failed publish.
+    async fn call_counted(
+        &self,
+        method: Method,
+        path: String,
+        query: &[(&str, String)],
+        body: Option<String>,
+        retry: Retry,
+        count_failures: bool,
+    ) -> Result<Answer> {
         let call = Call {
             method,
             path,
@@ -403,6 +449,9 @@ impl ZaqarClient {
                 }
             };
             failures += 1;
+            if count_failures {
+                telemetry::failed();
+            }
             if !temporary || !retry.allows_another(failures) {
                 if temporary {
                     let attempts = if failures == 1 { "attempt" } else { "attempts" };
@@ -462,6 +511,8 @@ impl ZaqarClient {
                     .with_source(e.without_url()),
             )
         };
+        // Real time, not tokio's: a paused test clock must not bend the histogram.
+        let sent = std::time::Instant::now();
         let response = request.send().await.map_err(failed)?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -471,6 +522,7 @@ impl ZaqarClient {
             status,
             headers,
             body,
+            took: sent.elapsed(),
         })
     }
 }

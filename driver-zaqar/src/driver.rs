@@ -25,6 +25,7 @@ use crate::membership::{Membership, members};
 use crate::naming::{self, RpcQueues};
 use crate::options::{Auth, ZaqarOptions};
 use crate::pacing::{Pacer, Pacing, sleep_unless_stopped};
+use crate::telemetry::Publish;
 
 /// The Zaqar driver. Made by [`ZaqarFactory`](crate::ZaqarFactory) for `zaqar://` and
 /// `zaqar+https://` URLs, or directly from resolved options.
@@ -205,7 +206,9 @@ impl ZaqarDriver {
             }
             let body = raw(request.encode(ContextPacking::Flattened)?)?;
             for (_, queue) in &servers {
-                client.post(queue, &[&body], ttl, options.retry).await?;
+                client
+                    .publish(Publish::Rpc, queue, &[&body], ttl, options.retry)
+                    .await?;
             }
             return Ok(Value::Null);
         }
@@ -221,7 +224,9 @@ impl ZaqarDriver {
         let queue = queues.server.as_ref().unwrap_or(&queues.shared);
         let (Some(deadline), Some(timeout)) = (call_deadline, options.timeout) else {
             let body = raw(request.encode(ContextPacking::Flattened)?)?;
-            client.post(queue, &[&body], ttl, options.retry).await?;
+            client
+                .publish(Publish::Rpc, queue, &[&body], ttl, options.retry)
+                .await?;
             return Ok(Value::Null);
         };
         let replies = self.replies().await;
@@ -230,7 +235,9 @@ impl ZaqarDriver {
             .start_call(&mut request, options.call_monitor_timeout);
         replies.wake.notify_one();
         let body = raw(request.encode(ContextPacking::Flattened)?)?;
-        client.post(queue, &[&body], ttl, options.retry).await?;
+        client
+            .publish(Publish::Rpc, queue, &[&body], ttl, options.retry)
+            .await?;
         pending
             .wait_until(deadline, timeout, options.call_monitor_timeout, topic)
             .await
@@ -305,7 +312,8 @@ impl Driver for ZaqarDriver {
         let ttl = self.shared.options.zaqar.message_ttl;
         let client = &self.shared.client;
         client
-            .post(
+            .publish(
+                Publish::Notification,
                 &naming::notification_queue(topic, None),
                 &[&body],
                 ttl,
@@ -313,7 +321,9 @@ impl Driver for ZaqarDriver {
             )
             .await?;
         for pool in self.pool_queues(topic).await? {
-            client.post(&pool, &[&body], ttl, retry).await?;
+            client
+                .publish(Publish::Notification, &pool, &[&body], ttl, retry)
+                .await?;
         }
         Ok(())
     }
@@ -445,7 +455,8 @@ impl PublishReply for ReplyPublisher {
         let body = raw(reply.encode()?)?;
         self.0
             .client
-            .post(
+            .publish(
+                Publish::Reply,
                 to,
                 &[&body],
                 self.0.options.zaqar.reply_ttl,

@@ -50,6 +50,13 @@
 //!   dropped with a warning once the listener stopped). What a node took is lost if
 //!   that process dies: there is no broker.
 //!
+//! # Metrics
+//!
+//! Through the `metrics` facade, `driver="zmq"`: messages handed to peers by kind
+//! (`rpc`, `reply`, `notification`), failed attempts (`timeout` or `error`), the
+//! transport's connected peers (both directions) and the messages waiting in its
+//! outgoing queues; a transport takes its part of both gauges away when it closes.
+//!
 //! # Security
 //!
 //! The `zeromq` crate has no CURVE encryption: messages travel in clear text and
@@ -109,6 +116,7 @@ mod outbox;
 pub mod proxy;
 mod reply_path;
 mod routes;
+mod telemetry;
 
 use std::sync::Arc;
 

@@ -24,6 +24,7 @@ use zeromq::{
 use messaging_core::{Error, Result};
 
 use crate::frame::{Frame, Kind};
+use crate::telemetry::{self, Depth};
 
 /// What a link does with the messages that come back on it (answers, and through the
 /// proxy, requests from other nodes). What it returns, if anything, is awaited before
@@ -55,8 +56,9 @@ pub struct Link {
     /// that find the queue empty.
     connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>>,
     /// Messages in the queue or being sent by the task: a sender may send directly
-    /// only when none are, so one sender's messages keep their order.
-    queued: Arc<AtomicUsize>,
+    /// only when none are, so one sender's messages keep their order. Also the
+    /// link's part of the queue depth gauge.
+    queued: Arc<Depth>,
     /// Casts and fanouts on their way, on a direct link.
     window: Option<Arc<Window>>,
 }
@@ -146,7 +148,7 @@ impl Link {
         let (tx, rx) = mpsc::channel(capacity);
         let down: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
         let connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>> = Arc::default();
-        let queued: Arc<AtomicUsize> = Arc::default();
+        let queued: Arc<Depth> = Arc::default();
         let window = identity.is_none().then(|| Arc::new(Window::new(capacity)));
         let task = tokio::spawn(run(
             Task {
@@ -197,9 +199,9 @@ impl Link {
         // from here, saving its sender the hop through the link's task. Others are
         // queued, to be sent in batches: their senders wait for nothing.
         if answer_expected(&message)
-            && self.queued.load(Ordering::Acquire) == 0
+            && self.queued.load() == 0
             && let Ok(mut connection) = self.connection.try_lock()
-            && self.queued.load(Ordering::Acquire) == 0
+            && self.queued.load() == 0
             && let Some(dealer) = connection.as_mut()
         {
             let spare = message.clone();
@@ -212,13 +214,13 @@ impl Link {
             }
             *connection = None;
         }
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.queued.add(1);
         let outgoing = Outgoing { message, deadline };
         // The common case takes no timer.
         let outgoing = match self.tx.try_send(outgoing) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.queued.sub(1);
                 return Err(self.closed());
             }
             Err(mpsc::error::TrySendError::Full(o)) => o,
@@ -226,7 +228,7 @@ impl Link {
         // Boxed: waiting for room is rare, and its future would make every send's large.
         let queued = Box::pin(tokio::time::timeout_at(deadline, self.tx.send(outgoing))).await;
         if !matches!(queued, Ok(Ok(()))) {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.queued.sub(1);
         }
         match queued {
             Ok(Ok(())) => Ok(()),
@@ -305,7 +307,7 @@ struct Task {
     down: Arc<std::sync::Mutex<Option<String>>>,
     give_up: Option<Duration>,
     connection: Arc<tokio::sync::Mutex<Option<DealerSendHalf>>>,
-    queued: Arc<AtomicUsize>,
+    queued: Arc<Depth>,
     window: Option<Arc<Window>>,
 }
 
@@ -346,6 +348,8 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
             }
         }
         let mut dealer = DealerSocket::with_options(options);
+        // Made before connecting: the connection's own event is the first one.
+        let events = dealer.monitor();
         if let Err(e) = dealer.connect(&endpoint).await {
             let reason = e.to_string();
             if down_since.is_none() {
@@ -359,6 +363,11 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
             release(refused.casts);
             if refused.all == 0 && give_up.is_some_and(|after| since.elapsed() >= after) {
                 tracing::debug!(%address, "ZeroMQ peer unreachable for long; link closed");
+                // What a sender queued meanwhile is refused too (and leaves the
+                // queue's count), rather than dropped with the queue.
+                rx.close();
+                let refused = refuse_waiting(&mut rx, &on_message, &address, &reason, &queued);
+                release(refused.casts);
                 return;
             }
             tokio::time::sleep(backoff).await;
@@ -377,6 +386,9 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
         }
         *connection.lock().await = Some(send);
         set_down(None);
+        // The peer counted while this connection lasts (a link reconnects with a new
+        // socket).
+        let peers = AbortOnDrop(tokio::spawn(telemetry::count_peers(events)));
         let on = on_message.clone();
         let reader_window = window.clone();
         let _reader = AbortOnDrop(tokio::spawn(async move {
@@ -405,7 +417,7 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
                 (Some(dealer), Some(message)) => dealer.send(message).await,
                 (None, Some(_)) => Err(zeromq::ZmqError::NoMessage),
             };
-            queued.fetch_sub(batch.taken, Ordering::AcqRel);
+            queued.sub(batch.taken);
             if let Err(e) = sent {
                 *guard = None;
                 drop(guard);
@@ -418,6 +430,7 @@ async fn run(task: Task, mut rx: mpsc::Receiver<Outgoing>) {
                 break;
             }
         }
+        drop(peers);
         tokio::time::sleep(backoff).await;
     }
 }
@@ -530,14 +543,14 @@ fn refuse_waiting(
     on_message: &OnMessage,
     address: &str,
     reason: &str,
-    queued: &AtomicUsize,
+    queued: &Depth,
 ) -> Refused {
     let mut refused = Refused { all: 0, casts: 0 };
     while let Ok(out) = rx.try_recv() {
         refused.all += 1;
         refused.casts +=
             usize::from(kind_of(&out.message).is_some_and(Kind::is_counted_until_taken));
-        queued.fetch_sub(1, Ordering::AcqRel);
+        queued.sub(1);
         refuse(out.message, on_message, address, reason);
     }
     refused

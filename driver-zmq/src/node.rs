@@ -21,6 +21,7 @@ use crate::matchmaker::Matchmaker;
 use crate::options::ZmqOptions;
 use crate::reply_path::ReplyPath;
 use crate::routes::{Delivered, Routes};
+use crate::telemetry;
 
 /// How long a lookup's answer is reused. A node that stopped serving a destination
 /// refuses what still reaches it, and the sender then looks again at once.
@@ -220,6 +221,8 @@ impl Node {
             // Larger reads from the start: a busy node reads batches of messages.
             options.read_buffer(16 * 1024, 256 * 1024, 4);
             let mut router = RouterSocket::with_options(options);
+            // Made before binding: every caller that connects is seen.
+            let events = router.monitor();
             match router.bind(&format!("tcp://{host}:{port}")).await {
                 Ok(endpoint) => {
                     let port = match endpoint {
@@ -278,6 +281,9 @@ impl Node {
                         }
                     });
                     self.keep(task.abort_handle());
+                    // The callers connected to this node, counted until it closes.
+                    let peers = tokio::spawn(telemetry::count_peers(events));
+                    self.keep(peers.abort_handle());
                     return Ok(Member::node(address));
                 }
                 Err(e) => last_error = format!("{host}:{port}: {e}"),
@@ -454,11 +460,18 @@ impl Node {
 
     /// Publishes a fanout through the proxy's PUB.
     pub async fn publish(&self, frame: Frame, deadline: Instant) -> Result<()> {
-        let proxy = self.proxy().await?;
-        proxy
-            .link
-            .send(frame.into_message([Bytes::new()]), deadline)
-            .await
+        let kind = frame.kind;
+        let sent = match self.proxy().await {
+            Ok(proxy) => {
+                proxy
+                    .link
+                    .send(frame.into_message([Bytes::new()]), deadline)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        telemetry::sent(kind, &sent);
+        sent
     }
 
     /// The link to a node's address, started on first use.
@@ -504,11 +517,25 @@ impl Node {
         if self.behind_proxy() || member.address.starts_with('@') {
             return Ok(None);
         }
-        self.peer(&member.address).reserve(deadline).await.map(Some)
+        let reserved = self.peer(&member.address).reserve(deadline).await;
+        // No room is a publish that failed: the message is not sent.
+        if let Err(e) = &reserved {
+            telemetry::failed(e);
+        }
+        reserved.map(Some)
     }
 
-    /// Sends `frame` to the node `member`, waiting for queue room until `deadline`.
+    /// Sends `frame` to the node `member`, waiting for queue room until `deadline`;
+    /// counted as a publish, or a failed one.
     pub async fn send_to(&self, member: &Member, frame: Frame, deadline: Instant) -> Result<()> {
+        let kind = frame.kind;
+        let sent = self.deliver(member, frame, deadline).await;
+        telemetry::sent(kind, &sent);
+        sent
+    }
+
+    /// [`send_to`](Self::send_to), uncounted.
+    async fn deliver(&self, member: &Member, frame: Frame, deadline: Instant) -> Result<()> {
         match member.address.strip_prefix('@') {
             Some(id) => {
                 if !self.behind_proxy() {
@@ -737,7 +764,10 @@ impl Node {
         for (key, member) in current {
             self.unregister(&key, &member).await;
         }
+        // With them the counting of this node's peers, which gives its count back.
         self.abort_tasks();
+        // Dropping the links ends their connections, their peers' counts and the
+        // count of what waits in them.
         self.peers.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }

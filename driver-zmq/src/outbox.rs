@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::destination::{Destination, Member};
 use crate::frame::{Frame, Kind};
 use crate::node::Node;
+use crate::telemetry::{self, Depth};
 
 /// How long a sender waits for one node's ack before trying another.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,7 +48,11 @@ pub async fn send_acked(node: &Node, member: &Member, frame: Frame, deadline: In
     match tokio::time::timeout(wait, &mut ack.rx).await {
         Ok(Ok(Ok(()))) => Acked::Yes,
         Ok(Ok(Err(reason))) => Acked::Refused(format!("{}: {reason}", member.address)),
-        _ => Acked::Silent(format!("{} did not ack within {wait:?}", member.address)),
+        _ => {
+            // Handed over (and counted so) but not confirmed: a failed publish too.
+            telemetry::timed_out();
+            Acked::Silent(format!("{} did not ack within {wait:?}", member.address))
+        }
     }
 }
 
@@ -165,11 +170,13 @@ fn with_pool(key: &Destination, pool: &Option<String>) -> Destination {
 
 /// Notifications nobody takes yet, kept in order per destination and tried again
 /// until a listener takes them or their deadline passes. Bounded: at most
-/// `capacity` wait per destination.
+/// `capacity` wait per destination. Counted in the queue depth gauge while they wait
+/// (not while one is being tried).
 pub struct Outbox {
     node: Arc<Node>,
     capacity: usize,
     queues: Mutex<HashMap<Destination, VecDeque<Delivery>>>,
+    waiting: Depth,
 }
 
 impl Outbox {
@@ -179,6 +186,7 @@ impl Outbox {
             node,
             capacity,
             queues: Mutex::default(),
+            waiting: Depth::default(),
         })
     }
 
@@ -207,6 +215,7 @@ impl Outbox {
             ));
         }
         queue.push_back(delivery);
+        self.waiting.add(1);
         drop(queues);
         if start {
             tracing::debug!(%key, "no listener yet; notifications kept until one registers");
@@ -224,6 +233,7 @@ impl Outbox {
             let Some(mut delivery) = next else {
                 return;
             };
+            self.waiting.sub(1);
             let done = match delivery.attempt(&self.node, &turn).await {
                 Ok(true) => true,
                 Ok(false) if Instant::now() >= delivery.deadline => {
@@ -243,6 +253,7 @@ impl Outbox {
                     Some(queue) => {
                         if !done {
                             queue.push_front(delivery);
+                            self.waiting.add(1);
                         }
                         if queue.is_empty() {
                             queues.remove(&key);

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use messaging_core::{Error, Result};
 use zeromq::{RouterSendHalf, SocketSend};
 
-use crate::frame::Frame;
+use crate::frame::{Frame, Kind};
 use crate::link::Link;
+use crate::telemetry;
 
 /// How long an answer waits for room in a direct caller's connection.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -45,8 +46,18 @@ impl ReplyPath {
         }
     }
 
-    /// Sends `answer` back.
+    /// Sends `answer` back; a reply is counted as a publish (or a failed one).
     pub async fn answer(&self, answer: Frame) -> Result<()> {
+        let kind = answer.kind;
+        let sent = self.send(answer).await;
+        if kind == Kind::Reply {
+            telemetry::sent(kind, &sent);
+        }
+        sent
+    }
+
+    /// [`answer`](Self::answer), uncounted.
+    async fn send(&self, answer: Frame) -> Result<()> {
         match self {
             ReplyPath::Router { send, identity } => {
                 // A caller that stopped reading must not hold up answers to others

@@ -127,6 +127,9 @@ fn samples(page: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
         .collect()
 }
 
+/// Labels a sample must have: (name, value) pairs.
+type Want<'a> = &'a [(&'a str, &'a str)];
+
 /// The value of the sample `name` whose labels include every one of `want`.
 fn sample(page: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
     samples(page)
@@ -229,7 +232,7 @@ async fn the_oslo_metrics_daemon_serves_a_rust_service_s_rpc_metrics() {
         ("endpoint", "CalcAPI"),
         ("process", process.as_str()),
     ];
-    let expected: Vec<(&str, &[(&str, &str)], f64)> = vec![
+    let expected: Vec<(&str, Want, f64)> = vec![
         (
             "oslo_messaging_rpc_client_invocation_start_total",
             &add,

@@ -493,3 +493,75 @@ fn rabbit_a_restarted_server_with_the_queue_manager_reuses_its_queue_names() {
     // (An exclusive one is gone with its connection.)
     let _ = std::fs::remove_file(format!("/dev/shm/h1_{process}_qmanager"));
 }
+
+/// The body of `http://addr/metrics`, if something answers there.
+fn metrics_page(addr: &str) -> Option<String> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.contains(" 200 ").then(|| body.to_string())
+}
+
+#[test]
+fn rabbit_serve_shows_the_rpc_metrics_on_its_prometheus_page() {
+    let url = rabbit();
+    let topic = unique("omsg-metrics");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = serve(&format!(
+        "--url {url} --topic {topic} --server s1 --metrics {addr}"
+    ));
+    let call = format!("call --url {url} --topic {topic} --timeout 20");
+    for _ in 0..3 {
+        run_ok(&args(&call, &["add", r#"{"a": 1, "b": 2}"#]));
+    }
+    run(&args(&call, &["fail", r#"{"message": "no"}"#]));
+    let served = format!(
+        "oslo_messaging_rpc_server_invocation_end_total{{exchange=\"None\",topic=\"{topic}\",\
+         server=\"s1\",endpoint=\"None\",namespace=\"None\",version=\"None\",method=\"add\",\
+         process=\"\"}} 3"
+    );
+    let raised = "exception=\"ValueError\"";
+    let end = Instant::now() + ARRIVAL_LIMIT;
+    let page = loop {
+        let page = metrics_page(&addr).unwrap_or_default();
+        if (page.contains(&served) && page.contains(raised)) || Instant::now() >= end {
+            break page;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(page.contains(&served), "no {served} on the page:\n{page}");
+    assert!(
+        page.lines().any(
+            |l| l.starts_with("oslo_messaging_rpc_server_exception_total{")
+                && l.contains(raised)
+                && l.contains("method=\"fail\"")
+                && l.ends_with(" 1")
+        ),
+        "no exception count on the page:\n{page}"
+    );
+    assert!(
+        page.contains("oslo_messaging_rpc_server_processing_seconds_bucket{")
+            && page.contains("le=\"0.01\""),
+        "no histogram with oslo.metrics' buckets:\n{page}"
+    );
+    assert!(
+        page.contains("oslo_messaging_driver_publishes_total{driver=\"rabbit\",kind=\"reply\"}"),
+        "no driver publishes:\n{page}"
+    );
+    server.signal("TERM");
+    assert_eq!(
+        server.wait(Duration::from_secs(30)),
+        0,
+        "stderr:\n{}",
+        server.stderr.text()
+    );
+}

@@ -614,6 +614,7 @@ async fn dispatch_one(shared: &Shared, incoming: IncomingNotification) {
         trace_id = trace.as_ref().map(TraceContext::trace_id),
         event_type = %message.event_type,
     );
+    telemetry::adopt_parent(&span, trace.as_ref());
     let work = async {
         let mut result = NotificationResult::Handled;
         if let Some(n) = to_notification(shared, &incoming.message) {

@@ -230,7 +230,7 @@ impl Notifier {
             event_type,
             %priority,
         );
-        trace_context::propagate(&mut message.context.0);
+        trace_context::propagate(&span, &mut message.context.0);
         async {
             let mut first_error = None;
             for sink in self.sinks.iter() {

@@ -232,9 +232,10 @@ impl RpcClient {
             rpc.method = %request.method,
             rpc.service = request.namespace.as_deref().unwrap_or(""),
             openstack.request_id = telemetry::request_id(request.context.as_map()),
+            otel.status_code = tracing::field::Empty,
             target = %self.target,
         );
-        trace_context::propagate(&mut request.context.0);
+        trace_context::propagate(&span, &mut request.context.0);
         let labels = Labels::client(
             &self.target,
             &request.method,
@@ -250,8 +251,11 @@ impl RpcClient {
             .transport
             .driver()
             .send(&self.target, request, options)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+        if outcome.is_err() {
+            span.record("otel.status_code", "error");
+        }
         invocation.finish(&outcome);
         outcome
     }

@@ -234,8 +234,10 @@ fn serve(
         rpc.service = request.namespace.as_deref().unwrap_or(""),
         openstack.request_id = telemetry::request_id(request.context.as_map()),
         trace_id = trace.as_ref().map(TraceContext::trace_id),
+        otel.status_code = tracing::field::Empty,
         target = %shared.target,
     );
+    telemetry::adopt_parent(&span, trace.as_ref());
     let heartbeat_every = request
         .reply
         .as_ref()
@@ -283,7 +285,10 @@ fn serve(
         });
         match &outcome {
             Ok(_) => invocation.succeeded(),
-            Err(failure) => invocation.failed(failure.class.clone()),
+            Err(failure) => {
+                tracing::Span::current().record("otel.status_code", "error");
+                invocation.failed(failure.class.clone());
+            }
         }
         answer(responder, outcome).await;
         drop(in_flight);

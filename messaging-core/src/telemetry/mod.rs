@@ -17,11 +17,24 @@
 
 pub mod catalog;
 pub mod oslo_metrics;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod rpc_metrics;
 pub mod trace_context;
 
 pub use oslo_metrics::OsloMetricsSink;
 pub use trace_context::{TraceContext, current as current_trace};
+
+/// Makes the caller's span the parent of a dispatched request's `span` (feature
+/// `opentelemetry`; otherwise the trace goes on through [`current_trace`] only).
+pub(crate) fn adopt_parent(span: &tracing::Span, caller: Option<&TraceContext>) {
+    #[cfg(feature = "opentelemetry")]
+    if let Some(caller) = caller {
+        otel::adopt_parent(span, caller);
+    }
+    #[cfg(not(feature = "opentelemetry"))]
+    let _ = (span, caller);
+}
 
 use serde_json::{Map, Value};
 

@@ -79,6 +79,37 @@ impl TraceContext {
         Self::parse(traceparent, tracestate)
     }
 
+    /// A trace context from its parts (the OpenTelemetry bridge's).
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    pub(crate) fn from_parts(
+        trace_id: u128,
+        span_id: u64,
+        flags: u8,
+        state: Option<String>,
+    ) -> Self {
+        TraceContext {
+            trace_id,
+            span_id,
+            flags,
+            state,
+        }
+    }
+
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    pub(crate) fn trace_id_u128(&self) -> u128 {
+        self.trace_id
+    }
+
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    pub(crate) fn span_id_u64(&self) -> u64 {
+        self.span_id
+    }
+
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    pub(crate) fn flags(&self) -> u8 {
+        self.flags
+    }
+
     /// A span of the same trace, child of this one: a new span id, the same flags and
     /// `tracestate`.
     pub fn child(&self) -> Self {
@@ -183,21 +214,29 @@ pub(crate) fn scoped_sync<R>(trace: Option<TraceContext>, work: impl FnOnce() ->
     }
 }
 
-/// Carries the current trace on into an outgoing message's context: a child span of
-/// it. A `traceparent` the context has already is kept when it is the caller's own (a
-/// different one), and replaced when it is the dispatched request's, which a method
-/// passes on with the context it was given (as OpenStack services pass `ctxt` along),
-/// so that the next service sees this hop as its parent, as Python's instrumentation
-/// does.
-pub(crate) fn propagate(context: &mut Map<String, Value>) {
-    let Some(current) = current() else {
+/// Carries the trace on into an outgoing message's context, sent in `span`: the
+/// span's own OpenTelemetry context when an OpenTelemetry layer records it (feature
+/// `opentelemetry`), else a child span of the current trace. A `traceparent` the
+/// context has already is kept when it is the caller's own (a different one), and
+/// replaced when it is the dispatched request's, which a method passes on with the
+/// context it was given (as OpenStack services pass `ctxt` along), so that the next
+/// service sees this hop as its parent, as Python's instrumentation does.
+pub(crate) fn propagate(span: &tracing::Span, context: &mut Map<String, Value>) {
+    let current = current();
+    if context.contains_key(TRACEPARENT) {
+        let passed_on =
+            current.is_some() && TraceContext::from_map(context).as_ref() == current.as_ref();
+        if !passed_on {
+            return;
+        }
+    }
+    #[cfg(feature = "opentelemetry")]
+    if let Some(own) = super::otel::of_span(span) {
+        own.inject(context);
         return;
-    };
-    let passed_on = match context.get(TRACEPARENT) {
-        None => true,
-        Some(_) => TraceContext::from_map(context).as_ref() == Some(&current),
-    };
-    if passed_on {
+    }
+    let _ = span;
+    if let Some(current) = current {
         current.child().inject(context);
     }
 }
@@ -254,7 +293,7 @@ mod tests {
         let incoming = TraceContext::parse(PARENT, Some("k=v")).unwrap();
         let sent = scoped(Some(incoming.clone()), async {
             let mut outgoing = Map::new();
-            propagate(&mut outgoing);
+            propagate(&tracing::Span::none(), &mut outgoing);
             outgoing
         })
         .await;
@@ -265,7 +304,10 @@ mod tests {
         // The request's own context passed on gets a child span too.
         let mut passed_on = Map::new();
         incoming.inject(&mut passed_on);
-        scoped(Some(incoming.clone()), async { propagate(&mut passed_on) }).await;
+        scoped(Some(incoming.clone()), async {
+            propagate(&tracing::Span::none(), &mut passed_on)
+        })
+        .await;
         let hop = TraceContext::from_map(&passed_on).unwrap();
         assert_eq!(hop.trace_id(), incoming.trace_id());
         assert_ne!(hop.span_id(), incoming.span_id());
@@ -274,10 +316,13 @@ mod tests {
         let own = TraceContext::parse(PARENT, None).unwrap().child();
         let mut mine = Map::new();
         own.inject(&mut mine);
-        scoped(Some(incoming), async { propagate(&mut mine) }).await;
+        scoped(Some(incoming), async {
+            propagate(&tracing::Span::none(), &mut mine)
+        })
+        .await;
         assert_eq!(TraceContext::from_map(&mine), Some(own));
         let mut outside = Map::new();
-        propagate(&mut outside);
+        propagate(&tracing::Span::none(), &mut outside);
         assert!(outside.is_empty());
     }
 }

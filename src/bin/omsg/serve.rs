@@ -46,12 +46,20 @@ pub struct ServeArgs {
     /// Version the endpoint implements, major.minor (default 1.0).
     #[arg(long, value_name = "V")]
     pub version: Option<String>,
+    /// Serve the metrics (oslo's RPC families and the driver's) as a Prometheus page on
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> Outcome {
     if let Some(version) = &args.version {
         version.parse::<messaging::Version>()?;
+    }
+    if let Some(addr) = args.metrics {
+        messaging::prometheus::serve(addr)
+            .map_err(|e| Failure::other(format!("cannot serve the metrics on {addr}: {e}")))?;
     }
     let cfg = args.transport.config(Purpose::Rpc)?;
     let transport = tokio::select! {
