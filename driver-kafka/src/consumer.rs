@@ -34,6 +34,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const JOIN_LIMIT: Duration = Duration::from_secs(60);
 /// The least time between two commits made because a consumer caught up.
 const EAGER_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// How long closing a consumer may take before its caller goes on without it.
+const CLOSE_LIMIT: Duration = Duration::from_secs(30);
+/// How long leaving the group (serving the revocation it starts) may take when a
+/// consumer closes.
+const LEAVE_LIMIT: Duration = Duration::from_secs(10);
 /// The longest single poll, so that a stop is noticed quickly.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
@@ -461,24 +466,61 @@ impl Consumer {
             return;
         };
         let name = self.name.clone();
-        let closing = tokio::task::spawn_blocking(move || {
-            if let Some(thread) = thread {
-                let _ = thread.join();
-            }
-            if shared.consumer.group_metadata().is_some() {
-                match shared.consumer.commit_consumer_state(CommitMode::Sync) {
-                    Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                    Err(e) => {
-                        tracing::warn!(consumer = %name, error = %e, "final Kafka commit failed")
-                    }
+        // On a thread of its own rather than the runtime's blocking pool: should
+        // librdkafka never finish closing, the caller goes on after CLOSE_LIMIT and only
+        // that thread is left waiting (a runtime waits for its blocking tasks when it
+        // shuts down).
+        let (done, closed) = tokio::sync::oneshot::channel();
+        let closing = std::thread::Builder::new()
+            .name("kafka-close".into())
+            .spawn(move || {
+                if let Some(thread) = thread {
+                    let _ = thread.join();
                 }
-            }
-            // Acks hold only weak references: this drop closes the consumer and
-            // leaves the group.
-            drop(shared);
-        });
-        let _ = closing.await;
+                close_blocking(shared, &name);
+                let _ = done.send(());
+            });
+        if let Err(e) = closing {
+            tracing::warn!(consumer = %self.name, error = %e, "cannot start a thread to close the Kafka consumer; it is left open");
+            return;
+        }
+        if tokio::time::timeout(CLOSE_LIMIT, closed).await.is_err() {
+            tracing::warn!(consumer = %self.name, limit = ?CLOSE_LIMIT, "the Kafka consumer did not close in time; left closing in the background");
+        }
     }
+}
+
+/// Commits what is done, leaves the group, and closes the consumer.
+///
+/// The group is left before the consumer is dropped, serving the rebalance that
+/// leaving starts (revoking the partitions) while the consumer is still fully alive:
+/// a revocation served while librdkafka closes the consumer can wait forever for the
+/// consumer group to take the unassignment (seen on the mock cluster when a rebalance
+/// was under way), and rust-rdkafka's drop waits for the close without a limit.
+fn close_blocking(shared: Arc<Shared>, name: &str) {
+    if shared.consumer.group_metadata().is_some() {
+        match shared.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(consumer = %name, error = %e, "final Kafka commit failed")
+            }
+        }
+    }
+    if shared.commits {
+        shared.consumer.unsubscribe();
+        let deadline = Instant::now() + LEAVE_LIMIT;
+        // Records still fetched are dropped unacknowledged: they were not committed, so
+        // the group hands them out again.
+        while Instant::now() < deadline {
+            let assigned = shared.consumer.assignment().map_or(0, |a| a.count());
+            if assigned == 0 {
+                break;
+            }
+            let _ = shared.consumer.poll(POLL_SLICE);
+        }
+    }
+    // Acks hold only weak references: this drop closes the consumer.
+    drop(shared);
 }
 
 /// The consumers of one server or listener.
