@@ -6,89 +6,21 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use messaging_core::notify::{Notification, NotificationListener, NotificationResult, Notifier};
 use messaging_core::telemetry::catalog;
+use messaging_core::testkit::metrics::Recorded;
 use messaging_core::testkit::unique;
 use messaging_core::{
     Context, Endpoint, Error, Priority, RemoteError, Retry, RpcClient, RpcServer, Target,
 };
-use metrics::Key;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 
 /// How long anything expected may take (a statistics report comes every 5 s).
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Everything recorded since the recorder was installed. A snapshot resets counters
-/// and gauges and drains histograms, so each one is added to those before it: the
-/// counters are totals, and a gauge moved by increments is at the sum of its snapshots.
-#[derive(Default)]
-struct Recorded {
-    counters: HashMap<Key, u64>,
-    histograms: HashMap<Key, Vec<f64>>,
-}
-
-impl Recorded {
-    /// Takes a snapshot, adds it to the totals and returns it.
-    fn take(&mut self, snapshotter: &Snapshotter) -> Vec<(Key, DebugValue)> {
-        let snapshot: Vec<(Key, DebugValue)> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, _, _, value)| (key.key().clone(), value))
-            .collect();
-        for (key, value) in &snapshot {
-            match value {
-                DebugValue::Counter(n) => *self.counters.entry(key.clone()).or_default() += n,
-                DebugValue::Histogram(xs) => self
-                    .histograms
-                    .entry(key.clone())
-                    .or_default()
-                    .extend(xs.iter().map(|x| x.into_inner())),
-                DebugValue::Gauge(_) => {}
-            }
-        }
-        snapshot
-    }
-
-    /// The total of the counters `name` whose labels include `labels`.
-    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(key, _)| matches(key, name, labels))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// The samples of the histograms `name` whose labels include `labels`.
-    fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-        self.histograms
-            .iter()
-            .filter(|(key, _)| matches(key, name, labels))
-            .flat_map(|(_, xs)| xs.iter().copied())
-            .collect()
-    }
-}
-
-fn matches(key: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
-    key.name() == name
-        && labels
-            .iter()
-            .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
-}
-
-/// The value a gauge `name` with `labels` was set to since the snapshot before.
-fn gauge_in(snapshot: &[(Key, DebugValue)], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    snapshot.iter().find_map(|(key, value)| match value {
-        DebugValue::Gauge(g) if matches(key, name, labels) => Some(g.into_inner()),
-        _ => None,
-    })
-}
 
 async fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + LIMIT;
@@ -101,10 +33,7 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_confirms_failures_and_consumer_lag_are_recorded() {
     support::init_logging();
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
-    let mut recorded = Recorded::default();
+    let mut recorded = Recorded::new();
     let group = unique("group");
     let transport =
         support::broker_transport(&format!("topic_partitions=1&consumer_group={group}")).await;
@@ -195,8 +124,8 @@ async fn publishes_confirms_failures_and_consumer_lag_are_recorded() {
     let deadline = tokio::time::Instant::now() + LIMIT;
     let mut seen = Vec::new();
     loop {
-        let snapshot = recorded.take(&snapshotter);
-        if let Some(lag) = gauge_in(&snapshot, catalog::KAFKA_CONSUMER_LAG, &labels) {
+        // The lag is `set` from each statistics report: read in the snapshot it was in.
+        if let Some(lag) = recorded.take().gauge(catalog::KAFKA_CONSUMER_LAG, &labels) {
             seen.push(lag);
             if lag == LAGGING as f64 {
                 break;
@@ -220,7 +149,7 @@ async fn publishes_confirms_failures_and_consumer_lag_are_recorded() {
     server.wait().await.unwrap();
     transport.cleanup().await;
 
-    recorded.take(&snapshotter);
+    recorded.take();
     let publishes =
         |kind| recorded.counter(catalog::PUBLISHES, &[("driver", "kafka"), ("kind", kind)]);
     let (rpc, reply, notification) = (

@@ -282,6 +282,10 @@ impl Listener<IncomingRequest> for ServerListener {
         self.inner.stop().await;
     }
 
+    fn backlog(&self) -> Option<usize> {
+        self.inner.backlog()
+    }
+
     async fn cleanup(&mut self) {
         if let Some(backlog) = &self.backlog {
             backlog.close();

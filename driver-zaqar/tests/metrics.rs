@@ -11,25 +11,15 @@ use std::time::Duration;
 
 use messaging_core::notify::Notifier;
 use messaging_core::telemetry::catalog;
+use messaging_core::testkit::metrics::Recorded;
 use messaging_core::testkit::unique;
 use messaging_core::{Context, ErrorKind, Priority, RpcClient, RpcServer, Target};
-use metrics::Key;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::json;
-
-fn matches(key: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
-    key.name() == name
-        && labels
-            .iter()
-            .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_their_times_and_refusals_are_recorded() {
     support::init_logging();
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
+    let mut recorded = Recorded::new();
     let project = unique("metrics");
     let transport = support::transport(&project, support::TEST_PACING).await;
     let topic = unique("calc").replace('_', "-");
@@ -83,43 +73,15 @@ async fn posts_their_times_and_refusals_are_recorded() {
     server.wait().await.unwrap();
     transport.cleanup().await;
 
-    // One snapshot: taking it resets the counters and drains the histograms.
-    let snapshot: Vec<(Key, DebugValue)> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| (key.key().clone(), value))
-        .collect();
-    let counter = |name: &str, labels: &[(&str, &str)]| -> u64 {
-        snapshot
-            .iter()
-            .filter(|(key, _)| matches(key, name, labels))
-            .map(|(_, value)| match value {
-                DebugValue::Counter(n) => *n,
-                other => panic!("{name} is not a counter: {other:?}"),
-            })
-            .sum()
-    };
-    let publishes = |kind| counter(catalog::PUBLISHES, &[("driver", "zaqar"), ("kind", kind)]);
+    recorded.take();
+    let publishes =
+        |kind| recorded.counter(catalog::PUBLISHES, &[("driver", "zaqar"), ("kind", kind)]);
     // Exactly: memberships (a server's registration) and reply-queue traffic are
     // not publishes.
     assert_eq!(publishes("rpc"), 3, "two calls and a cast");
     assert_eq!(publishes("reply"), 2, "the calls' replies");
     assert_eq!(publishes("notification"), 2, "the notifications Zaqar took");
-    let confirms: Vec<f64> = snapshot
-        .iter()
-        .filter(|(key, _)| {
-            matches(
-                key,
-                catalog::PUBLISH_CONFIRM_SECONDS,
-                &[("driver", "zaqar")],
-            )
-        })
-        .flat_map(|(_, value)| match value {
-            DebugValue::Histogram(xs) => xs.iter().map(|x| x.into_inner()).collect::<Vec<_>>(),
-            other => panic!("not a histogram: {other:?}"),
-        })
-        .collect();
+    let confirms = recorded.histogram(catalog::PUBLISH_CONFIRM_SECONDS, &[("driver", "zaqar")]);
     assert_eq!(
         confirms.len(),
         7,
@@ -130,7 +92,7 @@ async fn posts_their_times_and_refusals_are_recorded() {
         "{confirms:?}"
     );
     assert!(
-        counter(
+        recorded.counter(
             catalog::PUBLISH_FAILURES,
             &[("driver", "zaqar"), ("reason", "error")]
         ) >= 1,

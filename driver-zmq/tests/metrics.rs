@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,61 +14,29 @@ use driver_zmq::matchmaker::{InProcess, Matchmaker};
 use messaging_core::notify::{Notification, NotificationListener, Notifier, Priority};
 use messaging_core::rpc::{Endpoint, RpcServer};
 use messaging_core::telemetry::catalog;
+use messaging_core::testkit::metrics::Recorded;
 use messaging_core::testkit::unique;
 use messaging_core::{Context, Error, RemoteError, RpcClient, Target, Transport};
-use metrics::Key;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 use zeromq::{RouterSocket, Socket};
 
 /// How long anything expected may take.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Everything recorded since the recorder was installed. A snapshot resets counters
-/// and gauges, so each one is added to those before it: the counters are totals, and
-/// a gauge moved by increments (as all of this driver's are) is at the sum of its
-/// snapshots.
-struct Recorded {
-    snapshotter: Snapshotter,
-    counters: HashMap<Key, u64>,
-    gauges: HashMap<Key, f64>,
+/// Waiting on this driver's gauges, all of which move by increments: where one is
+/// now is the sum of its changes that [`Recorded`] keeps.
+trait WaitForGauge {
+    /// Waits until the gauge `name` satisfies `ok`; fails after [`LIMIT`] saying it
+    /// expected `what`.
+    async fn wait_for_gauge(&mut self, name: &str, what: &str, ok: impl Fn(f64) -> bool);
 }
 
-impl Recorded {
-    fn take(&mut self) {
-        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
-            let key = key.key().clone();
-            match value {
-                DebugValue::Counter(n) => *self.counters.entry(key).or_default() += n,
-                DebugValue::Gauge(g) => *self.gauges.entry(key).or_default() += g.into_inner(),
-                DebugValue::Histogram(_) => {}
-            }
-        }
-    }
-
-    /// The total of the counters `name` whose labels include `labels`.
-    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(key, _)| matches(key, name, labels))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// The value of the gauge `name` of this driver now; `None` if never recorded.
-    fn gauge(&mut self, name: &str) -> Option<f64> {
-        self.take();
-        self.gauges
-            .iter()
-            .find(|(key, _)| matches(key, name, &[("driver", "zmq")]))
-            .map(|(_, v)| *v)
-    }
-
-    /// Waits until the gauge `name` satisfies `what`; fails after [`LIMIT`].
+impl WaitForGauge for Recorded {
     async fn wait_for_gauge(&mut self, name: &str, what: &str, ok: impl Fn(f64) -> bool) {
         let deadline = tokio::time::Instant::now() + LIMIT;
         loop {
-            let value = self.gauge(name);
+            self.take();
+            let value = self.gauge(name, &[("driver", "zmq")]);
             if value.is_some_and(&ok) {
                 return;
             }
@@ -80,13 +47,6 @@ impl Recorded {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn matches(key: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
-    key.name() == name
-        && labels
-            .iter()
-            .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
 }
 
 fn echo() -> Endpoint {
@@ -125,14 +85,7 @@ async fn wait_for(seen: &Seen, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_failures_peers_and_queue_depth_are_recorded() {
     support::init_logging();
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
-    let mut recorded = Recorded {
-        snapshotter,
-        counters: HashMap::new(),
-        gauges: HashMap::new(),
-    };
+    let mut recorded = Recorded::new();
     let url = format!("zmq+dummy://?{}", support::LOOPBACK);
     let server_side = support::transport(&url).await.unwrap();
     let client_side = support::transport(&url).await.unwrap();

@@ -108,8 +108,13 @@ impl Lifecycle {
         }
     }
 
-    fn run<T, H, Fut>(&self, mut listener: Box<dyn Listener<T>>, max: usize, handle: H)
-    where
+    fn run<T, H, Fut>(
+        &self,
+        mut listener: Box<dyn Listener<T>>,
+        max: usize,
+        backlog: Option<metrics::Gauge>,
+        handle: H,
+    ) where
         T: Send + 'static,
         H: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -166,9 +171,17 @@ impl Lifecycle {
                     }
                     break;
                 };
+                // The backlog: what the driver holds, and this message until it has a slot.
+                let held = listener.backlog().unwrap_or(0);
+                if let Some(gauge) = &backlog {
+                    gauge.set((held + 1) as f64);
+                }
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     break;
                 };
+                if let Some(gauge) = &backlog {
+                    gauge.set(listener.backlog().unwrap_or(0) as f64);
+                }
                 // Each message in a task of its own, which also starts the handler:
                 // that work runs in parallel, not on this loop. The permit, held until
                 // it is done (or has panicked), is what draining waits for.
@@ -263,15 +276,21 @@ pub(crate) struct StartClaim<'a> {
 
 impl StartClaim<'_> {
     /// Runs the consume loop over `listener`: each message is handled in its own
-    /// task, at most `max` at once.
-    pub(crate) fn run<T, H, Fut>(mut self, listener: Box<dyn Listener<T>>, max: usize, handle: H)
-    where
+    /// task, at most `max` at once; `backlog`, if given, follows how many messages wait
+    /// to start.
+    pub(crate) fn run<T, H, Fut>(
+        mut self,
+        listener: Box<dyn Listener<T>>,
+        max: usize,
+        backlog: Option<metrics::Gauge>,
+        handle: H,
+    ) where
         T: Send + 'static,
         H: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.used = true;
-        self.lifecycle.run(listener, max, handle);
+        self.lifecycle.run(listener, max, backlog, handle);
     }
 }
 

@@ -7,12 +7,11 @@ use std::time::Duration;
 use messaging_core::notify::{Notification, NotificationListener, NotificationResult, Notifier};
 use messaging_core::rpc::Endpoint;
 use messaging_core::telemetry::{TraceContext, catalog, current_trace, rpc_metrics};
+use messaging_core::testkit::metrics::Recorded;
 use messaging_core::{
     Config, Context, DriverRegistry, Error, Priority, RemoteError, RpcClient, RpcServer, Target,
     Transport,
 };
-use metrics::Key;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 
 const PYTHON_PARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -26,46 +25,9 @@ async fn transport() -> Transport {
         .expect("transport")
 }
 
-/// What was recorded since the last snapshot (taking one resets the counters).
-fn snapshot(snapshotter: &Snapshotter) -> Vec<(Key, DebugValue)> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| (key.key().clone(), value))
-        .collect()
-}
-
-/// The value of the metric `name` whose labels include every one of `labels`.
-fn value<'a>(
-    snapshot: &'a [(Key, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a DebugValue> {
-    snapshot
-        .iter()
-        .find(|(key, _)| {
-            key.name() == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
-        })
-        .map(|(_, value)| value)
-}
-
-fn count(snapshot: &[(Key, DebugValue)], name: &str, labels: &[(&str, &str)]) -> u64 {
-    match value(snapshot, name, labels) {
-        Some(DebugValue::Counter(n)) => *n,
-        None => 0,
-        Some(other) => panic!("{name} is not a counter: {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_and_notifications_are_counted_and_carry_the_trace_on() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::set_global_recorder(recorder).expect("the only recorder of this process");
+    let mut metrics = Recorded::new();
 
     let transport = transport().await;
     // A downstream server records the trace context of what it is sent.
@@ -139,7 +101,7 @@ async fn rpc_and_notifications_are_counted_and_carry_the_trace_on() {
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
 
     // Client families, oslo's names and labels.
-    let recorded = snapshot(&snapshotter);
+    let recorded = metrics.take();
     let add = [
         ("call_type", "call"),
         ("topic", "calc"),
@@ -152,25 +114,23 @@ async fn rpc_and_notifications_are_counted_and_carry_the_trace_on() {
         ("process", "calc"),
     ];
     assert_eq!(
-        count(&recorded, rpc_metrics::RPC_CLIENT_INVOCATION_START, &add),
+        recorded.counter(rpc_metrics::RPC_CLIENT_INVOCATION_START, &add),
         3
     );
     assert_eq!(
-        count(&recorded, rpc_metrics::RPC_CLIENT_INVOCATION_END, &add),
+        recorded.counter(rpc_metrics::RPC_CLIENT_INVOCATION_END, &add),
         3
     );
-    match value(&recorded, rpc_metrics::RPC_CLIENT_PROCESSING_SECONDS, &add) {
-        Some(DebugValue::Histogram(seconds)) => assert_eq!(seconds.len(), 3),
-        other => panic!("processing seconds: {other:?}"),
-    }
+    let seconds = recorded.histogram(rpc_metrics::RPC_CLIENT_PROCESSING_SECONDS, &add);
+    assert_eq!(seconds.len(), 3, "processing seconds: {seconds:?}");
     let failed = [("method", "fail"), ("exception", "ValueError_Remote")];
     assert_eq!(
-        count(&recorded, rpc_metrics::RPC_CLIENT_EXCEPTION, &failed),
+        recorded.counter(rpc_metrics::RPC_CLIENT_EXCEPTION, &failed),
         1
     );
     let timed_out = [("topic", "nobody"), ("exception", "MessagingTimeout")];
     assert_eq!(
-        count(&recorded, rpc_metrics::RPC_CLIENT_EXCEPTION, &timed_out),
+        recorded.counter(rpc_metrics::RPC_CLIENT_EXCEPTION, &timed_out),
         1
     );
     // The downstream cast from inside the method.
@@ -180,7 +140,7 @@ async fn rpc_and_notifications_are_counted_and_carry_the_trace_on() {
         ("method", "record"),
     ];
     assert_eq!(
-        count(&recorded, rpc_metrics::RPC_CLIENT_INVOCATION_END, &cast),
+        recorded.counter(rpc_metrics::RPC_CLIENT_INVOCATION_END, &cast),
         3
     );
 
@@ -198,21 +158,18 @@ async fn rpc_and_notifications_are_counted_and_carry_the_trace_on() {
         rpc_metrics::RPC_SERVER_INVOCATION_START,
         rpc_metrics::RPC_SERVER_INVOCATION_END,
     ] {
-        assert_eq!(count(&recorded, name, &served), 3, "{name}");
+        assert_eq!(recorded.counter(name, &served), 3, "{name}");
     }
     let raised = [("method", "fail"), ("exception", "ValueError")];
     assert_eq!(
-        count(&recorded, rpc_metrics::RPC_SERVER_EXCEPTION, &raised),
+        recorded.counter(rpc_metrics::RPC_SERVER_EXCEPTION, &raised),
         1
     );
-    match value(
-        &recorded,
-        catalog::RPC_CLIENT_CALLS_IN_FLIGHT,
-        &[("topic", "calc")],
-    ) {
-        Some(DebugValue::Gauge(g)) => assert_eq!(g.into_inner(), 0.0, "every call came back"),
-        other => panic!("calls in flight: {other:?}"),
-    }
+    assert_eq!(
+        metrics.gauge(catalog::RPC_CLIENT_CALLS_IN_FLIGHT, &[("topic", "calc")]),
+        Some(0.0),
+        "every call came back"
+    );
 
     // The trace: the method saw the caller's, and what it cast went on in that trace
     // with a span of its own.
@@ -280,13 +237,13 @@ async fn rpc_and_notifications_are_counted_and_carry_the_trace_on() {
         received.iter().all(|t| t.as_ref() == Some(&parent)),
         "{received:?}"
     );
-    let recorded = snapshot(&snapshotter);
+    let recorded = metrics.take();
     let info = [("topic", "events"), ("priority", "info")];
-    assert_eq!(count(&recorded, catalog::NOTIFICATIONS_SENT, &info), 1);
+    assert_eq!(recorded.counter(catalog::NOTIFICATIONS_SENT, &info), 1);
     for result in ["requeued", "handled"] {
         let labels = [("priority", "info"), ("result", result)];
         assert_eq!(
-            count(&recorded, catalog::NOTIFICATIONS_HANDLED, &labels),
+            recorded.counter(catalog::NOTIFICATIONS_HANDLED, &labels),
             1,
             "{result}"
         );
@@ -296,4 +253,57 @@ async fn rpc_and_notifications_are_counted_and_carry_the_trace_on() {
         s.stop().await;
         s.wait().await.unwrap();
     }
+
+    // The backlog: a server running one request at a time, held by its method, has
+    // the others waiting.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (r, st) = (release.clone(), started.clone());
+    let busy = RpcServer::new(&transport, Target::topic("busy").server("b1"))
+        .max_concurrency(1)
+        .endpoint(
+            Endpoint::new().method("hold", move |_c: Context, _: Value| {
+                let (r, st) = (r.clone(), st.clone());
+                async move {
+                    st.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    r.acquire().await.expect("open").forget();
+                    Ok::<_, RemoteError>(())
+                }
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let caster = RpcClient::new(&transport, Target::topic("busy"));
+    for _ in 0..3 {
+        caster
+            .cast(&Context::new(), "hold", json!({}))
+            .await
+            .unwrap();
+    }
+    let backlog = [("topic", "busy"), ("server", "b1")];
+    // A snapshot resets the gauge, so the highest value seen is kept.
+    let mut waiting = 0.0_f64;
+    for _ in 0..500 {
+        let now = metrics.take().gauge(catalog::RPC_SERVER_BACKLOG, &backlog);
+        waiting = waiting.max(now.unwrap_or(0.0));
+        if started.load(std::sync::atomic::Ordering::SeqCst) == 1 && waiting >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        waiting >= 1.0,
+        "requests wait behind the one running: {waiting}"
+    );
+    release.add_permits(3);
+    for _ in 0..500 {
+        if started.load(std::sync::atomic::Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 3);
+    busy.stop().await;
+    busy.wait().await.unwrap();
 }

@@ -232,6 +232,11 @@ pub trait Listener<T: Send>: Send {
     async fn stop(&mut self);
     /// Releases everything (connections, fanout queues).
     async fn cleanup(&mut self);
+    /// How many messages the driver has received and holds for `next`, if it knows
+    /// (the server's backlog metric); `None` by default.
+    fn backlog(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Receives RPC requests for one server target.

@@ -63,6 +63,13 @@ impl<T: Send + 'static, S: MessageSource + 'static> Listener<T> for ChannelListe
         self.source.stop();
     }
 
+    fn backlog(&self) -> Option<usize> {
+        Some(match &self.rx {
+            Queue::Unbounded(rx) => rx.len(),
+            Queue::Bounded(rx) => rx.len(),
+        })
+    }
+
     async fn cleanup(&mut self) {
         self.source.stop();
         self.source.close().await;

@@ -273,6 +273,10 @@ impl Listener<IncomingRequest> for MemoryRequestListener {
     async fn cleanup(&mut self) {
         self.consumer.requeue_rest();
     }
+
+    fn backlog(&self) -> Option<usize> {
+        Some(self.consumer.rx.len())
+    }
 }
 
 /// Publishes replies to the broker's reply queues.

@@ -463,7 +463,7 @@ impl NotificationListener {
             })?;
         let shared = self.shared.clone();
         match s.batch {
-            None => claim.run(listener, s.max_concurrency, move |incoming| {
+            None => claim.run(listener, s.max_concurrency, None, move |incoming| {
                 let shared = shared.clone();
                 async move { dispatch_one(&shared, incoming).await }
             }),
@@ -475,7 +475,7 @@ impl NotificationListener {
                     pending: Vec::new(),
                     deadline: None,
                 });
-                claim.run(batching, s.max_concurrency, move |batch| {
+                claim.run(batching, s.max_concurrency, None, move |batch| {
                     let shared = shared.clone();
                     async move { dispatch_batch(&shared, batch).await }
                 })

@@ -154,7 +154,12 @@ impl RpcServer {
             .await
             .map_err(|e| e.listen_failure_on(|| target.to_string()))?;
         let shared = self.shared.clone();
-        claim.run(listener, self.shared.max, move |incoming| {
+        let backlog = metrics::gauge!(
+            catalog::RPC_SERVER_BACKLOG,
+            "topic" => target.topic.clone().unwrap_or_default(),
+            "server" => target.server.clone().unwrap_or_default(),
+        );
+        claim.run(listener, self.shared.max, Some(backlog), move |incoming| {
             handle(&shared, incoming)
         });
         Ok(())

@@ -14,6 +14,9 @@ pub const NOTIFICATIONS_HANDLED: &str = "oslo_messaging_notifications_handled_to
 pub const RPC_CLIENT_CALLS_IN_FLIGHT: &str = "oslo_messaging_rpc_client_calls_in_flight";
 /// Gauge: requests a server has taken and is running (`topic`, `server`).
 pub const RPC_SERVER_REQUESTS_IN_FLIGHT: &str = "oslo_messaging_rpc_server_requests_in_flight";
+/// Gauge: requests a server has received and not yet started: those its driver holds
+/// for it and the one waiting for a free `max_concurrency` slot (`topic`, `server`).
+pub const RPC_SERVER_BACKLOG: &str = "oslo_messaging_rpc_server_backlog";
 /// Histogram: seconds a call waited for its reply after the request was sent
 /// (`topic`); calls that timed out are not in it.
 pub const REPLY_WAIT_SECONDS: &str = "oslo_messaging_reply_wait_seconds";

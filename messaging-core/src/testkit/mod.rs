@@ -14,6 +14,7 @@
 //! ```
 
 pub mod errors;
+pub mod metrics;
 pub mod notify;
 pub mod rpc;
 
