@@ -34,8 +34,21 @@ const ZMQ_URL: &str = "zmq+dummy://?rpc_zmq_host=127.0.0.1&rpc_zmq_bind_address=
 const PAYLOAD: usize = 100;
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Whether metrics and spans are recorded now.
-static ON: AtomicBool = AtomicBool::new(false);
+/// Whether metrics are recorded now.
+static METRICS_ON: AtomicBool = AtomicBool::new(false);
+/// Whether spans are recorded now.
+static SPANS_ON: AtomicBool = AtomicBool::new(false);
+
+/// What "on" turns on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Metrics and spans.
+    Both,
+    /// Metrics only.
+    Metrics,
+    /// Spans only.
+    Spans,
+}
 
 #[derive(Parser)]
 #[command(about = "The cost of metrics and tracing on RabbitMQ and ZeroMQ calls and casts")]
@@ -46,12 +59,18 @@ struct Args {
     /// Seconds each row measures per round, after a half-second warm-up.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
-    /// Rounds of off-then-on per row; the table shows their sums.
+    /// Rounds of off-then-on per row; the table shows their means.
     #[arg(long, default_value_t = 2)]
     rounds: u32,
+    /// What "on" turns on, to see what each part costs.
+    #[arg(long, value_enum, default_value_t = Part::Both)]
+    on: Part,
+    /// Leave RabbitMQ out (ZeroMQ rows only).
+    #[arg(long)]
+    no_rabbit: bool,
 }
 
-/// The process's recorder: the Prometheus recorder while [`ON`], else nothing. The
+/// The process's recorder: the Prometheus recorder while [`METRICS_ON`], else nothing. The
 /// `metrics` macros ask the recorder on every update, so switching takes effect at
 /// once.
 struct Switch(metrics_exporter_prometheus::PrometheusRecorder);
@@ -67,21 +86,21 @@ impl Recorder for Switch {
         self.0.describe_histogram(key, unit, text)
     }
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        if ON.load(Ordering::Relaxed) {
+        if METRICS_ON.load(Ordering::Relaxed) {
             self.0.register_counter(key, metadata)
         } else {
             Counter::noop()
         }
     }
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        if ON.load(Ordering::Relaxed) {
+        if METRICS_ON.load(Ordering::Relaxed) {
             self.0.register_gauge(key, metadata)
         } else {
             Gauge::noop()
         }
     }
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        if ON.load(Ordering::Relaxed) {
+        if METRICS_ON.load(Ordering::Relaxed) {
             self.0.register_histogram(key, metadata)
         } else {
             Histogram::noop()
@@ -103,7 +122,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Discard {
 }
 
 /// Installs the switchable recorder and a tracing subscriber whose OpenTelemetry
-/// layer records spans only while [`ON`]; returns the Prometheus handle, to show
+/// layer records spans only while [`SPANS_ON`]; returns the Prometheus handle, to show
 /// that the metrics were recorded.
 fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
     use tracing_subscriber::Layer as _;
@@ -118,12 +137,18 @@ fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
         .with_batch_exporter(Discard)
         .build();
     let layer = messaging::opentelemetry::layer(&provider).with_filter(
-        tracing_subscriber::filter::dynamic_filter_fn(|_, _| ON.load(Ordering::Relaxed)),
+        tracing_subscriber::filter::dynamic_filter_fn(|_, _| SPANS_ON.load(Ordering::Relaxed)),
     );
     tracing_subscriber::registry().with(layer).init();
     // Lives as long as the process.
     std::mem::forget(provider);
     Ok(handle)
+}
+
+/// Turns `part` on or off (the other part stays off).
+fn switch(part: Part, on: bool) {
+    METRICS_ON.store(on && part != Part::Spans, Ordering::Relaxed);
+    SPANS_ON.store(on && part != Part::Metrics, Ordering::Relaxed);
 }
 
 /// What one row does.
@@ -278,14 +303,14 @@ async fn transport_rows(
         let count = (!args.bench).then_some(3);
         for _ in 0..args.rounds.max(1) {
             for (state, sum) in [(false, &mut off), (true, &mut on)] {
-                ON.store(state, Ordering::Relaxed);
+                switch(args.on, state);
                 if args.bench {
                     measure(&pair, row, Duration::from_millis(500), None).await?;
                 }
                 *sum += measure(&pair, row, time, count).await?;
             }
         }
-        ON.store(false, Ordering::Relaxed);
+        switch(args.on, false);
         pair.close().await;
         out.push((row.label(), off, on));
     }
@@ -298,10 +323,14 @@ async fn run(args: Args) -> Result<(), String> {
     let mut table = String::from(
         "| transport | row | off (msg/s) | on (msg/s) | on/off | target |\n|---|---|---|---|---|---|\n",
     );
-    for (name, url, target) in [
+    let transports = [
         ("RabbitMQ", rabbit.as_str(), 0.95),
         ("ZeroMQ", ZMQ_URL, 0.90),
-    ] {
+    ];
+    for (name, url, target) in transports
+        .into_iter()
+        .filter(|t| !(args.no_rabbit && t.0 == "RabbitMQ"))
+    {
         let rows = transport_rows(&args, name, url)
             .await
             .map_err(|e| format!("{name}: {e} (RabbitMQ is started by scripts/services)"))?;
@@ -317,11 +346,16 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     let page = handle.render();
-    for family in [
-        "oslo_messaging_rpc_client_invocation_end_total",
-        "oslo_messaging_rpc_server_processing_seconds_bucket",
-        "oslo_messaging_driver_publishes_total",
-    ] {
+    let recorded: &[&str] = if args.on == Part::Spans {
+        &[]
+    } else {
+        &[
+            "oslo_messaging_rpc_client_invocation_end_total",
+            "oslo_messaging_rpc_server_processing_seconds_bucket",
+            "oslo_messaging_driver_publishes_total",
+        ]
+    };
+    for family in recorded {
         if !page.contains(family) {
             return Err(format!("the rows with metrics on recorded no {family}"));
         }

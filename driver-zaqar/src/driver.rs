@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{ClientSettings, MAX_PER_REQUEST, QueuedMessage, ZaqarClient};
 use crate::keystone::Keystone;
-use crate::membership::{Membership, members};
+use crate::membership::{Departures, Membership, members};
 use crate::naming::{self, RpcQueues};
 use crate::options::{Auth, ZaqarOptions};
 use crate::pacing::{Pacer, Pacing, sleep_unless_stopped};
@@ -40,6 +40,17 @@ struct Shared {
     client: ZaqarClient,
     options: ZaqarOptions,
     pacing: Pacing,
+    /// The memberships of stopped listeners being deleted.
+    departures: Departures,
+}
+
+impl Shared {
+    /// How long a listener's close and the driver's cleanup wait for memberships to be
+    /// deleted: one request's time. A Zaqar that refuses connections or fails fast has
+    /// had every attempt by then; one that does not answer is not waited for longer.
+    fn departure_limit(&self) -> Duration {
+        ZaqarOptions::seconds(self.options.zaqar.request_timeout)
+    }
 }
 
 /// The transport's reply queue and the task taking replies from it.
@@ -96,6 +107,7 @@ impl ZaqarDriver {
                 client,
                 options,
                 pacing,
+                departures: Departures::new(),
             }),
             replies: tokio::sync::OnceCell::new(),
             pools: Mutex::new(HashMap::new()),
@@ -364,9 +376,11 @@ impl Driver for ZaqarDriver {
         Ok(Box::new(ChannelListener::bounded(
             rx,
             Pollers {
+                shared: shared.clone(),
                 stop,
                 tasks,
                 memberships: vec![membership],
+                leaving: None,
             },
         )))
     }
@@ -418,14 +432,26 @@ impl Driver for ZaqarDriver {
         Ok(Box::new(ChannelListener::new(
             rx,
             Pollers {
+                shared: shared.clone(),
                 stop,
                 tasks,
                 memberships,
+                leaving: None,
             },
         )))
     }
 
     async fn cleanup(&self) {
+        // Listeners stopped without waiting may still be deleting their memberships:
+        // a transport cleaned up leaves nothing registered.
+        let limit = self.shared.departure_limit();
+        if !self.shared.departures.settled(limit).await {
+            tracing::warn!(
+                ?limit,
+                "Zaqar did not confirm that stopped listeners' memberships are deleted; \
+                 until they are, or expire with registration_ttl, senders count them"
+            );
+        }
         if let Some(replies) = self.replies.get() {
             let _ = replies.stop.send(true);
             let task = replies.task.lock().unwrap().take();
@@ -469,28 +495,47 @@ impl PublishReply for ReplyPublisher {
 
 /// A listener's pollers and memberships.
 struct Pollers {
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The memberships until `stop` hands them to `leaving`.
     memberships: Vec<Membership>,
+    /// Their deletion, started by `stop` and awaited by `close`, with the registries
+    /// they are in (for the log).
+    leaving: Option<(JoinHandle<()>, Vec<String>)>,
 }
 
 #[async_trait]
 impl MessageSource for Pollers {
     fn stop(&mut self) {
         let _ = self.stop.send(true);
-        // Deregistered at once: a stopping server takes no fanout or at_least_once
-        // message more while it drains, and a stopping pool no more copies.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            for membership in self.memberships.drain(..) {
-                runtime.spawn(membership.end());
-            }
+        // Deregistered at once, not after the drain: a stopping server takes no fanout
+        // or at_least_once message more while it drains, and a stopping pool no more
+        // copies. Without a runtime here, `close` starts it.
+        if !self.memberships.is_empty()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let memberships = std::mem::take(&mut self.memberships);
+            let registries = memberships.iter().map(|m| m.queue().to_string()).collect();
+            let task = self.shared.departures.end(&runtime, memberships);
+            self.leaving = Some((task, registries));
         }
     }
 
     async fn close(&mut self) {
-        let _ = self.stop.send(true);
-        for membership in self.memberships.drain(..) {
-            membership.end().await;
+        self.stop();
+        // A closed listener is no longer registered: a sender that reads the registry
+        // once the server's wait() returned must not count it.
+        if let Some((task, registries)) = self.leaving.take() {
+            let limit = self.shared.departure_limit();
+            if tokio::time::timeout(limit, task).await.is_err() {
+                tracing::warn!(
+                    ?registries,
+                    ?limit,
+                    "Zaqar did not confirm that this listener's memberships are deleted; \
+                     until they are, or expire with registration_ttl, senders count it"
+                );
+            }
         }
         for task in self.tasks.drain(..) {
             let _ = task.await;

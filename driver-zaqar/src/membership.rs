@@ -8,6 +8,10 @@
 //! one message, posted when the listener starts, posted anew every third of its TTL
 //! (the old one then deleted) and deleted when the listener stops; a listener that
 //! dies leaves a message that expires with its TTL.
+//!
+//! A stopping listener deletes its memberships in the background ([`Departures`]), so
+//! that it leaves at once, and its close (and the driver's cleanup) waits for that:
+//! once a server's `stop` and `wait` returned, no sender finds it registered.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,16 +20,19 @@ use std::time::Duration;
 use messaging_core::{Result, Retry};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::sync::Mutex;
+use tokio::runtime::Handle;
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::{MAX_PER_REQUEST, ZaqarClient};
+use crate::pacing::sleep_unless_stopped;
 
 /// One listener's membership, renewed until [`Membership::end`].
 pub struct Membership {
     client: ZaqarClient,
     queue: String,
     current: Arc<Mutex<Option<String>>>,
+    stop_renewing: watch::Sender<bool>,
     renewer: Option<JoinHandle<()>>,
 }
 
@@ -46,25 +53,37 @@ impl Membership {
             .map_err(|e| messaging_core::Error::Serialization(e.to_string()))?;
         let first = post(&client, &queue, &body, ttl).await?;
         let current = Arc::new(Mutex::new(Some(first)));
+        let (stop_renewing, stopped) = watch::channel(false);
         let renewer = tokio::spawn(renew(
             client.clone(),
             queue.clone(),
             body,
             ttl,
             current.clone(),
+            stopped,
         ));
         Ok(Membership {
             client,
             queue,
             current,
+            stop_renewing,
             renewer: Some(renewer),
         })
+    }
+
+    /// The registry queue the membership is in.
+    pub fn queue(&self) -> &str {
+        &self.queue
     }
 
     /// Stops renewing and deletes the membership.
     pub async fn end(mut self) {
         if let Some(renewer) = self.renewer.take() {
-            renewer.abort();
+            // Asked to stop, not aborted: a renewal under way finishes and records
+            // the message it posted, which is then the one deleted. Aborted after
+            // Zaqar stored the new message, it would leave that one registered for
+            // a whole TTL.
+            let _ = self.stop_renewing.send(true);
             let _ = renewer.await;
         }
         if let Some(id) = self.current.lock().await.take()
@@ -80,17 +99,21 @@ async fn post(client: &ZaqarClient, queue: &str, body: &RawValue, ttl: u32) -> R
     Ok(ids.into_iter().next().unwrap_or_default())
 }
 
-/// Posts the membership anew every third of its TTL, then deletes the old message.
+/// Posts the membership anew every third of its TTL, then deletes the old message,
+/// until `stop` turns true (checked only between renewals).
 async fn renew(
     client: ZaqarClient,
     queue: String,
     body: Box<RawValue>,
     ttl: u32,
     current: Arc<Mutex<Option<String>>>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let every = Duration::from_secs(u64::from(ttl) / 3);
     loop {
-        tokio::time::sleep(every).await;
+        if sleep_unless_stopped(every, &mut stop).await {
+            return;
+        }
         match post(&client, &queue, &body, ttl).await {
             Ok(id) => {
                 let old = current.lock().await.replace(id);
@@ -102,6 +125,58 @@ async fn renew(
             }
             Err(e) => tracing::warn!(%queue, error = %e, "could not renew a membership"),
         }
+    }
+}
+
+/// The memberships being deleted by stopped listeners, counted, so that a listener's
+/// close and the driver's cleanup can wait for their deletion. Clones share the count.
+#[derive(Clone)]
+pub struct Departures {
+    under_way: Arc<watch::Sender<usize>>,
+}
+
+impl Default for Departures {
+    fn default() -> Self {
+        Departures {
+            under_way: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl Departures {
+    /// Nothing under way.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends `memberships`, all at once, in a task started now on `runtime`, which is
+    /// counted until it is over; its handle resolves then.
+    pub fn end(&self, runtime: &Handle, memberships: Vec<Membership>) -> JoinHandle<()> {
+        self.under_way.send_modify(|n| *n += 1);
+        // Counted down when the task's future is dropped: when it is over, or when the
+        // runtime shuts down before it could be.
+        let counted = UnderWay(self.under_way.clone());
+        runtime.spawn(async move {
+            let _counted = counted;
+            futures::future::join_all(memberships.into_iter().map(Membership::end)).await;
+        })
+    }
+
+    /// Waits until no deletion is under way, at most `limit`; whether none is.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        let mut under_way = self.under_way.subscribe();
+        tokio::time::timeout(limit, under_way.wait_for(|n| *n == 0))
+            .await
+            .is_ok()
+    }
+}
+
+/// One counted [`Departures::end`] task.
+struct UnderWay(Arc<watch::Sender<usize>>);
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
     }
 }
 

@@ -11,6 +11,11 @@
 //! poll, so up to 2,000 a second at 10 ms, beyond what one Zaqar server serves). A
 //! burst already waiting is then taken 4, 8, 16, … at a time, and the other
 //! consumers' polls fall between.
+//!
+//! Turns are likely, not promised: of claims that arrive together Zaqar serves one
+//! first, in an order of its own, and the first takes all that waits up to its size,
+//! so the few messages of a short burst can all go to one consumer while the others
+//! ask too. Consumers share a stream, not necessarily every burst.
 
 use std::time::Duration;
 

@@ -1,8 +1,11 @@
 //! The driver on a real Zaqar server beyond the conformance suite: malformed messages,
-//! failures and their kinds, secrets, memberships.
+//! failures and their kinds, secrets, memberships (also when Zaqar hangs).
 
 mod support;
 
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use messaging_core::notify::Notifier;
@@ -13,6 +16,7 @@ use messaging_core::{
     RpcServer, Target,
 };
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 fn raw(value: Value) -> Box<serde_json::value::RawValue> {
     serde_json::value::to_raw_value(&value).unwrap()
@@ -114,6 +118,108 @@ async fn a_stopped_server_leaves_its_membership_and_at_least_once_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Undeliverable { .. }), "{err:?}");
+}
+
+/// Counts the events whose message contains a text.
+struct Said(&'static str, Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Said {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message<'a>(&'a str, bool);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                if field.name() == "message" {
+                    self.1 |= format!("{value:?}").contains(self.0);
+                }
+            }
+        }
+        let mut message = Message(self.0, false);
+        event.record(&mut message);
+        if message.1 {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A TCP relay to the test server that, once `freeze` turns true, takes connections
+/// and requests but never answers, like a Zaqar that hangs; returns its port.
+async fn freezable_relay(freeze: watch::Receiver<bool>) -> u16 {
+    let upstream = support::endpoint().replacen("http://", "", 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let mut frozen = freeze.clone();
+            tokio::spawn(async move {
+                if !*frozen.borrow()
+                    && let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await
+                {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                        _ = frozen.wait_for(|f| *f) => {}
+                    }
+                }
+                // Frozen: the connection stays open, unanswered.
+                std::future::pending::<()>().await;
+                drop(inbound);
+            });
+        }
+    });
+    port
+}
+
+/// A server whose Zaqar stops answering still stops: its close waits for its
+/// membership's deletion one request's time (`request_timeout`), not every retry,
+/// and says it gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stops_within_a_request_timeout_when_zaqar_hangs_and_says_so() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter::Targets};
+
+    let gave_up = Arc::new(AtomicUsize::new(0));
+    tracing_subscriber::registry()
+        .with(
+            Said(
+                "did not confirm that this listener's memberships are deleted",
+                gave_up.clone(),
+            )
+            .with_filter(Targets::new().with_target("driver_zaqar", tracing::Level::WARN)),
+        )
+        .try_init()
+        .expect("the test's own tracing subscriber");
+    support::require_server().await;
+    let (freeze, frozen) = watch::channel(false);
+    let port = freezable_relay(frozen).await;
+    let url = format!(
+        "zaqar://127.0.0.1:{port}/{}?{}&request_timeout=0.5",
+        unique("hanging"),
+        support::TEST_PACING
+    );
+    let transport = support::registry()
+        .transport(&url, &Config::default())
+        .await
+        .unwrap();
+    let topic = unique("calc").replace('_', "-");
+    let server = RpcServer::new(&transport, Target::topic(topic).server("s1"))
+        .endpoint(support::adder())
+        .start()
+        .await
+        .unwrap();
+    freeze.send(true).unwrap();
+    server.stop().await;
+    // Four attempts of half a second and their backoff without the limit; the limit
+    // is half a second, and so are the polls under way.
+    tokio::time::timeout(Duration::from_secs(20), server.wait())
+        .await
+        .expect("the server stops although Zaqar does not answer")
+        .unwrap();
+    assert_eq!(
+        gave_up.load(Ordering::SeqCst),
+        1,
+        "the server says it gave up"
+    );
 }
 
 #[tokio::test]
