@@ -133,31 +133,6 @@ async fn an_unroutable_at_least_once_cast_counts_a_returned_publish() {
     transport.cleanup().await;
 }
 
-/// This process's connections on the broker, by the `<program>:<pid>:` prefix of the
-/// names the driver gives them.
-fn our_connections() -> Vec<String> {
-    let program = std::env::args()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .expect("the test binary's name");
-    let prefix = format!("{program}:{}:", std::process::id());
-    support::rabbitmqctl(&[
-        "list_connections",
-        "-q",
-        "--no-table-headers",
-        "pid",
-        "client_properties",
-    ])
-    .lines()
-    .filter(|l| l.contains(&prefix))
-    .filter_map(|l| l.split('\t').next().map(str::to_string))
-    .collect()
-}
-
 /// The first connections are not reconnects. Once the broker closes the send, reply
 /// and server connections, the next call that succeeds has had all three made again:
 /// three reconnects at least, and the consumers' time without theirs (each waits
@@ -183,7 +158,7 @@ async fn closed_connections_count_reconnects_and_the_time_without_them() {
         "{first:?}"
     );
 
-    let connections = our_connections();
+    let connections = support::our_connections();
     assert!(
         connections.len() >= 3,
         "send, reply and server connections: {connections:?}"

@@ -45,35 +45,11 @@ async fn call_until_ok(
     }
 }
 
-/// This process's connections, by the `<program>:<pid>:` prefix of their names.
-fn our_connections() -> Vec<String> {
-    let program = std::env::args()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap();
-    let prefix = format!("{program}:{}:", std::process::id());
-    support::rabbitmqctl(&[
-        "list_connections",
-        "-q",
-        "--no-table-headers",
-        "pid",
-        "client_properties",
-    ])
-    .lines()
-    .filter(|l| l.contains(&prefix))
-    .filter_map(|l| l.split('\t').next().map(str::to_string))
-    .collect()
-}
-
 #[tokio::test]
 async fn recovers_when_the_broker_closes_its_connections() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let (transport, server, client) = running("recover").await;
-    let pids = our_connections();
+    let pids = support::our_connections();
     assert!(
         pids.len() >= 3,
         "send, reply and server connections: {pids:?}"
@@ -83,7 +59,7 @@ async fn recovers_when_the_broker_closes_its_connections() {
     }
     let after = call_until_ok(&client, "after", Duration::from_secs(30)).await;
     assert_eq!(after.unwrap(), json!("after"));
-    let again = our_connections();
+    let again = support::our_connections();
     assert!(
         again.iter().all(|p| !pids.contains(p)),
         "new connections: {pids:?} then {again:?}"
@@ -139,7 +115,7 @@ async fn a_stream_fanout_server_resumes_after_its_last_message() {
         .await
         .expect("a server reading the fanout stream");
     // Before the client's connections exist: this process has the server's only.
-    let servers = our_connections();
+    let servers = support::our_connections();
     assert_eq!(servers.len(), 1, "the server's connection: {servers:?}");
     let client_transport = support::transport_with(ini, "").await;
     let fanout = RpcClient::new(&client_transport, Target::topic(topic.clone()))

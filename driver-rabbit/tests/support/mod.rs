@@ -130,6 +130,31 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
     command(program, &all, None)
 }
 
+/// This process's connections on the test broker (their pids), by the
+/// `<program>:<pid>:` prefix of the names the driver gives them.
+pub fn our_connections() -> Vec<String> {
+    let program = std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .expect("the test binary's name");
+    let prefix = format!("{program}:{}:", std::process::id());
+    rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ])
+    .lines()
+    .filter(|l| l.contains(&prefix))
+    .filter_map(|l| l.split('\t').next().map(str::to_string))
+    .collect()
+}
+
 /// Runs `<script> rabbit4-ctl` with `args`: rabbitmqctl against RabbitMQ 4.
 pub fn rabbitmqctl_on(args: &[&str], script: &str) -> String {
     let mut all = vec!["rabbit4-ctl"];
