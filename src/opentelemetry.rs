@@ -52,9 +52,19 @@ pub fn otlp_provider(
 
 /// A tracing layer that records spans into `provider`: add it to the application's
 /// subscriber.
+///
+/// The spans carry the fields the Python instrumentation's carry and nothing per span
+/// that the trace does not need: no source location, thread or tracing target
+/// attributes, no busy and idle times. Each of those costs on every message; a layer
+/// that wants them is `tracing_opentelemetry::layer()` configured as needed.
 pub fn layer<S>(provider: &SdkTracerProvider) -> OpenTelemetryLayer<S, SdkTracer>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    tracing_opentelemetry::layer().with_tracer(provider.tracer(SCOPE))
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(SCOPE))
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
 }

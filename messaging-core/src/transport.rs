@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::driver::{Capabilities, Driver};
 use crate::telemetry::OsloMetricsSink;
+use crate::telemetry::rpc_metrics::SeriesCache;
 use crate::{Config, Error, Result, TransportUrl};
 
 /// A handle on a connected driver, cheap to clone. RPC clients and servers, notifiers
@@ -22,6 +23,8 @@ struct Inner {
     /// Where the RPC metrics go besides the `metrics` facade, when
     /// `[oslo_messaging_metrics] metrics_enabled` is set.
     oslo_metrics: Option<OsloMetricsSink>,
+    /// The RPC metric series its clients and servers update, built once per label set.
+    rpc_series: SeriesCache,
 }
 
 impl Transport {
@@ -36,6 +39,7 @@ impl Transport {
                 url,
                 config,
                 oslo_metrics,
+                rpc_series: SeriesCache::default(),
             }),
         }
     }
@@ -63,6 +67,11 @@ impl Transport {
     /// The oslo.metrics exporter, when `metrics_enabled` is set.
     pub(crate) fn oslo_metrics(&self) -> Option<OsloMetricsSink> {
         self.inner.oslo_metrics.clone()
+    }
+
+    /// The series of the RPC metric families.
+    pub(crate) fn rpc_series(&self) -> &SeriesCache {
+        &self.inner.rpc_series
     }
 
     /// The `process` label of the RPC metrics (`metrics_process_name`).

@@ -10,8 +10,8 @@ use tracing::Instrument;
 
 use crate::driver::{Retry, SendOptions};
 use crate::serializer::{NoOpSerializer, Serializer};
-use crate::telemetry::rpc_metrics::{CallType, Invocation, Labels};
-use crate::telemetry::{self, InFlight, catalog, trace_context};
+use crate::telemetry::rpc_metrics::{CallType, Invocation};
+use crate::telemetry::{self, trace_context};
 use crate::wire::Request;
 use crate::{Context, Error, Result, Target, Transport, Version, version_is_compatible};
 
@@ -229,24 +229,21 @@ impl RpcClient {
             messaging.destination.name = self.target.topic.as_deref().unwrap_or(""),
             messaging.operation = call_type.as_str(),
             rpc.system = "oslo.messaging",
-            rpc.method = %request.method,
+            rpc.method = request.method.as_str(),
             rpc.service = request.namespace.as_deref().unwrap_or(""),
             openstack.request_id = telemetry::request_id(request.context.as_map()),
             otel.status_code = tracing::field::Empty,
             target = %self.target,
         );
         trace_context::propagate(&span, &mut request.context.0);
-        let labels = Labels::client(
+        let series = self.transport.rpc_series().client(
             &self.target,
             &request.method,
             call_type,
             self.transport.metrics_process_name(),
         );
-        let invocation = Invocation::client(labels, self.transport.oslo_metrics());
-        let _in_flight = (call_type == CallType::Call).then(|| {
-            let topic = self.target.topic.clone().unwrap_or_default();
-            InFlight::enter(catalog::RPC_CLIENT_CALLS_IN_FLIGHT, &[("topic", topic)])
-        });
+        let _in_flight = (call_type == CallType::Call).then(|| series.in_flight());
+        let invocation = Invocation::start(series, self.transport.oslo_metrics());
         let outcome = self
             .transport
             .driver()

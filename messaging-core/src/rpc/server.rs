@@ -13,8 +13,8 @@ use super::endpoint::Endpoint;
 use crate::driver::{IncomingRequest, Responder};
 use crate::serializer::{NoOpSerializer, Serializer};
 use crate::service::{Lifecycle, panic_message};
-use crate::telemetry::rpc_metrics::{Invocation, Labels};
-use crate::telemetry::{self, InFlight, TraceContext, catalog, trace_context};
+use crate::telemetry::rpc_metrics::{Invocation, ServedRequest};
+use crate::telemetry::{self, TraceContext, catalog, trace_context};
 use crate::wire::Request;
 use crate::{Error, RemoteError, Result, Target, Transport};
 
@@ -235,7 +235,7 @@ fn serve(
         messaging.operation = "receive",
         messaging.message.id = request.reply.as_ref().map_or("", |r| r.msg_id.as_str()),
         rpc.system = "oslo.messaging",
-        rpc.method = %request.method,
+        rpc.method = request.method.as_str(),
         rpc.service = request.namespace.as_deref().unwrap_or(""),
         openstack.request_id = telemetry::request_id(request.context.as_map()),
         trace_id = trace.as_ref().map(TraceContext::trace_id),
@@ -253,22 +253,18 @@ fn serve(
         .map(|d| d.min(MAX_HEARTBEAT_INTERVAL));
     // Kept for the failure log: the dispatcher takes the request whole.
     let method = request.method.clone();
-    let labels = Labels::server(
+    let series = shared.transport.rpc_series().server(
         &shared.target,
-        shared.dispatcher.endpoint_name(&request),
-        request.namespace.as_deref(),
-        request.version.as_deref(),
-        &request.method,
+        ServedRequest {
+            endpoint: shared.dispatcher.endpoint_name(&request),
+            namespace: request.namespace.as_deref(),
+            version: request.version.as_deref(),
+            method: &request.method,
+        },
         shared.transport.metrics_process_name(),
     );
-    let invocation = Invocation::server(labels, shared.transport.oslo_metrics());
-    let in_flight = InFlight::enter(
-        catalog::RPC_SERVER_REQUESTS_IN_FLIGHT,
-        &[
-            ("topic", shared.target.topic.clone().unwrap_or_default()),
-            ("server", shared.target.server.clone().unwrap_or_default()),
-        ],
-    );
+    let in_flight = series.in_flight();
+    let invocation = Invocation::start(series, shared.transport.oslo_metrics());
     let dispatch = span.in_scope(|| {
         trace_context::scoped_sync(trace.clone(), || {
             dispatch_caught(&shared.dispatcher, request)

@@ -57,24 +57,6 @@ pub(crate) fn rpc_span_name(namespace: Option<&str>, method: &str, operation: &s
     }
 }
 
-/// Counts one in a gauge while it lives: dropped (finished or cancelled), it counts
-/// itself out again.
-pub(crate) struct InFlight(metrics::Gauge);
-
-impl InFlight {
-    pub(crate) fn enter(name: &'static str, labels: &[(&'static str, String)]) -> Self {
-        let gauge = metrics::gauge!(name, labels);
-        gauge.increment(1.0);
-        InFlight(gauge)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
-    }
-}
-
 /// The context's `request_id`, for the `openstack.request_id` span field.
 pub(crate) fn request_id(context: &Map<String, Value>) -> &str {
     context

@@ -12,10 +12,15 @@
 //! Label values are written as the oslo.metrics daemon writes them (it applies Python's
 //! `str()`): an unset field is `None`, a fanout cast is `True`.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use metrics::{Key, Label, Level, Metadata};
 use serde_json::Value;
 
+use super::catalog;
 use super::oslo_metrics::OsloMetricsSink;
 use crate::{Error, Target};
 
@@ -75,10 +80,6 @@ enum LabelValue {
 }
 
 impl LabelValue {
-    fn of(value: Option<&str>) -> Self {
-        value.map_or(LabelValue::None, |v| LabelValue::Text(v.to_string()))
-    }
-
     /// As the oslo.metrics daemon exports it (Python's `str()`).
     fn exported(&self) -> String {
         match self {
@@ -86,6 +87,23 @@ impl LabelValue {
             LabelValue::Bool(true) => "True".to_string(),
             LabelValue::Bool(false) => "False".to_string(),
             LabelValue::Text(s) => s.clone(),
+        }
+    }
+
+    fn of_ref(value: LabelRef<'_>) -> Self {
+        match value {
+            LabelRef::None => LabelValue::None,
+            LabelRef::Bool(b) => LabelValue::Bool(b),
+            LabelRef::Text(s) => LabelValue::Text(s.to_string()),
+        }
+    }
+
+    fn is(&self, value: LabelRef<'_>) -> bool {
+        match (self, value) {
+            (LabelValue::None, LabelRef::None) => true,
+            (LabelValue::Bool(a), LabelRef::Bool(b)) => *a == b,
+            (LabelValue::Text(a), LabelRef::Text(b)) => a == b,
+            _ => false,
         }
     }
 
@@ -98,61 +116,123 @@ impl LabelValue {
     }
 }
 
+/// A label's value borrowed from the invocation: what the series cache is searched
+/// with, so that an invocation whose series is known allocates nothing.
+#[derive(Debug, Clone, Copy, Hash, PartialEq)]
+enum LabelRef<'a> {
+    None,
+    Bool(bool),
+    Text(&'a str),
+}
+
+impl<'a> LabelRef<'a> {
+    fn of(value: Option<&'a str>) -> Self {
+        value.map_or(LabelRef::None, LabelRef::Text)
+    }
+}
+
+/// A client invocation's labels: the fields of the (prepared) target, as oslo takes
+/// them. The exchange is the target's own (`None` for the transport's default) and
+/// `timeout` is always `None`, as oslo sends it.
+fn client_labels<'a>(
+    target: &'a Target,
+    method: &'a str,
+    call_type: CallType,
+    process: &'a str,
+) -> [(&'static str, LabelRef<'a>); 10] {
+    [
+        ("call_type", LabelRef::Text(call_type.as_str())),
+        ("exchange", LabelRef::of(target.exchange.as_deref())),
+        ("topic", LabelRef::of(target.topic.as_deref())),
+        ("namespace", LabelRef::of(target.namespace.as_deref())),
+        ("version", LabelRef::of(target.version.as_deref())),
+        ("server", LabelRef::of(target.server.as_deref())),
+        (
+            "fanout",
+            if target.fanout {
+                LabelRef::Bool(true)
+            } else {
+                LabelRef::None
+            },
+        ),
+        ("method", LabelRef::Text(method)),
+        ("timeout", LabelRef::None),
+        ("process", LabelRef::Text(process)),
+    ]
+}
+
+/// A server invocation's labels: the server's target (`exchange`, `topic`, `server`),
+/// the endpoint's name, and the request's namespace, version and method.
+fn server_labels<'a>(
+    target: &'a Target,
+    request: ServedRequest<'a>,
+    process: &'a str,
+) -> [(&'static str, LabelRef<'a>); 8] {
+    [
+        ("exchange", LabelRef::of(target.exchange.as_deref())),
+        ("topic", LabelRef::of(target.topic.as_deref())),
+        ("server", LabelRef::of(target.server.as_deref())),
+        ("endpoint", LabelRef::of(request.endpoint)),
+        ("namespace", LabelRef::of(request.namespace)),
+        ("version", LabelRef::of(request.version)),
+        ("method", LabelRef::Text(request.method)),
+        ("process", LabelRef::Text(process)),
+    ]
+}
+
+/// What the server labels take from a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServedRequest<'a> {
+    /// The name of the endpoint that has the method, if one has it.
+    pub(crate) endpoint: Option<&'a str>,
+    /// The request's namespace.
+    pub(crate) namespace: Option<&'a str>,
+    /// The request's version.
+    pub(crate) version: Option<&'a str>,
+    /// The method asked for.
+    pub(crate) method: &'a str,
+}
+
 /// The labels of one invocation, in oslo's order, `process` last.
 #[derive(Debug, Clone)]
 pub(crate) struct Labels(Vec<(&'static str, LabelValue)>);
 
 impl Labels {
-    /// A client invocation's labels: the fields of the (prepared) target, as oslo takes
-    /// them. The exchange is the target's own (`None` for the transport's default) and
-    /// `timeout` is always `None`, as oslo sends it.
+    fn of_refs(labels: &[(&'static str, LabelRef<'_>)]) -> Self {
+        Labels(
+            labels
+                .iter()
+                .map(|&(k, v)| (k, LabelValue::of_ref(v)))
+                .collect(),
+        )
+    }
+
+    fn is(&self, labels: &[(&'static str, LabelRef<'_>)]) -> bool {
+        self.0.len() == labels.len()
+            && self
+                .0
+                .iter()
+                .zip(labels)
+                .all(|((k, v), (key, value))| k == key && v.is(*value))
+    }
+
+    /// A client invocation's labels (see [`client_labels`]).
+    #[cfg(test)]
     pub(crate) fn client(
         target: &Target,
         method: &str,
         call_type: CallType,
         process: &str,
     ) -> Self {
-        Labels(vec![
-            ("call_type", LabelValue::Text(call_type.as_str().into())),
-            ("exchange", LabelValue::of(target.exchange.as_deref())),
-            ("topic", LabelValue::of(target.topic.as_deref())),
-            ("namespace", LabelValue::of(target.namespace.as_deref())),
-            ("version", LabelValue::of(target.version.as_deref())),
-            ("server", LabelValue::of(target.server.as_deref())),
-            (
-                "fanout",
-                if target.fanout {
-                    LabelValue::Bool(true)
-                } else {
-                    LabelValue::None
-                },
-            ),
-            ("method", LabelValue::Text(method.to_string())),
-            ("timeout", LabelValue::None),
-            ("process", LabelValue::Text(process.to_string())),
-        ])
+        Self::of_refs(&client_labels(target, method, call_type, process))
     }
 
-    /// A server invocation's labels: the server's target (`exchange`, `topic`,
-    /// `server`), the endpoint's name, and the request's namespace, version and method.
-    pub(crate) fn server(
-        target: &Target,
-        endpoint: Option<&str>,
-        namespace: Option<&str>,
-        version: Option<&str>,
-        method: &str,
-        process: &str,
-    ) -> Self {
-        Labels(vec![
-            ("exchange", LabelValue::of(target.exchange.as_deref())),
-            ("topic", LabelValue::of(target.topic.as_deref())),
-            ("server", LabelValue::of(target.server.as_deref())),
-            ("endpoint", LabelValue::of(endpoint)),
-            ("namespace", LabelValue::of(namespace)),
-            ("version", LabelValue::of(version)),
-            ("method", LabelValue::Text(method.to_string())),
-            ("process", LabelValue::Text(process.to_string())),
-        ])
+    /// The exported value of the label `name`, empty when it is unset.
+    fn text(&self, name: &str) -> &str {
+        match self.0.iter().find(|(k, _)| *k == name) {
+            Some((_, LabelValue::Text(s))) => s,
+            _ => "",
+        }
     }
 
     fn with_exception(&self, class: String) -> Labels {
@@ -176,11 +256,15 @@ impl Labels {
 }
 
 /// The families of one side.
+#[derive(Debug)]
 struct Families {
     start: &'static str,
     end: &'static str,
     seconds: &'static str,
     exception: &'static str,
+    /// The gauge of invocations under way, and the labels it takes.
+    in_flight: &'static str,
+    in_flight_labels: &'static [&'static str],
 }
 
 const CLIENT: Families = Families {
@@ -188,6 +272,8 @@ const CLIENT: Families = Families {
     end: RPC_CLIENT_INVOCATION_END,
     seconds: RPC_CLIENT_PROCESSING_SECONDS,
     exception: RPC_CLIENT_EXCEPTION,
+    in_flight: catalog::RPC_CLIENT_CALLS_IN_FLIGHT,
+    in_flight_labels: &["topic"],
 };
 
 const SERVER: Families = Families {
@@ -195,38 +281,143 @@ const SERVER: Families = Families {
     end: RPC_SERVER_INVOCATION_END,
     seconds: RPC_SERVER_PROCESSING_SECONDS,
     exception: RPC_SERVER_EXCEPTION,
+    in_flight: catalog::RPC_SERVER_REQUESTS_IN_FLIGHT,
+    in_flight_labels: &["topic", "server"],
 };
+
+/// What the `metrics` macros would say about the families' series.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// The series of one side's invocations with one set of labels: the labels and the
+/// recorder keys, built once. Asking the recorder with a built key costs a lookup by
+/// its precomputed hash, where the macros build ten labels on every update.
+#[derive(Debug)]
+pub(crate) struct Series {
+    families: &'static Families,
+    labels: Labels,
+    start: Key,
+    end: Key,
+    seconds: Key,
+    in_flight: Key,
+}
+
+impl Series {
+    fn new(families: &'static Families, labels: Labels) -> Self {
+        let exported: Vec<Label> = labels
+            .0
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.exported()))
+            .collect();
+        let in_flight: Vec<Label> = families
+            .in_flight_labels
+            .iter()
+            .map(|name| Label::new(*name, labels.text(name).to_string()))
+            .collect();
+        Series {
+            start: Key::from_parts(families.start, exported.clone()),
+            end: Key::from_parts(families.end, exported.clone()),
+            seconds: Key::from_parts(families.seconds, exported),
+            in_flight: Key::from_parts(families.in_flight, in_flight),
+            families,
+            labels,
+        }
+    }
+
+    /// Counts an invocation under way until the guard is dropped.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        let gauge = metrics::with_recorder(|r| r.register_gauge(&self.in_flight, &METADATA));
+        gauge.increment(1.0);
+        InFlight(gauge)
+    }
+}
+
+/// Counts one in a gauge while it lives: dropped (finished or cancelled), it counts
+/// itself out again.
+pub(crate) struct InFlight(metrics::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// The series of a transport's invocations, by their labels. Bounded: past
+/// [`SeriesCache::LIMIT`] sets of labels it starts again (label sets that many are an
+/// exporter's problem long before they are this cache's).
+#[derive(Debug, Default)]
+pub(crate) struct SeriesCache(Mutex<HashMap<u64, Arc<Series>>>);
+
+impl SeriesCache {
+    const LIMIT: usize = 4096;
+
+    /// The series of a client invocation.
+    pub(crate) fn client(
+        &self,
+        target: &Target,
+        method: &str,
+        call_type: CallType,
+        process: &str,
+    ) -> Arc<Series> {
+        self.get(&CLIENT, &client_labels(target, method, call_type, process))
+    }
+
+    /// The series of a server invocation.
+    pub(crate) fn server(
+        &self,
+        target: &Target,
+        request: ServedRequest<'_>,
+        process: &str,
+    ) -> Arc<Series> {
+        self.get(&SERVER, &server_labels(target, request, process))
+    }
+
+    fn get(
+        &self,
+        families: &'static Families,
+        labels: &[(&'static str, LabelRef<'_>)],
+    ) -> Arc<Series> {
+        let mut hasher = DefaultHasher::new();
+        families.start.hash(&mut hasher);
+        labels.hash(&mut hasher);
+        let hash = hasher.finish();
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(&hash) {
+            // The labels are compared too: two label sets may share a hash.
+            Some(series) if std::ptr::eq(series.families, families) && series.labels.is(labels) => {
+                series.clone()
+            }
+            _ => {
+                if cache.len() >= Self::LIMIT {
+                    cache.clear();
+                }
+                let series = Arc::new(Series::new(families, Labels::of_refs(labels)));
+                cache.insert(hash, series.clone());
+                series
+            }
+        }
+    }
+}
 
 /// One invocation being measured: `start` is counted when it is made, then
 /// [`Invocation::finish`] counts the end and observes the seconds, or counts the
 /// exception. An invocation dropped unfinished (its future cancelled) counts only its
 /// start, as oslo's does when the caller goes away.
 pub(crate) struct Invocation {
-    families: &'static Families,
-    labels: Labels,
+    series: Arc<Series>,
     began: Instant,
     sink: Option<OsloMetricsSink>,
 }
 
 impl Invocation {
-    /// Starts measuring a client invocation.
-    pub(crate) fn client(labels: Labels, sink: Option<OsloMetricsSink>) -> Self {
-        Self::start(&CLIENT, labels, sink)
-    }
-
-    /// Starts measuring a server invocation.
-    pub(crate) fn server(labels: Labels, sink: Option<OsloMetricsSink>) -> Self {
-        Self::start(&SERVER, labels, sink)
-    }
-
-    fn start(families: &'static Families, labels: Labels, sink: Option<OsloMetricsSink>) -> Self {
-        metrics::counter!(families.start, &labels.exported()).increment(1);
+    /// Starts measuring an invocation of `series`.
+    pub(crate) fn start(series: Arc<Series>, sink: Option<OsloMetricsSink>) -> Self {
+        metrics::with_recorder(|r| r.register_counter(&series.start, &METADATA)).increment(1);
         if let Some(sink) = &sink {
-            sink.increment(families.start, &labels);
+            sink.increment(series.families.start, &series.labels);
         }
         Invocation {
-            families,
-            labels,
+            series,
             began: Instant::now(),
             sink,
         }
@@ -243,21 +434,25 @@ impl Invocation {
     /// Records an invocation that ended without an exception.
     pub(crate) fn succeeded(self) {
         let seconds = self.began.elapsed().as_secs_f64();
-        let exported = self.labels.exported();
-        metrics::histogram!(self.families.seconds, &exported).record(seconds);
-        metrics::counter!(self.families.end, &exported).increment(1);
+        let series = &self.series;
+        metrics::with_recorder(|r| {
+            r.register_histogram(&series.seconds, &METADATA)
+                .record(seconds);
+            r.register_counter(&series.end, &METADATA).increment(1);
+        });
         if let Some(sink) = &self.sink {
-            sink.observe(self.families.seconds, seconds, &self.labels);
-            sink.increment(self.families.end, &self.labels);
+            sink.observe(series.families.seconds, seconds, &series.labels);
+            sink.increment(series.families.end, &series.labels);
         }
     }
 
     /// Records an invocation that failed with an exception of class `class`.
     pub(crate) fn failed(self, class: String) {
-        let labels = self.labels.with_exception(class);
-        metrics::counter!(self.families.exception, &labels.exported()).increment(1);
+        let families = self.series.families;
+        let labels = self.series.labels.with_exception(class);
+        metrics::counter!(families.exception, &labels.exported()).increment(1);
         if let Some(sink) = &self.sink {
-            sink.increment(self.families.exception, &labels);
+            sink.increment(families.exception, &labels);
         }
     }
 }
@@ -319,12 +514,26 @@ mod tests {
         labels.iter().map(|(k, _)| k.as_str()).collect()
     }
 
+    /// oslo's client labels, in its order.
+    const CLIENT_LABELS: [&str; 10] = [
+        "call_type",
+        "exchange",
+        "topic",
+        "namespace",
+        "version",
+        "server",
+        "fanout",
+        "method",
+        "timeout",
+        "process",
+    ];
+
     #[test]
     fn a_client_call_counts_start_end_and_seconds_with_oslo_labels() {
         let target = Target::topic("compute").server("host1").version("1.2");
         let got = recorded(|| {
-            let labels = Labels::client(&target, "add", CallType::Call, "nova-api");
-            Invocation::client(labels, None).finish(&Ok::<(), Error>(()));
+            let series = SeriesCache::default().client(&target, "add", CallType::Call, "nova-api");
+            Invocation::start(series, None).finish(&Ok::<(), Error>(()));
         });
         let names: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(
@@ -336,21 +545,7 @@ mod tests {
             ]
         );
         for (_, labels, _) in &got {
-            assert_eq!(
-                label_names(labels),
-                [
-                    "call_type",
-                    "exchange",
-                    "topic",
-                    "namespace",
-                    "version",
-                    "server",
-                    "fanout",
-                    "method",
-                    "timeout",
-                    "process"
-                ]
-            );
+            assert_eq!(label_names(labels), CLIENT_LABELS);
             let value = |name: &str| labels.iter().find(|(k, _)| k == name).unwrap().1.clone();
             assert_eq!(value("call_type"), "call");
             assert_eq!(value("exchange"), "None");
@@ -369,32 +564,20 @@ mod tests {
     fn a_failed_fanout_cast_counts_start_and_the_exception_only() {
         let target = Target::topic("compute").fanout(true);
         let got = recorded(|| {
-            let labels = Labels::client(&target, "reset", CallType::Cast, "");
+            let series = SeriesCache::default().client(&target, "reset", CallType::Cast, "");
             let failure = Error::DeliveryFailure(crate::Detail::new(
                 crate::ErrorKind::ConnectionLost,
                 "gone",
             ));
-            Invocation::client(labels, None).finish(&Err::<(), _>(failure));
+            Invocation::start(series, None).finish(&Err::<(), _>(failure));
         });
         let names: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(names, [RPC_CLIENT_EXCEPTION, RPC_CLIENT_INVOCATION_START]);
         let exception = &got[0].1;
-        assert_eq!(
-            label_names(exception),
-            [
-                "call_type",
-                "exchange",
-                "topic",
-                "namespace",
-                "version",
-                "server",
-                "fanout",
-                "method",
-                "timeout",
-                "exception",
-                "process"
-            ]
-        );
+        // oslo puts `exception` before `process`.
+        let mut expected = CLIENT_LABELS.to_vec();
+        expected.insert(9, "exception");
+        assert_eq!(label_names(exception), expected);
         assert!(exception.contains(&("exception".into(), "MessageDeliveryFailure".into())));
         assert!(exception.contains(&("fanout".into(), "True".into())));
         assert!(exception.contains(&("call_type".into(), "cast".into())));
@@ -404,9 +587,16 @@ mod tests {
     fn server_invocations_have_oslo_metrics_server_labels() {
         let target = Target::topic("compute").server("host1").exchange("nova");
         let got = recorded(|| {
-            let labels = Labels::server(&target, Some("ComputeAPI"), None, Some("1.0"), "add", "p");
-            Invocation::server(labels.clone(), None).succeeded();
-            Invocation::server(labels, None).failed("ValueError".into());
+            let cache = SeriesCache::default();
+            let request = ServedRequest {
+                endpoint: Some("ComputeAPI"),
+                namespace: None,
+                version: Some("1.0"),
+                method: "add",
+            };
+            Invocation::start(cache.server(&target, request, "p"), None).succeeded();
+            Invocation::start(cache.server(&target, request, "p"), None)
+                .failed("ValueError".into());
         });
         let names: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(
@@ -439,6 +629,67 @@ mod tests {
         assert!(got[1].1.contains(&("endpoint".into(), "ComputeAPI".into())));
         assert!(got[1].1.contains(&("namespace".into(), "None".into())));
         assert!(matches!(got[2].2, DebugValue::Counter(2)));
+    }
+
+    #[test]
+    fn a_label_set_has_one_series_and_each_set_its_own() {
+        let cache = SeriesCache::default();
+        let target = Target::topic("compute");
+        let add = cache.client(&target, "add", CallType::Call, "p");
+        assert!(Arc::ptr_eq(
+            &add,
+            &cache.client(&target, "add", CallType::Call, "p")
+        ));
+        for other in [
+            cache.client(&target, "sub", CallType::Call, "p"),
+            cache.client(&target, "add", CallType::Cast, "p"),
+            cache.client(&target.clone().server("h"), "add", CallType::Call, "p"),
+            cache.client(&target, "add", CallType::Call, "q"),
+        ] {
+            assert!(!Arc::ptr_eq(&add, &other), "{:?}", other.labels);
+        }
+        // Same values, other side: the server's families, not the client's series.
+        let request = ServedRequest {
+            endpoint: None,
+            namespace: None,
+            version: None,
+            method: "add",
+        };
+        assert_eq!(
+            cache.server(&target, request, "p").start.name(),
+            RPC_SERVER_INVOCATION_START
+        );
+        assert_eq!(add.start.name(), RPC_CLIENT_INVOCATION_START);
+    }
+
+    #[test]
+    fn in_flight_counts_while_the_guard_lives() {
+        let target = Target::topic("compute").server("host1");
+        let request = ServedRequest {
+            endpoint: None,
+            namespace: None,
+            version: None,
+            method: "add",
+        };
+        let mut still_running = None;
+        let got = recorded(|| {
+            let series = SeriesCache::default().server(&target, request, "p");
+            let finished = series.in_flight();
+            still_running = Some(series.in_flight());
+            drop(finished);
+        });
+        assert_eq!(got.len(), 1);
+        let (name, labels, value) = &got[0];
+        assert_eq!(name, catalog::RPC_SERVER_REQUESTS_IN_FLIGHT);
+        assert_eq!(
+            labels,
+            &[
+                ("topic".to_string(), "compute".to_string()),
+                ("server".to_string(), "host1".to_string())
+            ]
+        );
+        assert!(matches!(value, DebugValue::Gauge(g) if g.into_inner() == 1.0));
+        drop(still_running);
     }
 
     #[test]
