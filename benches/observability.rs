@@ -70,10 +70,54 @@ struct Args {
     no_rabbit: bool,
 }
 
-/// The process's recorder: the Prometheus recorder while [`METRICS_ON`], else nothing. The
-/// `metrics` macros ask the recorder on every update, so switching takes effect at
-/// once.
+/// The process's recorder: the Prometheus recorder, whose handles record only while
+/// [`METRICS_ON`]. The crates keep the handles they are given (the RPC families per label
+/// set, the ZeroMQ queue gauges per link), so the switch is inside every handle, not at
+/// registration.
 struct Switch(metrics_exporter_prometheus::PrometheusRecorder);
+
+/// A handle that passes updates on only while [`METRICS_ON`].
+struct Switched<T>(T);
+
+impl metrics::CounterFn for Switched<Counter> {
+    fn increment(&self, value: u64) {
+        if METRICS_ON.load(Ordering::Relaxed) {
+            self.0.increment(value)
+        }
+    }
+    fn absolute(&self, value: u64) {
+        if METRICS_ON.load(Ordering::Relaxed) {
+            self.0.absolute(value)
+        }
+    }
+}
+
+// A gauge moved up while on and down while off ends wrong; the run reads no gauge.
+impl metrics::GaugeFn for Switched<Gauge> {
+    fn increment(&self, value: f64) {
+        if METRICS_ON.load(Ordering::Relaxed) {
+            self.0.increment(value)
+        }
+    }
+    fn decrement(&self, value: f64) {
+        if METRICS_ON.load(Ordering::Relaxed) {
+            self.0.decrement(value)
+        }
+    }
+    fn set(&self, value: f64) {
+        if METRICS_ON.load(Ordering::Relaxed) {
+            self.0.set(value)
+        }
+    }
+}
+
+impl metrics::HistogramFn for Switched<Histogram> {
+    fn record(&self, value: f64) {
+        if METRICS_ON.load(Ordering::Relaxed) {
+            self.0.record(value)
+        }
+    }
+}
 
 impl Recorder for Switch {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, text: SharedString) {
@@ -86,25 +130,13 @@ impl Recorder for Switch {
         self.0.describe_histogram(key, unit, text)
     }
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        if METRICS_ON.load(Ordering::Relaxed) {
-            self.0.register_counter(key, metadata)
-        } else {
-            Counter::noop()
-        }
+        Counter::from_arc(Arc::new(Switched(self.0.register_counter(key, metadata))))
     }
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        if METRICS_ON.load(Ordering::Relaxed) {
-            self.0.register_gauge(key, metadata)
-        } else {
-            Gauge::noop()
-        }
+        Gauge::from_arc(Arc::new(Switched(self.0.register_gauge(key, metadata))))
     }
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        if METRICS_ON.load(Ordering::Relaxed) {
-            self.0.register_histogram(key, metadata)
-        } else {
-            Histogram::noop()
-        }
+        Histogram::from_arc(Arc::new(Switched(self.0.register_histogram(key, metadata))))
     }
 }
 

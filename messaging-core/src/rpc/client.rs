@@ -223,17 +223,17 @@ impl RpcClient {
     ) -> Result<Value> {
         let span = tracing::info_span!(
             "rpc.send",
-            otel.name = telemetry::rpc_span_name(request.namespace.as_deref(), &request.method, "send"),
+            otel.name =
+                telemetry::rpc_span_name(request.namespace.as_deref(), &request.method, "send"),
             otel.kind = "producer",
             messaging.system = telemetry::messaging_system(self.transport.driver().name()),
             messaging.destination.name = self.target.topic.as_deref().unwrap_or(""),
             messaging.operation = call_type.as_str(),
             rpc.system = "oslo.messaging",
             rpc.method = request.method.as_str(),
-            rpc.service = request.namespace.as_deref().unwrap_or(""),
+            rpc.service = request.namespace.as_deref(),
             openstack.request_id = telemetry::request_id(request.context.as_map()),
             otel.status_code = tracing::field::Empty,
-            target = %self.target,
         );
         trace_context::propagate(&span, &mut request.context.0);
         let series = self.transport.rpc_series().client(

@@ -228,19 +228,19 @@ fn serve(
     let trace = TraceContext::from_map(request.context.as_map());
     let span = tracing::info_span!(
         "rpc.dispatch",
-        otel.name = telemetry::rpc_span_name(request.namespace.as_deref(), &request.method, "receive"),
+        otel.name =
+            telemetry::rpc_span_name(request.namespace.as_deref(), &request.method, "receive"),
         otel.kind = "consumer",
         messaging.system = telemetry::messaging_system(shared.transport.driver().name()),
         messaging.destination.name = shared.target.topic.as_deref().unwrap_or(""),
         messaging.operation = "receive",
-        messaging.message.id = request.reply.as_ref().map_or("", |r| r.msg_id.as_str()),
+        messaging.message.id = request.reply.as_ref().map(|r| r.msg_id.as_str()),
         rpc.system = "oslo.messaging",
         rpc.method = request.method.as_str(),
-        rpc.service = request.namespace.as_deref().unwrap_or(""),
+        rpc.service = request.namespace.as_deref(),
         openstack.request_id = telemetry::request_id(request.context.as_map()),
         trace_id = trace.as_ref().map(TraceContext::trace_id),
         otel.status_code = tracing::field::Empty,
-        target = %shared.target,
     );
     telemetry::adopt_parent(&span, trace.as_ref());
     let heartbeat_every = request

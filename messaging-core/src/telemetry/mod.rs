@@ -57,12 +57,10 @@ pub(crate) fn rpc_span_name(namespace: Option<&str>, method: &str, operation: &s
     }
 }
 
-/// The context's `request_id`, for the `openstack.request_id` span field.
-pub(crate) fn request_id(context: &Map<String, Value>) -> &str {
-    context
-        .get("request_id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+/// The context's `request_id`, for the `openstack.request_id` span field (left out
+/// when the context has none).
+pub(crate) fn request_id(context: &Map<String, Value>) -> Option<&str> {
+    context.get("request_id").and_then(Value::as_str)
 }
 
 #[cfg(test)]

@@ -13,11 +13,11 @@
 //! `str()`): an unset field is `None`, a fanout cast is `True`.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
-use metrics::{Key, Label, Level, Metadata};
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata};
 use serde_json::Value;
 
 use super::catalog;
@@ -289,9 +289,9 @@ const SERVER: Families = Families {
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// The series of one side's invocations with one set of labels: the labels and the
-/// recorder keys, built once. Asking the recorder with a built key costs a lookup by
-/// its precomputed hash, where the macros build ten labels on every update.
+/// The series of one side's invocations with one set of labels: the labels, the
+/// recorder keys, and the handles the recorder gave for them, so that an update is an
+/// atomic operation rather than a lookup of ten labels.
 #[derive(Debug)]
 pub(crate) struct Series {
     families: &'static Families,
@@ -300,6 +300,26 @@ pub(crate) struct Series {
     end: Key,
     seconds: Key,
     in_flight: Key,
+    /// Registered on first use, with the recorder then current.
+    handles: OnceLock<Handles>,
+}
+
+/// One recorder's handles on a [`Series`], each registered when first used (a series
+/// appears on the exporter's page once it has something to show, as oslo's do).
+#[derive(Debug)]
+struct Handles {
+    /// Which recorder gives them: another one (a test's local recorder, or the global
+    /// one installed after the series was made) is asked on every update instead.
+    recorder: usize,
+    start: OnceLock<Counter>,
+    end: OnceLock<Counter>,
+    seconds: OnceLock<Histogram>,
+    in_flight: OnceLock<Gauge>,
+}
+
+/// Which recorder is current: the address of its value.
+fn current_recorder() -> usize {
+    metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
 }
 
 impl Series {
@@ -321,12 +341,56 @@ impl Series {
             in_flight: Key::from_parts(families.in_flight, in_flight),
             families,
             labels,
+            handles: OnceLock::new(),
         }
+    }
+
+    /// The handles of the current recorder, or `None` when it is not the one they
+    /// were registered with.
+    fn handles(&self) -> Option<&Handles> {
+        let recorder = current_recorder();
+        let handles = self.handles.get_or_init(|| Handles {
+            recorder,
+            start: OnceLock::new(),
+            end: OnceLock::new(),
+            seconds: OnceLock::new(),
+            in_flight: OnceLock::new(),
+        });
+        (handles.recorder == recorder).then_some(handles)
+    }
+
+    /// Counts one in the counter of `key`: `cached`, registered once with the current
+    /// recorder, or asked from the recorder each time.
+    fn count(cached: Option<&OnceLock<Counter>>, key: &Key) {
+        let register = || metrics::with_recorder(|r| r.register_counter(key, &METADATA));
+        match cached {
+            Some(c) => c.get_or_init(register).increment(1),
+            None => register().increment(1),
+        }
+    }
+
+    fn count_start(&self) {
+        Self::count(self.handles().map(|h| &h.start), &self.start);
+    }
+
+    fn count_end(&self, seconds: f64) {
+        let handles = self.handles();
+        let register =
+            || metrics::with_recorder(|r| r.register_histogram(&self.seconds, &METADATA));
+        match handles {
+            Some(h) => h.seconds.get_or_init(register).record(seconds),
+            None => register().record(seconds),
+        }
+        Self::count(handles.map(|h| &h.end), &self.end);
     }
 
     /// Counts an invocation under way until the guard is dropped.
     pub(crate) fn in_flight(&self) -> InFlight {
-        let gauge = metrics::with_recorder(|r| r.register_gauge(&self.in_flight, &METADATA));
+        let register = || metrics::with_recorder(|r| r.register_gauge(&self.in_flight, &METADATA));
+        let gauge = match self.handles() {
+            Some(h) => h.in_flight.get_or_init(register).clone(),
+            None => register(),
+        };
         gauge.increment(1.0);
         InFlight(gauge)
     }
@@ -346,7 +410,7 @@ impl Drop for InFlight {
 /// [`SeriesCache::LIMIT`] sets of labels it starts again (label sets that many are an
 /// exporter's problem long before they are this cache's).
 #[derive(Debug, Default)]
-pub(crate) struct SeriesCache(Mutex<HashMap<u64, Arc<Series>>>);
+pub(crate) struct SeriesCache(RwLock<HashMap<u64, Arc<Series>, foldhash::fast::RandomState>>);
 
 impl SeriesCache {
     const LIMIT: usize = 4096;
@@ -377,25 +441,26 @@ impl SeriesCache {
         families: &'static Families,
         labels: &[(&'static str, LabelRef<'_>)],
     ) -> Arc<Series> {
-        let mut hasher = DefaultHasher::new();
+        let mut hasher = foldhash::fast::FixedState::default().build_hasher();
         families.start.hash(&mut hasher);
         labels.hash(&mut hasher);
         let hash = hasher.finish();
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match cache.get(&hash) {
+        let known = |series: &Arc<Series>| {
             // The labels are compared too: two label sets may share a hash.
-            Some(series) if std::ptr::eq(series.families, families) && series.labels.is(labels) => {
-                series.clone()
-            }
-            _ => {
-                if cache.len() >= Self::LIMIT {
-                    cache.clear();
-                }
-                let series = Arc::new(Series::new(families, Labels::of_refs(labels)));
-                cache.insert(hash, series.clone());
-                series
-            }
+            std::ptr::eq(series.families, families) && series.labels.is(labels)
+        };
+        let cache = self.0.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(series) = cache.get(&hash).filter(|s| known(s)) {
+            return series.clone();
         }
+        drop(cache);
+        let series = Arc::new(Series::new(families, Labels::of_refs(labels)));
+        let mut cache = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= Self::LIMIT {
+            cache.clear();
+        }
+        cache.insert(hash, series.clone());
+        series
     }
 }
 
@@ -412,7 +477,7 @@ pub(crate) struct Invocation {
 impl Invocation {
     /// Starts measuring an invocation of `series`.
     pub(crate) fn start(series: Arc<Series>, sink: Option<OsloMetricsSink>) -> Self {
-        metrics::with_recorder(|r| r.register_counter(&series.start, &METADATA)).increment(1);
+        series.count_start();
         if let Some(sink) = &sink {
             sink.increment(series.families.start, &series.labels);
         }
@@ -435,11 +500,7 @@ impl Invocation {
     pub(crate) fn succeeded(self) {
         let seconds = self.began.elapsed().as_secs_f64();
         let series = &self.series;
-        metrics::with_recorder(|r| {
-            r.register_histogram(&series.seconds, &METADATA)
-                .record(seconds);
-            r.register_counter(&series.end, &METADATA).increment(1);
-        });
+        series.count_end(seconds);
         if let Some(sink) = &self.sink {
             sink.observe(series.families.seconds, seconds, &series.labels);
             sink.increment(series.families.end, &series.labels);
