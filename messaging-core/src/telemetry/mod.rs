@@ -8,12 +8,13 @@
 //!   publishes, confirms, reconnects, Kafka lag, ZeroMQ peers), facade only.
 //! - [`trace_context`]: W3C `traceparent`/`tracestate` in the message context, where
 //!   Python's instrumentation puts them.
-//! - Spans: `rpc.call`, `rpc.cast`, `rpc.dispatch`, `notification.send` and
-//!   `notification.receive`, with OpenTelemetry's messaging and RPC fields
-//!   (`messaging.system`, `messaging.destination.name`, `messaging.operation`,
-//!   `messaging.message.id`, `rpc.system`, `rpc.method`, `rpc.service`) and
-//!   `openstack.request_id` from the context; `otel.name` and `otel.kind` name them as
-//!   the Python instrumentation does (`<namespace>.<method> send`, `... receive`).
+//! - Spans: `rpc.send` (a call or a cast, as `messaging.operation` says),
+//!   `rpc.dispatch`, `notification.send` and `notification.receive`, with
+//!   OpenTelemetry's messaging and RPC fields (`messaging.system`,
+//!   `messaging.destination.name`, `messaging.operation`, `messaging.message.id`,
+//!   `rpc.system`, `rpc.method`, `rpc.service`) and `openstack.request_id` from the
+//!   context, each left out when the message has none; `otel.name` and `otel.kind` name
+//!   them as the Python instrumentation does (`<namespace>.<method> send`, `... receive`).
 
 pub mod catalog;
 pub mod oslo_metrics;
