@@ -26,20 +26,29 @@ pub async fn call_specific_server(factory: &TransportFactory) -> Result<()> {
 }
 
 /// Calls on the bare topic are spread over every server, none lost or repeated.
+///
+/// Which server takes a request is the transport's choice. A broker that pushes deals
+/// them round-robin; where servers poll (Zaqar), whoever asks first takes what is
+/// waiting, and an idle server asks less often, so a run of quick calls can all go to
+/// one or two servers. After oslo's 30 calls, more are made until every server has
+/// taken some (for at most the suite's 30 s arrival limit).
 pub async fn call_server_in_group(factory: &TransportFactory) -> Result<()> {
     let group = Group::start(factory, &unique("group"), None, 3).await?;
     let client = group.client();
-    for _ in 0..30 {
+    let deadline = tokio::time::Instant::now() + ARRIVAL_LIMIT;
+    let mut made = 0;
+    while made < 30 || (!group.every_server_served() && tokio::time::Instant::now() < deadline) {
         let _: i64 = client.call(&ctx(), "add", json!({"increment": 1})).await?;
+        made += 1;
     }
     let calls = group.calls();
-    assert_eq!(calls.iter().sum::<usize>(), 30, "{calls:?}");
+    assert_eq!(calls.iter().sum::<usize>(), made, "{calls:?}");
     assert!(
-        calls.iter().all(|c| *c > 0),
-        "every server gets calls: {calls:?}"
+        group.every_server_served(),
+        "every server gets some of {made} calls: {calls:?}"
     );
     let total: i64 = group.states.iter().map(|s| s.lock().unwrap().ival).sum();
-    assert_eq!(total, 30);
+    assert_eq!(total, made as i64);
     group.stop().await
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{TransportFactory, eventually, unique};
+use super::{ARRIVAL_LIMIT, TransportFactory, eventually, unique};
 use crate::rpc::{AccessPolicy, Endpoint, RpcServer};
 use crate::{Context, Error, RemoteError, Result, RpcClient, Serializer, Target, Transport};
 
@@ -175,6 +175,11 @@ impl Group {
     /// requests in all: casts give no other sign of arrival.
     async fn settle(&self, expected_total: usize) {
         eventually(|| self.calls().iter().sum::<usize>() >= expected_total).await;
+    }
+
+    /// Whether every server of the group has taken at least one request.
+    fn every_server_served(&self) -> bool {
+        self.calls().iter().all(|c| *c > 0)
     }
 
     fn calls(&self) -> Vec<usize> {
