@@ -306,6 +306,11 @@ pub(crate) struct Series {
 
 /// One recorder's handles on a [`Series`], each registered when first used (a series
 /// appears on the exporter's page once it has something to show, as oslo's do).
+///
+/// The recorder is known by its address. A test's local recorder dropped while a
+/// transport that recorded into it lives on, and another made at the same address, would
+/// be taken for the same one: as the `metrics` crate says of handles in general, they
+/// stay with the recorder they were registered with.
 #[derive(Debug)]
 struct Handles {
     /// Which recorder gives them: another one (a test's local recorder, or the global
@@ -317,9 +322,12 @@ struct Handles {
     in_flight: OnceLock<Gauge>,
 }
 
-/// Which recorder is current: the address of its value.
-fn current_recorder() -> usize {
-    metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
+/// Which recorder is current: the address of its value. A recorder of size zero has no
+/// address of its own (two may share one), so none is given and nothing is kept for it.
+fn current_recorder() -> Option<usize> {
+    metrics::with_recorder(|r| {
+        (std::mem::size_of_val(r) != 0).then(|| std::ptr::from_ref(r).cast::<()>() as usize)
+    })
 }
 
 impl Series {
@@ -346,9 +354,9 @@ impl Series {
     }
 
     /// The handles of the current recorder, or `None` when it is not the one they
-    /// were registered with.
+    /// were registered with (or has no identity).
     fn handles(&self) -> Option<&Handles> {
-        let recorder = current_recorder();
+        let recorder = current_recorder()?;
         let handles = self.handles.get_or_init(|| Handles {
             recorder,
             start: OnceLock::new(),
@@ -721,6 +729,29 @@ mod tests {
             RPC_SERVER_INVOCATION_START
         );
         assert_eq!(add.start.name(), RPC_CLIENT_INVOCATION_START);
+    }
+
+    #[test]
+    fn a_series_counts_into_whichever_recorder_is_current() {
+        let series = SeriesCache::default().client(&Target::topic("t"), "m", CallType::Cast, "");
+        let (one, two) = (DebuggingRecorder::new(), DebuggingRecorder::new());
+        let (one_seen, two_seen) = (one.snapshotter(), two.snapshotter());
+        let count = || Invocation::start(series.clone(), None).succeeded();
+        metrics::with_local_recorder(&one, count);
+        // The handles kept for the first recorder must not take the second's counts.
+        metrics::with_local_recorder(&two, || (0..2).for_each(|_| count()));
+        metrics::with_local_recorder(&one, count);
+        let starts = |seen: &metrics_util::debugging::Snapshotter| {
+            let snapshot = seen.snapshot().into_vec();
+            let start = snapshot
+                .iter()
+                .find(|(key, ..)| key.key().name() == RPC_CLIENT_INVOCATION_START);
+            match start {
+                Some((.., DebugValue::Counter(n))) => *n,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!((starts(&one_seen), starts(&two_seen)), (2, 2));
     }
 
     #[test]
