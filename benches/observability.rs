@@ -1,9 +1,8 @@
 //! What metrics and tracing cost: RabbitMQ and ZeroMQ call and cast rows with
 //! observability off, then on (the Prometheus recorder installed and every span
 //! recorded by an OpenTelemetry layer, filtered at level `info`, whose exporter drops
-//! them), in one run on the
-//! same broker. Off and on alternate round by round, so drift in the machine or the
-//! broker falls on both.
+//! them), in one run on the same broker. Off and on alternate round by round, so drift
+//! in the machine or the broker falls on both.
 //!
 //! ```text
 //! cargo bench --bench observability --features opentelemetry              # full run
